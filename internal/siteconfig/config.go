@@ -1,0 +1,67 @@
+// Package siteconfig reads what users write to configure a site: Netlify-format _redirects and _headers files
+// in the output folder, and ferry.json in the repository. Parsing happens once, at publish time; the result is
+// stored in the deployment manifest, and the proxy compiles it once per manifest, never per request.
+package siteconfig
+
+// Serving is a site's resolved serving configuration, as stored in the manifest. Its JSON form is part of the
+// storage contract (DESIGN.md): the Action, builds and `ferry publish` write it; the proxy reads it.
+type Serving struct {
+	// SPA serves /index.html (status 200) for paths that match no file. Publish sets it when the site has no
+	// 404.html, unless ferry.json says "spa": false.
+	SPA bool `json:"spa"`
+	// NotFound is the URL path of the custom 404 page ("/404.html"), served with status 404. Empty if none.
+	NotFound string `json:"notFound,omitempty"`
+	// CleanURLs serves /about from /about.html or /about/index.html. Default true.
+	CleanURLs bool `json:"cleanUrls"`
+	// TrailingSlash: "" leaves URLs alone, "add" redirects /about to /about/, "remove" redirects /about/ to /about.
+	TrailingSlash string `json:"trailingSlash,omitempty"`
+	// Redirects are the _redirects rules, in file order (first match wins).
+	Redirects []Redirect `json:"redirects,omitempty"`
+	// Headers are the _headers rules, in file order (every matching rule applies).
+	Headers []HeaderRule `json:"headers,omitempty"`
+}
+
+// Redirect is one _redirects line: `FROM TO [STATUS][!]`.
+type Redirect struct {
+	// From is the path pattern: literal segments, :placeholders, and a trailing * splat.
+	From string `json:"from"`
+	// To is the target path or absolute URL; it may use :placeholders and :splat.
+	To string `json:"to"`
+	// Status is 200 (rewrite), 301, 302 or 404. Default 301.
+	Status int `json:"status"`
+	// Force applies the rule even when a file exists at From (the `!` suffix).
+	Force bool `json:"force,omitempty"`
+	// Line is the line number in _redirects, for error messages and debugging.
+	Line int `json:"line"`
+}
+
+// HeaderRule is one _headers block: a path pattern and the headers set on matching responses.
+type HeaderRule struct {
+	// Path is the pattern: literal segments, :placeholders and * (any run of characters).
+	Path string `json:"path"`
+	// Values maps a header name (canonical form) to its values, in file order.
+	Values []Header `json:"values"`
+	// Line is the line number of the path line in _headers.
+	Line int `json:"line"`
+}
+
+// Header is one `Name: value` line under a _headers path.
+type Header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// File is ferry.json, a repository's build and serving settings. Pointer fields distinguish "not set" from a
+// zero value, so that detection fills only what the user left out.
+type File struct {
+	RootDirectory   string            `json:"rootDirectory,omitempty"`
+	InstallCommand  *string           `json:"installCommand,omitempty"`
+	BuildCommand    *string           `json:"buildCommand,omitempty"`
+	OutputDirectory string            `json:"outputDirectory,omitempty"`
+	NodeVersion     string            `json:"nodeVersion,omitempty"`
+	Env             map[string]string `json:"env,omitempty"`
+	SPA             *bool             `json:"spa,omitempty"`
+	CleanURLs       *bool             `json:"cleanUrls,omitempty"`
+	// TrailingSlash: true adds, false removes, unset leaves URLs alone.
+	TrailingSlash *bool `json:"trailingSlash,omitempty"`
+}

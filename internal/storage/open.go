@@ -1,0 +1,26 @@
+package storage
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+)
+
+// Open returns the backend that rawURL names:
+//
+//	file:///var/lib/ferry
+//	s3://BUCKET/PREFIX?region=R&endpoint=http://127.0.0.1:7070&path_style=true
+func Open(ctx context.Context, rawURL string) (Storage, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || rawURL == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "storage URL %q: want file:///path or s3://bucket/prefix", rawURL)
+	}
+	switch u.Scheme {
+	case "file":
+		return OpenFile(u)
+	case "s3":
+		return OpenS3(ctx, u)
+	}
+	return nil, ferry.Errorf(ferry.EINVALID, "storage URL %q: unknown scheme %q, want file:// or s3://", rawURL, u.Scheme)
+}
