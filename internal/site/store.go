@@ -3,6 +3,9 @@ package site
 import (
 	"context"
 	"errors"
+	"log/slog"
+
+	"github.com/ferryhq/ferry/internal/siteconfig"
 
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -34,3 +37,40 @@ func ParseHost(host, domain string) (project, name string, ok bool) { return "",
 
 // IsDeploymentID reports whether name has the fixed form of a deployment id (no alias can take it).
 func IsDeploymentID(name string) bool { return false }
+
+// PublishParams describes one publish. Only Project and Dir are required.
+type PublishParams struct {
+	// Project is the DNS-safe project name that owns the deployment.
+	Project string
+	// Dir is the output folder to publish. It is untrusted input.
+	Dir string
+	// DeploymentID is used when the caller has already assigned one (the app does); otherwise a new id is made.
+	DeploymentID string
+	// Aliases are pointed at the new deployment after its manifest is written.
+	Aliases []string
+	// Settings are the serving settings from the repository's ferry.json, if any (nil: defaults).
+	Settings *siteconfig.File
+	// Domain, if set, fills PublishResult.URLs ("localhost:8081", "example.com", "https://example.com").
+	Domain string
+	// Meta is copied into the manifest (commit, ref, ...).
+	Meta map[string]string
+	// Log receives progress lines; nil discards them.
+	Log *slog.Logger
+}
+
+// PublishResult is what a publish did. Its JSON form is the `ferry publish --json` output contract.
+type PublishResult struct {
+	Project    string   `json:"project"`
+	Deployment string   `json:"deployment"`
+	URLs       []string `json:"urls"`
+	Uploaded   int      `json:"uploaded"`
+	Skipped    int      `json:"skipped"`
+	Files      int      `json:"files"`
+	Bytes      int64    `json:"bytes"`
+}
+
+// Publish hashes Dir, uploads the missing blobs in parallel with their checksums, writes the manifest last, and
+// then points the aliases at it.
+func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, error) {
+	return nil, errTODO
+}
