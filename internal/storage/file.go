@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -55,8 +54,8 @@ func (s *File) Root() string { return s.root }
 
 // path maps a key to a file, refusing keys that could leave the root.
 func (s *File) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || strings.ContainsRune(key, 0) || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") {
-		return "", ferry.Errorf(ferry.EINVALID, "storage key %q is not a clean relative path", key)
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
@@ -141,6 +140,9 @@ func (s *File) Delete(ctx context.Context, key string) error {
 
 // List walks the folder that holds prefix and returns the matching keys in lexical order.
 func (s *File) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, err
+	}
 	dir := prefix
 	if i := strings.LastIndex(dir, "/"); i >= 0 {
 		dir = dir[:i]

@@ -20,7 +20,11 @@ func Open(ctx context.Context, rawURL string) (Storage, error) {
 	case "file":
 		return OpenFile(u)
 	case "s3":
-		return OpenS3(ctx, u)
+		s, err := OpenS3(ctx, u)
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return s, nil
 	}
 	return nil, ferry.Errorf(ferry.EINVALID, "storage URL %q: unknown scheme %q, want file:// or s3://", rawURL, u.Scheme)
 }
