@@ -1,18 +1,248 @@
 package siteconfig
 
 import (
-	"errors"
+	"bytes"
+	"fmt"
 	"io"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ferryhq/ferry/internal/ferry"
 )
 
-// TODO(issue 2): replaced by the real parsers.
-var errTODO = errors.New("not implemented yet")
+// statuses are the _redirects statuses Ferry serves: 200 rewrites, 3xx redirect, 404 and 410 serve TO with that
+// status.
+var statuses = map[int]bool{200: true, 301: true, 302: true, 303: true, 307: true, 308: true, 404: true, 410: true}
 
-// ParseRedirects parses a Netlify-format _redirects file. Errors name the line ("_redirects:3: ...").
-func ParseRedirects(r io.Reader) ([]Redirect, error) { return nil, errTODO }
+const statusHint = "use 200 (rewrite), 301, 302, 303, 307, 308, 404 or 410"
 
-// ParseHeaders parses a Netlify-format _headers file. Errors name the line ("_headers:7: ...").
-func ParseHeaders(r io.Reader) ([]HeaderRule, error) { return nil, errTODO }
+// ParseRedirects parses a Netlify-format _redirects file: one `FROM TO [STATUS][!]` rule a line, "#" comments.
+// Every rule it returns compiles; errors name the line ("_redirects:3: ..."). Netlify's query, country,
+// language, role and cookie conditions are refused rather than ignored, so that a rule never applies more
+// widely than its author meant.
+func ParseRedirects(r io.Reader) ([]Redirect, error) {
+	lines, err := readLines(r, "_redirects")
+	if err != nil {
+		return nil, err
+	}
+	var out []Redirect
+	for i, line := range lines {
+		n := i + 1
+		fields := strings.Fields(line)
+		for j, f := range fields {
+			if strings.HasPrefix(f, "#") {
+				fields = fields[:j]
+				break
+			}
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		rd, err := parseRedirectFields(fields)
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "_redirects:%d: %s", n, err)
+		}
+		rd.Line = n
+		if _, err := compileRedirect(rd); err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "_redirects:%d: %s", n, err)
+		}
+		if len(out) == MaxRules {
+			return nil, ferry.Errorf(ferry.EINVALID, "_redirects:%d: more than %d rules; use splats (/blog/*) or placeholders (/blog/:slug) to cover many paths with one rule", n, MaxRules)
+		}
+		out = append(out, rd)
+	}
+	return out, nil
+}
 
-// ParseFile parses and validates ferry.json: an unknown key or a wrong type is an error naming the key.
-func ParseFile(data []byte) (*File, error) { return nil, errTODO }
+func parseRedirectFields(fields []string) (Redirect, error) {
+	rd := Redirect{From: fields[0], Status: 301}
+	if strings.Contains(rd.From, "://") || rd.From[0] != '/' && strings.Contains(rd.From, ".") {
+		return rd, fmt.Errorf("redirects from a full URL or a domain (%q) are not supported; FROM must be a path such as /old-page", rd.From)
+	}
+	if rd.From[0] != '/' {
+		return rd, fmt.Errorf("FROM %q must be a path starting with \"/\"", rd.From)
+	}
+	i := 1
+	if i < len(fields) && isCondition(fields[i]) {
+		return rd, fmt.Errorf("query-string conditions (%q) are not supported; match on the path alone", fields[i])
+	}
+	if i == len(fields) {
+		return rd, fmt.Errorf("missing TO after %q (write FROM TO [STATUS])", rd.From)
+	}
+	rd.To = fields[i]
+	i++
+	if i < len(fields) && !isCondition(fields[i]) {
+		s := fields[i]
+		i++
+		if t, ok := strings.CutSuffix(s, "!"); ok {
+			rd.Force, s = true, t
+		}
+		st, err := strconv.Atoi(s)
+		if err != nil || !statuses[st] {
+			return rd, fmt.Errorf("unknown status %q (%s)", fields[i-1], statusHint)
+		}
+		rd.Status = st
+	}
+	if i < len(fields) {
+		if isCondition(fields[i]) {
+			return rd, fmt.Errorf("conditions such as %q (country, language, role, cookie) are not supported: every visitor gets the same rules", fields[i])
+		}
+		return rd, fmt.Errorf("unexpected %q after the status (write FROM TO [STATUS][!])", fields[i])
+	}
+	return rd, nil
+}
+
+// isCondition reports whether a _redirects field is a Netlify `key=value` condition rather than a TO.
+func isCondition(f string) bool {
+	return strings.Contains(f, "=") && !strings.HasPrefix(f, "/") && !strings.Contains(f, "://")
+}
+
+// ParseHeaders parses a Netlify-format _headers file: an unindented path pattern, then indented `Name: value`
+// lines; "#" comments. Errors name the line ("_headers:7: ..."). Headers that the proxy must own, because they
+// frame the response or decide caching correctness, are refused (see forbiddenHeaders).
+func ParseHeaders(r io.Reader) ([]HeaderRule, error) {
+	lines, err := readLines(r, "_headers")
+	if err != nil {
+		return nil, err
+	}
+	var out []HeaderRule
+	cur := -1
+	for i, line := range lines {
+		n := i + 1
+		t := strings.TrimSpace(line)
+		if t == "" || t[0] == '#' {
+			continue
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if cur < 0 {
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: header line before any path; start with an unindented path such as /*", n)
+			}
+			name, value, ok := strings.Cut(t, ":")
+			if !ok {
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: expected \"Name: value\", got %q", n, t)
+			}
+			h, err := checkHeader(strings.TrimSpace(name), strings.TrimSpace(value))
+			if err != nil {
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %s", n, err)
+			}
+			out[cur].Values = append(out[cur].Values, h)
+			continue
+		}
+		if strings.ContainsAny(t, " \t") {
+			if strings.Contains(t, ":") {
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %q is not a path; indent header lines under their path", n, t)
+			}
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: path %q contains a space", n, t)
+		}
+		if strings.Contains(t, "://") {
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: full-URL paths (%q) are not supported; write a path such as /*", n, t)
+		}
+		if t[0] != '/' && strings.Contains(t, ":") {
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %q is not a path; indent header lines under their path", n, t)
+		}
+		if _, err := compilePattern(t, true); err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %s", n, err)
+		}
+		if len(out) == MaxRules {
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: more than %d path blocks; use * to cover many paths with one block", n, MaxRules)
+		}
+		out = append(out, HeaderRule{Path: t, Line: n})
+		cur = len(out) - 1
+	}
+	// A path with no headers under it does nothing; leave it out of the manifest.
+	kept := out[:0]
+	for _, hr := range out {
+		if len(hr.Values) > 0 {
+			kept = append(kept, hr)
+		}
+	}
+	return kept, nil
+}
+
+// forbiddenHeaders are the headers a site may not set, with the reason the user sees. The proxy owns message
+// framing (a wrong length or encoding corrupts the response), connection management, and the validators its
+// 304 and Range answers rely on. Set-Cookie is refused because every site shares the preview domain: a cookie
+// set with Domain=<domain> would reach every other project's previews.
+var forbiddenHeaders = map[string]string{
+	"Content-Length":    "the proxy sets it from the file",
+	"Transfer-Encoding": "the proxy frames responses itself",
+	"Content-Encoding":  "the proxy compresses responses itself",
+	"Content-Range":     "the proxy answers Range requests itself",
+	"Accept-Ranges":     "the proxy answers Range requests itself",
+	"Etag":              "the proxy sets it to the file's hash and answers If-None-Match with it",
+	"Connection":        "it is a hop-by-hop header the proxy manages",
+	"Keep-Alive":        "it is a hop-by-hop header the proxy manages",
+	"Proxy-Connection":  "it is a hop-by-hop header the proxy manages",
+	"Upgrade":           "it is a hop-by-hop header the proxy manages",
+	"Te":                "it is a hop-by-hop header the proxy manages",
+	"Trailer":           "it is a hop-by-hop header the proxy manages",
+	"Date":              "the proxy sets it",
+	"Set-Cookie":        "sites share the preview domain, so a cookie could reach other projects' sites",
+	"Basic-Auth":        "password protection (Netlify's Basic-Auth) is not supported",
+}
+
+// checkHeader validates one `Name: value` line and returns it with the name in canonical form.
+func checkHeader(name, value string) (Header, error) {
+	if name == "" {
+		return Header{}, fmt.Errorf("header line has no name before \":\"")
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenByte(name[i]) {
+			return Header{}, fmt.Errorf("header name %q has a character not allowed in header names (%q)", name, name[i])
+		}
+	}
+	canon := textproto.CanonicalMIMEHeaderKey(name)
+	if why, ok := forbiddenHeaders[canon]; ok {
+		return Header{}, fmt.Errorf("header %q cannot be set in _headers: %s", canon, why)
+	}
+	if value == "" {
+		return Header{}, fmt.Errorf("header %q has no value", canon)
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return Header{}, fmt.Errorf("header %q value has a control character", canon)
+		}
+	}
+	if !utf8.ValidString(value) {
+		return Header{}, fmt.Errorf("header %q value is not valid UTF-8", canon)
+	}
+	return Header{Name: canon, Value: value}, nil
+}
+
+// isTokenByte reports whether c may appear in an HTTP header name (RFC 9110 tchar).
+func isTokenByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// readLines reads a whole rules file under the size limits and splits it into lines, refusing NUL bytes,
+// invalid UTF-8 and overlong lines with the line's number.
+func readLines(r io.Reader, file string) ([]string, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, ferry.Errorf(ferry.EINVALID, "%s: larger than %d bytes", file, MaxFileBytes)
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		l = strings.TrimSuffix(l, "\r")
+		lines[i] = l
+		switch {
+		case len(l) > MaxLineBytes:
+			return nil, ferry.Errorf(ferry.EINVALID, "%s:%d: line longer than %d bytes", file, i+1, MaxLineBytes)
+		case strings.IndexByte(l, 0) >= 0:
+			return nil, ferry.Errorf(ferry.EINVALID, "%s:%d: contains a NUL byte", file, i+1)
+		case !utf8.ValidString(l):
+			return nil, ferry.Errorf(ferry.EINVALID, "%s:%d: not valid UTF-8", file, i+1)
+		}
+	}
+	return lines, nil
+}

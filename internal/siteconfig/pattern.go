@@ -1,0 +1,315 @@
+package siteconfig
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on what users write. They keep a hostile file from costing the publisher or the proxy more than a
+// real site ever needs; each one gives an error that names it.
+const (
+	// MaxFileBytes caps the size of _redirects, _headers and ferry.json.
+	MaxFileBytes = 1 << 20
+	// MaxLineBytes caps one line of _redirects or _headers.
+	MaxLineBytes = 4 << 10
+	// MaxRules caps the rules in one _redirects file, and the path blocks in one _headers file.
+	MaxRules = 10000
+	// MaxPatternBytes caps one path pattern. _headers patterns match with backtracking, whose worst case grows
+	// with the pattern's length; real patterns are far shorter.
+	MaxPatternBytes = 512
+	// MaxPlaceholders caps the :placeholders in one pattern, so that the proxy captures them on its stack.
+	MaxPlaceholders = 16
+)
+
+// segMark stands for a :placeholder inside a compiled glob. It cannot occur in a valid pattern (NUL is rejected).
+const segMark = 0
+
+type tokKind uint8
+
+const (
+	tokLit  tokKind = iota // literal bytes
+	tokSeg                 // :name, exactly one non-empty segment
+	tokStar                // *, any run of characters (only last, in _redirects)
+)
+
+type token struct {
+	kind tokKind
+	lit  string
+}
+
+// pattern is a compiled path pattern. Patterns are normalized so that "/foo" and "/foo/" are the same: a
+// pattern that does not end in * ends in "/", and the request path is matched as if it ended in exactly one "/".
+type pattern struct {
+	toks []token
+	// glob is toks as one string for the backtracking matcher: '*' is a star and segMark a placeholder.
+	glob string
+	// names are the placeholder names, in order; a capture index is a position in names.
+	names []string
+	// splat is true when the pattern ends in *.
+	splat bool
+	// first is the literal first segment, when bucketed is true; rules are indexed by it.
+	first    string
+	bucketed bool
+}
+
+// compilePattern parses a path pattern. anyStar allows * anywhere (_headers); otherwise * may only end the
+// pattern (_redirects), where its match is the splat.
+func compilePattern(p string, anyStar bool) (*pattern, error) {
+	if p == "" || p[0] != '/' {
+		return nil, fmt.Errorf("path %q must start with \"/\"", p)
+	}
+	if len(p) > MaxPatternBytes {
+		return nil, fmt.Errorf("path pattern is longer than %d bytes", MaxPatternBytes)
+	}
+	if strings.ContainsAny(p, "?#") {
+		return nil, fmt.Errorf("path %q: query-string and fragment conditions are not supported; match the path alone", p)
+	}
+	if strings.Contains(p, "%") {
+		// The proxy matches decoded paths, so a pattern written with escapes is decoded once here.
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, fmt.Errorf("path %q has a bad %%-escape", p)
+		}
+		p = d
+	}
+	if err := checkPathBytes(p); err != nil {
+		return nil, fmt.Errorf("path %q %w", p, err)
+	}
+	pt := &pattern{}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			pt.toks = append(pt.toks, token{kind: tokLit, lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, s := range segs {
+		last := i == len(segs)-1
+		lit.WriteByte('/')
+		switch {
+		case s == "" && last:
+			// A trailing slash: "/foo/" is "/foo".
+		case s == "":
+			return nil, fmt.Errorf("path %q has an empty segment (\"//\")", p)
+		case s == "." || s == "..":
+			return nil, fmt.Errorf("path %q has a %q segment", p, s)
+		case s[0] == ':':
+			name := s[1:]
+			if !isName(name) {
+				return nil, fmt.Errorf("path %q: placeholder %q must be a whole segment \":name\" (letters, digits, _)", p, s)
+			}
+			if name == "splat" {
+				return nil, fmt.Errorf("path %q: \":splat\" is reserved for the match of a trailing *", p)
+			}
+			for _, n := range pt.names {
+				if n == name {
+					return nil, fmt.Errorf("path %q uses placeholder %q twice", p, s)
+				}
+			}
+			if len(pt.names) == MaxPlaceholders {
+				return nil, fmt.Errorf("path %q has more than %d placeholders", p, MaxPlaceholders)
+			}
+			pt.names = append(pt.names, name)
+			flush()
+			pt.toks = append(pt.toks, token{kind: tokSeg})
+		default:
+			for j := 0; j < len(s); j++ {
+				if s[j] != '*' {
+					lit.WriteByte(s[j])
+					continue
+				}
+				if !anyStar && (!last || j != len(s)-1) {
+					return nil, fmt.Errorf("path %q: * is allowed only at the end (\"/blog/*\")", p)
+				}
+				flush()
+				if n := len(pt.toks); n == 0 || pt.toks[n-1].kind != tokStar {
+					pt.toks = append(pt.toks, token{kind: tokStar})
+				}
+			}
+		}
+	}
+	// Normalize the end: a pattern ending in * keeps it (and matches the empty run), any other ends in "/".
+	if n := len(pt.toks); n > 0 && pt.toks[n-1].kind == tokStar && lit.Len() == 0 {
+		pt.splat = true
+	} else if lit.Len() == 0 || !strings.HasSuffix(lit.String(), "/") {
+		lit.WriteByte('/')
+	}
+	flush()
+	var g strings.Builder
+	for _, t := range pt.toks {
+		switch t.kind {
+		case tokLit:
+			g.WriteString(t.lit)
+		case tokSeg:
+			g.WriteByte(segMark)
+		case tokStar:
+			g.WriteByte('*')
+		}
+	}
+	pt.glob = g.String()
+	if t := pt.toks[0]; t.kind == tokLit {
+		if j := strings.IndexByte(t.lit[1:], '/'); j >= 0 {
+			pt.first, pt.bucketed = t.lit[1:1+j], true
+		} else if len(pt.toks) == 1 && t.lit == "/" {
+			pt.first, pt.bucketed = "", true
+		}
+	}
+	return pt, nil
+}
+
+// checkPathBytes rejects bytes that have no business in a URL path pattern or target: NUL and other controls,
+// spaces, backslashes (browsers read "/\evil" as "//evil") and invalid UTF-8.
+func checkPathBytes(p string) error {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			return errors.New("contains a control character")
+		case c == ' ':
+			return errors.New("contains a space")
+		case c == '\\':
+			return errors.New("contains a backslash")
+		}
+	}
+	if !utf8.ValidString(p) {
+		return errors.New("is not valid UTF-8")
+	}
+	return nil
+}
+
+// isName reports whether s is a placeholder name: a letter or _, then letters, digits or _.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func isNameByte(c byte, first bool) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || !first && '0' <= c && c <= '9'
+}
+
+// base strips the one trailing "/" that the matchers treat as virtual: the path is matched as base + "/".
+func base(path string) string {
+	if n := len(path); n > 0 && path[n-1] == '/' {
+		return path[:n-1]
+	}
+	return path
+}
+
+// firstSegment returns the first segment of the virtual text base+"/", the key of the rule index.
+func firstSegment(b string) string {
+	if b == "" {
+		return ""
+	}
+	s := b[1:]
+	if j := strings.IndexByte(s, '/'); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+// litAt reports whether lit occurs at pos of the virtual text b+"/".
+func litAt(b string, pos int, lit string) bool {
+	end := pos + len(lit)
+	switch {
+	case end <= len(b):
+		return b[pos:end] == lit
+	case end == len(b)+1:
+		return lit[len(lit)-1] == '/' && b[pos:] == lit[:len(lit)-1]
+	}
+	return false
+}
+
+// span is a captured [start, end) of the request path.
+type span struct{ start, end int }
+
+// matchSegments matches a _redirects pattern (literals, placeholders, and at most a trailing *) against b+"/".
+// It is deterministic: a placeholder takes its whole segment, and the splat takes the rest. caps receives the
+// placeholders, then the splat.
+func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool {
+	n := len(b) + 1
+	pos, ci := 0, 0
+	for _, t := range pt.toks {
+		switch t.kind {
+		case tokLit:
+			if !litAt(b, pos, t.lit) {
+				return false
+			}
+			pos += len(t.lit)
+		case tokSeg:
+			start := pos
+			for pos < len(b) && b[pos] != '/' {
+				pos++
+			}
+			if pos == start {
+				return false
+			}
+			caps[ci] = span{start, pos}
+			ci++
+		case tokStar:
+			start := min(pos, len(b))
+			caps[ci] = span{start, len(b)}
+			return true
+		}
+	}
+	return pos == n
+}
+
+// matchGlob matches a _headers pattern against b+"/": '*' takes any run (slashes included) and a placeholder
+// one whole segment. It backtracks only to the last star, so it costs at most len(glob)*len(b) steps; a
+// placeholder is deterministic (it always follows a "/" and takes the segment up to the next "/").
+func (pt *pattern) matchGlob(b string) bool {
+	pat := pt.glob
+	n := len(b) + 1
+	at := func(i int) byte {
+		if i < len(b) {
+			return b[i]
+		}
+		return '/'
+	}
+	ti, pi := 0, 0
+	starP, starT := -1, -1
+	for ti < n {
+		if pi < len(pat) {
+			switch c := pat[pi]; {
+			case c == '*':
+				starP, starT = pi, ti
+				pi++
+				continue
+			case c == segMark:
+				if at(ti) != '/' {
+					for ti < n && at(ti) != '/' {
+						ti++
+					}
+					pi++
+					continue
+				}
+			case c == at(ti):
+				pi++
+				ti++
+				continue
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		starT++
+		ti, pi = starT, starP+1
+	}
+	for pi < len(pat) && pat[pi] == '*' {
+		pi++
+	}
+	return pi == len(pat)
+}
