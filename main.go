@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
 )
 
 // command is one subcommand: it parses its own flags from args and writes results to stdout, progress to stderr.
@@ -22,7 +23,9 @@ type command struct {
 	about string
 }
 
-var commands = map[string]command{}
+var commands = map[string]command{
+	"publish": {site.PublishCommand, site.PublishAbout},
+}
 
 // order is how `ferry -h` lists the subcommands.
 var order = []string{"dev", "app", "proxy", "build", "publish", "action", "migrate"}

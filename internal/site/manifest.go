@@ -51,7 +51,9 @@ func ManifestKey(project, deployment string) string {
 }
 
 // AliasKey is where an alias lives.
-func AliasKey(project, alias string) string { return "projects/" + project + "/aliases/" + alias + ".json" }
+func AliasKey(project, alias string) string {
+	return "projects/" + project + "/aliases/" + alias + ".json"
+}
 
 // ProjectPrefix is everything a project owns; per-project credentials are scoped to it.
 func ProjectPrefix(project string) string { return "projects/" + project + "/" }
