@@ -123,9 +123,9 @@ func (p *webIdentityProvider) Retrieve(ctx context.Context) (aws.Credentials, er
 	if err != nil {
 		var failed *githubactions.RequestFailedError
 		if errors.As(err, &failed) && (failed.StatusCode == http.StatusUnauthorized || failed.StatusCode == http.StatusForbidden) {
-			return aws.Credentials{}, ferry.Errorf(ferry.EFORBIDDEN, "GitHub refused an OIDC token (%w); the job needs:\n\n%s", err, permissionsBlock)
+			return aws.Credentials{}, fail(ferry.EFORBIDDEN, err, "GitHub refused an OIDC token; the job needs:\n\n%s\n\n", permissionsBlock)
 		}
-		return aws.Credentials{}, ferry.Errorf(ferry.EUNAVAILABLE, "request GitHub OIDC token: %w", err)
+		return aws.Credentials{}, fail(ferry.EUNAVAILABLE, err, "request a GitHub OIDC token")
 	}
 	if token == "" {
 		return aws.Credentials{}, ferry.Errorf(ferry.EUNAVAILABLE, "request GitHub OIDC token: empty token")
@@ -143,8 +143,11 @@ func (p *webIdentityProvider) Retrieve(ctx context.Context) (aws.Credentials, er
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil {
 		return aws.Credentials{}, ferry.Errorf(ferry.EUNAVAILABLE, "assume role %s: STS returned no credentials", p.role)
 	}
-	p.gha.AddMask(aws.ToString(c.SecretAccessKey))
-	p.gha.AddMask(aws.ToString(c.SessionToken))
+	for _, secret := range []*string{c.SecretAccessKey, c.SessionToken} {
+		if aws.ToString(secret) != "" {
+			p.gha.AddMask(*secret)
+		}
+	}
 	creds := aws.Credentials{
 		AccessKeyID:     aws.ToString(c.AccessKeyId),
 		SecretAccessKey: aws.ToString(c.SecretAccessKey),
@@ -164,14 +167,14 @@ func stsError(role, sub string, err error) error {
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
 		case "AccessDenied", "InvalidIdentityToken", "IDPRejectedClaim", "ExpiredTokenException", "ExpiredToken":
-			return ferry.Errorf(ferry.EFORBIDDEN, "assume role %s with the GitHub OIDC token (sub %q): %w. "+
+			return fail(ferry.EFORBIDDEN, err, "assume role %s with the GitHub OIDC token (sub %q) was refused. "+
 				"Check that the role's trust policy allows this sub and the audience %s (see the README's trust policy)",
-				role, sub, err, stsAudience)
+				role, sub, stsAudience)
 		case "ValidationError", "MalformedPolicyDocument":
-			return ferry.Errorf(ferry.EINVALID, "assume role %s: %w (is role-to-assume a role ARN?)", role, err)
+			return fail(ferry.EINVALID, err, "assume role %s: STS refused the request (is role-to-assume a role ARN?)", role)
 		}
 	}
-	return ferry.Errorf(ferry.EUNAVAILABLE, "assume role %s: %w", role, err)
+	return fail(ferry.EUNAVAILABLE, err, "assume role %s", role)
 }
 
 // subject reads the sub claim of a JWT without verifying it: only to put it into an error message, because the

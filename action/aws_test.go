@@ -20,6 +20,7 @@ func TestAWSConfigAssumesRoleWithOIDCToken(t *testing.T) {
 	sts := newSTSServer(t, testRole, "AKIDEXAMPLE", "secret-example", func(tok string) bool {
 		return slices.Contains(oidc.issuedTokens(), tok)
 	})
+	sts.sessionToken = "FwoGZXIvYXdzEXAMPLE"
 	env := newStrictEnv(t, map[string]string{
 		"ACTIONS_ID_TOKEN_REQUEST_URL":   oidc.URL + "/token?api-version=2.0",
 		"ACTIONS_ID_TOKEN_REQUEST_TOKEN": oidc.requestToken,
@@ -35,7 +36,7 @@ func TestAWSConfigAssumesRoleWithOIDCToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("retrieve: %v", err)
 	}
-	if creds.AccessKeyID != "AKIDEXAMPLE" || creds.SecretAccessKey != "secret-example" || !creds.CanExpire {
+	if creds.AccessKeyID != "AKIDEXAMPLE" || creds.SecretAccessKey != "secret-example" || creds.SessionToken != "FwoGZXIvYXdzEXAMPLE" || !creds.CanExpire {
 		t.Errorf("credentials = %+v, want the STS keys with an expiry", creds)
 	}
 	if cfg.Region != "eu-west-1" {
@@ -48,7 +49,7 @@ func TestAWSConfigAssumesRoleWithOIDCToken(t *testing.T) {
 		t.Errorf("RoleSessionName = %q", got)
 	}
 	// The OIDC token and the secret keys never reach the log unmasked.
-	for _, secret := range append(oidc.issuedTokens(), "secret-example") {
+	for _, secret := range append(oidc.issuedTokens(), "secret-example", "FwoGZXIvYXdzEXAMPLE") {
 		if !strings.Contains(out.String(), "::add-mask::"+secret) {
 			t.Errorf("%q was not masked; log:\n%s", secret, out.String())
 		}

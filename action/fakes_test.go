@@ -65,10 +65,13 @@ func (s *oidcServer) issuedTokens() []string {
 type stsServer struct {
 	*httptest.Server
 	role, accessKey, secretKey string
-	validToken                 func(string) bool
+	// sessionToken is what real STS always returns. versitygw has no STS sessions and refuses any
+	// X-Amz-Security-Token, so the end-to-end tests that reach it set it empty.
+	sessionToken string
+	validToken   func(string) bool
 
-	mu    sync.Mutex
-	calls int
+	mu       sync.Mutex
+	calls    int
 	sessions []string
 }
 
@@ -132,7 +135,7 @@ func (s *stsServer) serve(t *testing.T) http.HandlerFunc {
 			} `xml:"ResponseMetadata"`
 		}
 		var out response
-		out.Result.Credentials = creds{s.accessKey, s.secretKey, "session-token-" + f.Get("RoleSessionName"), time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
+		out.Result.Credentials = creds{s.accessKey, s.secretKey, s.sessionToken, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
 		out.Result.Audience = "sts.amazonaws.com"
 		out.Result.Provider = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
 		out.Result.AssumedRoleUser.Arn = strings.Replace(s.role, ":role/", ":assumed-role/", 1) + "/" + f.Get("RoleSessionName")

@@ -11,13 +11,13 @@ import (
 
 // outcome is what the run tells the workflow: the step outputs and the job summary.
 type outcome struct {
-	Project      string
-	Deployment   string
-	Aliases      []string
-	URL          string // the first alias's URL
+	Project       string
+	Deployment    string
+	Aliases       []string
+	URL           string // the first alias's URL
 	DeploymentURL string
-	Result       *site.PublishResult
-	Cleanup      string // set instead of Result when a closed pull request was cleaned up
+	Result        *site.PublishResult
+	Cleanup       string // set instead of Result when a closed pull request was cleaned up
 }
 
 // writeOutputs sets the outputs action.yml declares. Each is always set, empty when unknown, so that later
