@@ -1,0 +1,467 @@
+// Package build is Ferry's build runner: it clones one commit, decides how to build it, runs the install and
+// build commands as untrusted code in a bubblewrap sandbox, and publishes the output through the site store.
+// `ferry build` is a thin command over Run; the App's local builder runs that command as a sub-process, an ECS
+// task runs it in a container, and the GitHub Action reuses Detect.
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/siteconfig"
+	"github.com/ferryhq/ferry/internal/storage"
+)
+
+// Step names, as they appear in every log line and in Result.StepSeconds.
+const (
+	StepClone   = "clone"
+	StepDetect  = "detect"
+	StepInstall = "install"
+	StepBuild   = "build"
+	StepPublish = "publish"
+)
+
+// Params describes one build. Repo, Project and Storage are required.
+type Params struct {
+	// Repo is an https clone URL, a file:// URL or a local path.
+	Repo string
+	// Ref is a full commit SHA, a branch or a tag; "" builds the remote's HEAD.
+	Ref string
+	// Token authenticates https clones as x-access-token (a GitHub installation token). Never logged.
+	Token string
+	// Project owns the deployment and the dependency cache.
+	Project string
+	// Storage receives the deployment and holds the dependency cache.
+	Storage storage.Storage
+	// Aliases, DeploymentID and Domain are passed to the publish (see site.PublishParams).
+	Aliases      []string
+	DeploymentID string
+	Domain       string
+	// Env holds the project's env vars. They reach the build commands, and their values are masked in logs.
+	Env map[string]string
+	// Sandbox is SandboxBwrap (default) or SandboxNone.
+	Sandbox string
+	// Limits bound the build; zero fields take DefaultLimits.
+	Limits Limits
+	// WorkDir is where the temporary workspace is made; "" means the system's temp folder.
+	WorkDir string
+	// Meta is added to the manifest's meta, next to repo, ref and commit.
+	Meta map[string]string
+	// Log receives every line; Run adds the step to each and masks secrets. nil discards.
+	Log *slog.Logger
+}
+
+// Result is what a successful build did. Its JSON is `ferry publish --json`'s object plus the build's figures.
+type Result struct {
+	*site.PublishResult
+	// Commit is the full id that was built.
+	Commit string `json:"commit"`
+	// BuildSeconds is the whole run, clone to publish.
+	BuildSeconds float64 `json:"build_seconds"`
+	// StepSeconds times each step that ran (clone, install, build, publish).
+	StepSeconds map[string]float64 `json:"step_seconds"`
+	// Cache is the dependency cache's state: none, hit, miss or corrupt.
+	Cache string `json:"cache"`
+	// Plan is what detection decided.
+	Plan Plan `json:"plan"`
+}
+
+// Run clones, detects, installs, builds and publishes. Errors carry ferry codes: the user's failures (a bad
+// ref, an invalid ferry.json, a failing command, a missing output folder) are final, while storage or sandbox
+// trouble is retryable. A failed command's error names the step, its exit code and its last output lines.
+func Run(ctx context.Context, p Params) (*Result, error) {
+	start := time.Now()
+	if p.Project == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "--project is required")
+	}
+	if p.Storage == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "--storage is required")
+	}
+	limits := p.Limits.withDefaults()
+	m := &masker{}
+	m.add(p.Token)
+	for _, v := range p.Env {
+		m.add(v)
+	}
+	base := slog.DiscardHandler
+	if p.Log != nil {
+		base = p.Log.Handler()
+	}
+	log := slog.New(&maskHandler{inner: base, m: m})
+	stepLog := func(step string) *slog.Logger { return log.With("step", step) }
+	res := &Result{StepSeconds: map[string]float64{}, Cache: CacheNone}
+	timed := func(step string, f func() error) error {
+		t := time.Now()
+		err := f()
+		res.StepSeconds[step] = round(time.Since(t).Seconds())
+		return err
+	}
+
+	tmp, err := os.MkdirTemp(p.WorkDir, "ferry-build-")
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	// Traversable (not listable) so that the sandbox user can reach its workspace below.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
+	}
+	ws := filepath.Join(tmp, "ws")
+	etc := filepath.Join(tmp, "etc")
+	gitHome := filepath.Join(tmp, "git-home")
+	for _, d := range []string{ws, etc, gitHome, filepath.Join(ws, "home"), filepath.Join(ws, "cache"), filepath.Join(ws, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
+		}
+	}
+	if err := writeEtc(etc); err != nil {
+		return nil, ferry.Wrap(ferry.EINTERNAL, err)
+	}
+	sb, err := newSandbox(p.Sandbox, ws, etc, limits, stepLog("sandbox"))
+	if err != nil {
+		return nil, err
+	}
+	src := filepath.Join(ws, "src")
+
+	// 1. Clone.
+	err = timed(StepClone, func() error {
+		var err error
+		res.Commit, err = clone(ctx, cloneParams{Repo: p.Repo, Ref: p.Ref, Token: p.Token, Dir: src, Home: gitHome, Log: stepLog(StepClone), Mask: m})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// 2. ferry.json, 3. detection.
+	dlog := stepLog(StepDetect)
+	cfg, err := readConfig(src)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		dlog.Info("read ferry.json")
+	}
+	plan, err := Detect(src, cfg)
+	if err != nil {
+		return nil, err
+	}
+	res.Plan = plan
+	for _, r := range plan.Reasons {
+		dlog.Info(r)
+	}
+	if err := checkNode(ctx, plan.NodeVersion, plan.PackageManager != "", dlog); err != nil {
+		return nil, err
+	}
+
+	// 4. Install and build, inside the sandbox.
+	if sb.dropUID {
+		if err := chownTree(ws, sandboxUID); err != nil {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "hand the workspace to the sandbox user: %w", err)
+		}
+	}
+	budget := &lineBudget{left: limits.LogLines}
+	out := func(step string) *lineWriter { return &lineWriter{log: stepLog(step), budget: budget, m: m} }
+	env := buildEnv(sb, plan.PackageManager, p.Env, plan.Env)
+	deadline := time.Now().Add(limits.Timeout)
+	runStep := func(step, rel, command string, env []string) error {
+		stepLog(step).Info("$ " + command)
+		err := sb.run(ctx, deadline, step, rel, command, env, out(step))
+		var ce *commandError
+		if errors.As(err, &ce) {
+			if ce.TimedOut {
+				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--timeout %s)", ce, limits.Timeout)
+			}
+			return ferry.Errorf(ferry.EBUILD, "build failed: %v", ce)
+		}
+		return err
+	}
+	if plan.Install != "" {
+		err = timed(StepInstall, func() error {
+			return install(ctx, p, sb, plan, src, tmp, env, res, runStep, stepLog(StepInstall))
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if plan.Build != "" {
+		err = timed(StepBuild, func() error {
+			benv := env
+			if _, set := lookupEnv(env, "NODE_ENV"); !set {
+				benv = append(append([]string(nil), env...), "NODE_ENV=production")
+			}
+			return runStep(StepBuild, filepath.Join("src", plan.Root), plan.Build, benv)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// 5. Publish.
+	outRel, err := plan.ResolveOutput(src)
+	if err != nil {
+		return nil, err
+	}
+	plog := stepLog(StepPublish)
+	outDir := filepath.Join(src, filepath.FromSlash(outRel))
+	if err := checkOutput(src, outDir, limits.OutputSize); err != nil {
+		return nil, err
+	}
+	if outRel == "." || outRel == plan.Root {
+		// A static site published from the repository itself: git's folder is not part of the site.
+		if err := os.RemoveAll(filepath.Join(src, ".git")); err != nil {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "remove .git before publishing: %w", err)
+		}
+	}
+	plog.Info("publishing " + outRel)
+	meta := map[string]string{"repo": redactURL(p.Repo), "ref": p.Ref, "commit": res.Commit, "builder": "ferry build"}
+	for k, v := range p.Meta {
+		meta[k] = v
+	}
+	err = timed(StepPublish, func() error {
+		var err error
+		res.PublishResult, err = site.NewStore(p.Storage).Publish(ctx, site.PublishParams{
+			Project: p.Project, Dir: outDir, DeploymentID: p.DeploymentID, Aliases: p.Aliases,
+			Settings: cfg, Domain: p.Domain, Meta: meta, Log: plog,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	res.BuildSeconds = round(time.Since(start).Seconds())
+	return res, nil
+}
+
+// install restores the dependency cache, runs the install command, and saves the cache when it was missing.
+// A broken cache only costs time: it is logged and the install runs without it.
+func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp string, env []string, res *Result,
+	runStep func(step, rel, command string, env []string) error, log *slog.Logger) error {
+	cacheDir := filepath.Join(sb.hostRoot, "cache")
+	key := ""
+	if plan.Lockfile != "" {
+		lock, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(plan.Lockfile)))
+		if err != nil {
+			return ferry.Errorf(ferry.EBUILD, "read %s: %w", plan.Lockfile, err)
+		}
+		key = cacheKey(p.Project, plan.PackageManager, nodeMajor(ctx), lock)
+		state, err := cacheRestore(ctx, p.Storage, key, cacheDir)
+		if err != nil {
+			return ferry.Wrap(ferry.EUNAVAILABLE, err)
+		}
+		res.Cache = state
+		switch state {
+		case CacheHit:
+			log.Info("dependency cache restored", "key", key)
+			env = append(env, "npm_config_prefer_offline=true")
+		case CacheMiss:
+			log.Info("no dependency cache yet; it is saved after this install", "key", key)
+		case CacheCorrupt:
+			log.Warn("dependency cache is unreadable; installing without it", "key", key)
+		}
+		if sb.dropUID {
+			if err := chownTree(cacheDir, sandboxUID); err != nil {
+				return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
+			}
+		}
+	}
+	if pm := plan.PackageManager; (pm == "yarn" || pm == "pnpm") && !onPath(pm) && onPath("corepack") {
+		cmd := "corepack enable --install-directory " + sb.dir("bin") + " yarn pnpm"
+		if err := runStep(StepInstall, "src", cmd, env); err != nil {
+			return err
+		}
+	}
+	if err := runStep(StepInstall, filepath.Join("src", plan.InstallDir), plan.Install, env); err != nil {
+		return err
+	}
+	if key != "" && res.Cache != CacheHit {
+		size, err := cacheSave(ctx, p.Storage, key, cacheDir, tmp)
+		switch {
+		case err != nil:
+			// The build can go on without a cache; the next one will try again.
+			log.Warn("dependency cache not saved", "err", err.Error())
+		case size > 0:
+			log.Info("dependency cache saved", "key", key, "bytes", size)
+		}
+	}
+	return nil
+}
+
+// buildEnv is the whole environment of the build commands: nothing of ferry's own environment (which may hold
+// the webhook secret, the database URL or storage credentials) is passed on.
+func buildEnv(sb *sandbox, pm string, project, fromConfig map[string]string) []string {
+	env := map[string]string{
+		"PATH":                            sb.path,
+		"HOME":                            sb.dir("home"),
+		"TMPDIR":                          "/tmp",
+		"LANG":                            "C.UTF-8",
+		"CI":                              "true",
+		"FERRY":                           "1",
+		"npm_config_update_notifier":      "false",
+		"npm_config_fund":                 "false",
+		"npm_config_audit":                "false",
+		"COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+	}
+	if sb.mode == SandboxNone {
+		env["TMPDIR"] = sb.dir("tmp")
+		_ = os.MkdirAll(env["TMPDIR"], 0o755)
+	}
+	for _, kv := range cacheEnv(pm, sb.dir("cache")) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range fromConfig {
+		env[k] = v
+	}
+	for k, v := range project {
+		env[k] = v
+	}
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// readConfig reads ferry.json at the repository's top, if there is one.
+func readConfig(src string) (*siteconfig.File, error) {
+	b, err := os.ReadFile(filepath.Join(src, "ferry.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "read ferry.json: %v", err)
+	}
+	cfg, err := siteconfig.ParseFile(b)
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.EINVALID {
+			return nil, err
+		}
+		return nil, ferry.Errorf(ferry.EINVALID, "ferry.json: %v", err)
+	}
+	return cfg, nil
+}
+
+// checkNode honours nodeVersion only in the one way a fixed builder can: by checking that it matches the
+// installed node's major version. A mismatch is an error, since a build on another major may differ silently.
+func checkNode(ctx context.Context, want string, needNode bool, log *slog.Logger) error {
+	have := nodeMajor(ctx)
+	if want == "" {
+		if needNode && have == "" {
+			return ferry.Errorf(ferry.EINTERNAL, "node is not installed on this builder")
+		}
+		if have != "" && needNode {
+			log.Info("node " + nodeVersion(ctx))
+		}
+		return nil
+	}
+	w := strings.TrimLeft(strings.TrimSpace(want), "v^~>=")
+	w, _, _ = strings.Cut(w, ".")
+	if have == "" {
+		return ferry.Errorf(ferry.EINTERNAL, "ferry.json asks for node %s, but node is not installed on this builder", want)
+	}
+	if w != have {
+		return ferry.Errorf(ferry.EINVALID, "ferry.json nodeVersion %q: this builder has node %s; set nodeVersion to %q or remove it",
+			want, nodeVersion(ctx), have)
+	}
+	log.Info(fmt.Sprintf("node %s (matches ferry.json nodeVersion %q)", nodeVersion(ctx), want))
+	return nil
+}
+
+func nodeVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "node", "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func nodeMajor(ctx context.Context) string {
+	v, _, _ := strings.Cut(strings.TrimPrefix(nodeVersion(ctx), "v"), ".")
+	return v
+}
+
+func onPath(tool string) bool {
+	_, err := exec.LookPath(tool)
+	return err == nil
+}
+
+// checkOutput refuses an output folder that leaves the repository, holds a link that points outside it (the
+// build may have planted a link to /etc/passwd or to the host's secrets), or exceeds the size cap.
+func checkOutput(src, outDir string, maxBytes int64) error {
+	realSrc, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "resolve checkout: %w", err)
+	}
+	realOut, err := filepath.EvalSymlinks(outDir)
+	if err != nil || !within(realSrc, realOut) {
+		return ferry.Errorf(ferry.EBUILD, "output folder %s resolves outside the repository", outDir)
+	}
+	var total int64
+	err = filepath.WalkDir(outDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(outDir, p)
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil || !within(realOut, target) {
+				return ferry.Errorf(ferry.EBUILD, "output file %s is a link that points outside the output folder; links may only point inside it", rel)
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+			if total > maxBytes {
+				return ferry.Errorf(ferry.ETOOLARGE, "the output folder is larger than the %d-byte limit", maxBytes)
+			}
+		}
+		return nil
+	})
+	if err != nil && ferry.ErrorCode(err) == ferry.EINTERNAL {
+		return ferry.Errorf(ferry.EINTERNAL, "check output folder: %w", err)
+	}
+	return err
+}
+
+func within(root, p string) bool {
+	rel, err := filepath.Rel(root, p)
+	return err == nil && filepath.IsLocal(rel) || rel == "."
+}
+
+// chownTree gives the workspace to the sandbox user, without following links.
+func chownTree(dir string, uid int) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+}
+
+func round(s float64) float64 { return float64(int64(s*1000+0.5)) / 1000 }

@@ -1,0 +1,157 @@
+package build
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/storage"
+)
+
+// About is the one-line description that `ferry -h` shows.
+const About = "builds one commit in a sandbox and publishes it"
+
+// Command is `ferry build`. Progress goes to stderr as log lines; with --json the result goes to stdout.
+func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flagenv.NewFlagSet("build", "ferry build --repo URL --ref REF --project NAME --storage URL [flags]",
+		"Clones one commit, detects how to build it (ferry.json, lockfile, package.json), runs the install and build\n"+
+			"commands in a bubblewrap sandbox, and publishes the output folder as a new deployment.\n"+
+			"Exit codes: 0 published, 2 the build or its input is at fault (do not retry), 1 infrastructure error (retry).", stderr)
+	var (
+		p          Params
+		aliases    flagenv.StringList
+		tokenFile  string
+		storageURL string
+		envFile    string
+		jsonOut    bool
+		logFormat  string
+		limits     = DefaultLimits
+		memoryMiB  int64
+		outputMiB  int64
+	)
+	fs.StringVar(&p.Repo, "repo", "", "repository: https clone URL, file:// URL or local path (required)")
+	fs.StringVar(&p.Ref, "ref", "", "full commit SHA, branch or tag to build (default: the remote's HEAD)")
+	fs.StringVar(&tokenFile, "token-file", "", "file holding an installation token for https clones (sent as x-access-token)")
+	fs.StringVar(&p.Project, "project", "", "project name (required)")
+	fs.StringVar(&storageURL, "storage", "", "storage URL: file:///path or s3://bucket/prefix?region=... (required)")
+	fs.Var(&aliases, "alias", "alias to point at the new deployment (repeatable)")
+	fs.StringVar(&p.Domain, "domain", "", "domain used to print the deployment's URLs")
+	fs.StringVar(&p.DeploymentID, "deployment-id", "", "deployment id to use (default: a new one)")
+	fs.StringVar(&envFile, "env-file", "", "file of KEY=VALUE lines: the project's env vars for the build (values are masked in logs)")
+	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON on stdout (ferry publish --json's object plus build_seconds)")
+	fs.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&p.Sandbox, "sandbox", SandboxBwrap, "bwrap, or none to run build commands unsandboxed (trusted code only)")
+	fs.DurationVar(&limits.Timeout, "timeout", DefaultLimits.Timeout, "wall-clock limit for install plus build")
+	fs.IntVar(&limits.Processes, "max-processes", DefaultLimits.Processes, "process limit of the build user (RLIMIT_NPROC)")
+	fs.Int64Var(&memoryMiB, "max-memory-mib", DefaultLimits.Memory>>20, "memory limit per build process in MiB (RLIMIT_DATA)")
+	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
+	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
+	fs.StringVar(&p.WorkDir, "workdir", "", "folder for the temporary workspace (default: the system temp folder)")
+	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return ferry.Errorf(ferry.EINVALID, "%v", err)
+	}
+	if fs.NArg() > 0 {
+		return ferry.Errorf(ferry.EINVALID, "unexpected arguments %q; see ferry build -h", fs.Args())
+	}
+	h, err := NewLogHandler(stderr, logFormat)
+	if err != nil {
+		return ferry.Errorf(ferry.EINVALID, "--log-format: %v", err)
+	}
+	p.Log = slog.New(h)
+	limits.Memory, limits.OutputSize = memoryMiB<<20, outputMiB<<20
+	p.Limits = limits
+	p.Aliases = aliases
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return ferry.Errorf(ferry.EINVALID, "--token-file: %v", err)
+		}
+		p.Token = strings.TrimSpace(string(b))
+	}
+	if envFile != "" {
+		if p.Env, err = readEnvFile(envFile); err != nil {
+			return err
+		}
+	}
+	if p.Repo == "" || p.Project == "" || storageURL == "" {
+		return ferry.Errorf(ferry.EINVALID, "--repo, --project and --storage are required; see ferry build -h")
+	}
+	if p.Storage, err = storage.Open(ctx, storageURL); err != nil {
+		return err
+	}
+	res, err := Run(ctx, p)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return fmt.Errorf("write result: %w", err)
+		}
+		return nil
+	}
+	fmt.Fprintf(stdout, "published %s/%s (commit %s) in %.1fs\n", res.Project, res.Deployment, res.Commit, res.BuildSeconds)
+	for _, u := range res.URLs {
+		fmt.Fprintln(stdout, u)
+	}
+	return nil
+}
+
+// readEnvFile reads the project's env vars from a file, which keeps secret values out of argv.
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "--env-file: %v", err)
+	}
+	defer f.Close()
+	return ParseEnv(f, path)
+}
+
+// ParseEnv reads KEY=VALUE lines: blank lines and # comments are skipped, an "export " prefix is allowed, and
+// the value is everything after the first "=", kept verbatim. Errors name the line (name:line).
+func ParseEnv(r io.Reader, name string) (map[string]string, error) {
+	env := map[string]string{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(strings.TrimPrefix(k, "export "))
+		if !ok || !validEnvName(k) {
+			return nil, ferry.Errorf(ferry.EINVALID, "%s:%d: want KEY=VALUE with KEY made of letters, digits and _", name, n)
+		}
+		env[k] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "%s: %v", name, err)
+	}
+	return env, nil
+}
+
+func validEnvName(k string) bool {
+	if k == "" || k[0] >= '0' && k[0] <= '9' {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}

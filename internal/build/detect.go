@@ -1,0 +1,235 @@
+package build
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/siteconfig"
+)
+
+// Plan is what a build will do in one checked-out repository: where it runs, which commands, and where the
+// output lands. Detect fills it from ferry.json first and from the repository's files for the rest; Reasons
+// says why each choice was made, and the build logs them so that users can tell what to configure.
+type Plan struct {
+	// Root is the folder the build runs in, relative to the repository ("." or ferry.json's rootDirectory).
+	Root string `json:"root"`
+	// PackageManager is "npm", "yarn", "pnpm", or "" for a site with no package.json.
+	PackageManager string `json:"packageManager,omitempty"`
+	// Lockfile is the lockfile's path relative to the repository ("" if none); its hash keys the dependency cache.
+	Lockfile string `json:"lockfile,omitempty"`
+	// InstallDir is where the install command runs, relative to the repository: the lockfile's folder, which in
+	// a workspace monorepo is above Root.
+	InstallDir string `json:"installDir,omitempty"`
+	// Install is a shell command ("" to skip).
+	Install string `json:"install,omitempty"`
+	// Build is a shell command run in Root ("" to skip).
+	Build string `json:"build,omitempty"`
+	// Output is the output folder relative to Root, or "" to look for OutputCandidates after the build.
+	Output string `json:"output,omitempty"`
+	// OutputCandidates are tried in order once the build is done when Output is empty.
+	OutputCandidates []string `json:"outputCandidates,omitempty"`
+	// Env is ferry.json's env (not secret; the project's secret env vars come from the caller).
+	Env map[string]string `json:"env,omitempty"`
+	// NodeVersion is ferry.json's nodeVersion, checked against the builder's node by the build.
+	NodeVersion string `json:"nodeVersion,omitempty"`
+	// Reasons are human sentences, one per decision, in the order they were made.
+	Reasons []string `json:"reasons"`
+}
+
+// DefaultOutputCandidates are the folders that common tools build into: Vite and Astro (dist), Create React
+// App (build), Next.js export (out), Gatsby and Hugo (public).
+var DefaultOutputCandidates = []string{"dist", "build", "out", "public"}
+
+// packageJSON is the part of package.json that detection reads.
+type packageJSON struct {
+	Scripts        map[string]string `json:"scripts"`
+	PackageManager string            `json:"packageManager"`
+}
+
+// Detect decides how to build the repository checked out at dir. cfg is its parsed ferry.json, or nil.
+// Errors are the user's (EINVALID): a rootDirectory that escapes or does not exist, an unreadable package.json.
+// The GitHub Action calls it too, so it reads files only and runs nothing.
+func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
+	if cfg == nil {
+		cfg = &siteconfig.File{}
+	}
+	p := Plan{Root: ".", Env: cfg.Env, NodeVersion: cfg.NodeVersion}
+	why := func(format string, args ...any) { p.Reasons = append(p.Reasons, fmt.Sprintf(format, args...)) }
+
+	if cfg.RootDirectory != "" {
+		root, err := cleanRel(cfg.RootDirectory)
+		if err != nil {
+			return p, ferry.Errorf(ferry.EINVALID, "ferry.json rootDirectory %q: %v", cfg.RootDirectory, err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, root)); err != nil || !fi.IsDir() {
+			return p, ferry.Errorf(ferry.EINVALID, "ferry.json rootDirectory %q: no such folder in the repository", cfg.RootDirectory)
+		}
+		p.Root = root
+		why("root directory %s (ferry.json rootDirectory)", root)
+	}
+
+	var pkg *packageJSON
+	if b, err := os.ReadFile(filepath.Join(dir, p.Root, "package.json")); err == nil {
+		pkg = &packageJSON{}
+		if err := json.Unmarshal(b, pkg); err != nil {
+			return p, ferry.Errorf(ferry.EINVALID, "%s: invalid JSON: %v", path.Join(p.Root, "package.json"), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return p, ferry.Errorf(ferry.EINVALID, "read %s: %v", path.Join(p.Root, "package.json"), err)
+	}
+
+	// The package manager comes from the nearest lockfile at or above Root: workspace monorepos keep one
+	// lockfile at the top and install from there.
+	if pkg != nil {
+		p.PackageManager, p.Lockfile, p.InstallDir = findLockfile(dir, p.Root)
+		switch {
+		case p.Lockfile != "":
+			why("package manager %s (found %s)", p.PackageManager, p.Lockfile)
+		default:
+			p.PackageManager, p.InstallDir = "npm", p.Root
+			if strings.HasPrefix(pkg.PackageManager, "yarn@") || strings.HasPrefix(pkg.PackageManager, "pnpm@") {
+				p.PackageManager = strings.SplitN(pkg.PackageManager, "@", 2)[0]
+			}
+			why("package manager %s (package.json without a lockfile)", p.PackageManager)
+		}
+	}
+
+	switch {
+	case cfg.InstallCommand != nil:
+		p.Install = *cfg.InstallCommand
+		why("install command %q (ferry.json installCommand)", p.Install)
+		if p.InstallDir == "" {
+			p.InstallDir = p.Root
+		}
+	case pkg == nil:
+		why("no install (no package.json in %s: a static site)", p.Root)
+	default:
+		p.Install = installCommand(p.PackageManager, p.Lockfile != "", pkg.PackageManager)
+		why("install command %q (default for %s)", p.Install, p.PackageManager)
+	}
+
+	switch {
+	case cfg.BuildCommand != nil:
+		p.Build = *cfg.BuildCommand
+		why("build command %q (ferry.json buildCommand)", p.Build)
+	case pkg != nil && pkg.Scripts["build"] != "":
+		p.Build = p.PackageManager + " run build"
+		why("build command %q (package.json scripts.build: %q)", p.Build, pkg.Scripts["build"])
+	case pkg != nil:
+		why("no build command (package.json has no scripts.build)")
+	default:
+		why("no build command (no package.json)")
+	}
+
+	switch {
+	case cfg.OutputDirectory != "":
+		out, err := cleanRel(cfg.OutputDirectory)
+		if err != nil {
+			return p, ferry.Errorf(ferry.EINVALID, "ferry.json outputDirectory %q: %v", cfg.OutputDirectory, err)
+		}
+		p.Output = out
+		why("output folder %s (ferry.json outputDirectory)", out)
+	case p.Build == "":
+		// Nothing is built, so the output is whatever the repository holds: public/ if it has a site
+		// there, else the root itself.
+		if fileExists(filepath.Join(dir, p.Root, "public", "index.html")) {
+			p.Output = "public"
+			why("output folder public (no build; public/index.html exists)")
+		} else {
+			p.Output = "."
+			why("output folder %s itself (no build: a plain static site)", p.Root)
+		}
+	default:
+		p.OutputCandidates = DefaultOutputCandidates
+		why("output folder: the first of %s that the build creates", strings.Join(DefaultOutputCandidates, ", "))
+	}
+	return p, nil
+}
+
+// findLockfile looks for a lockfile in root and then in each parent up to the repository's top.
+func findLockfile(dir, root string) (manager, lockfile, installDir string) {
+	for d := root; ; d = path.Dir(d) {
+		for _, c := range []struct{ file, pm string }{
+			{"pnpm-lock.yaml", "pnpm"}, {"yarn.lock", "yarn"}, {"package-lock.json", "npm"}, {"npm-shrinkwrap.json", "npm"},
+		} {
+			if fileExists(filepath.Join(dir, d, c.file)) {
+				return c.pm, path.Join(d, c.file), d
+			}
+		}
+		if d == "." {
+			return "", "", ""
+		}
+	}
+}
+
+// installCommand is each package manager's reproducible install: it installs exactly the lockfile, and fails
+// when package.json and the lockfile disagree rather than silently changing versions.
+func installCommand(pm string, locked bool, packageManagerField string) string {
+	switch pm {
+	case "pnpm":
+		if locked {
+			return "pnpm install --frozen-lockfile"
+		}
+		return "pnpm install"
+	case "yarn":
+		berry := strings.HasPrefix(packageManagerField, "yarn@") && !strings.HasPrefix(packageManagerField, "yarn@1")
+		switch {
+		case locked && berry:
+			return "yarn install --immutable"
+		case locked:
+			return "yarn install --frozen-lockfile"
+		}
+		return "yarn install"
+	}
+	if locked {
+		return "npm ci"
+	}
+	return "npm install"
+}
+
+// ResolveOutput returns the output folder relative to the repository once the build has run.
+func (p Plan) ResolveOutput(dir string) (string, error) {
+	if p.Output != "" {
+		out := path.Join(p.Root, p.Output)
+		if fi, err := os.Stat(filepath.Join(dir, out)); err != nil || !fi.IsDir() {
+			return "", ferry.Errorf(ferry.EBUILD, "output folder %s does not exist after the build; check outputDirectory in ferry.json", out)
+		}
+		return out, nil
+	}
+	for _, c := range p.OutputCandidates {
+		out := path.Join(p.Root, c)
+		if fi, err := os.Lstat(filepath.Join(dir, out)); err == nil && fi.IsDir() {
+			return out, nil
+		}
+	}
+	return "", ferry.Errorf(ferry.EBUILD, "the build created none of the usual output folders (%s) in %s; set outputDirectory in ferry.json",
+		strings.Join(p.OutputCandidates, ", "), p.Root)
+}
+
+// cleanRel accepts a slash-separated path inside the repository and returns it cleaned.
+func cleanRel(p string) (string, error) {
+	p = strings.TrimSuffix(strings.TrimPrefix(p, "./"), "/")
+	if p == "" {
+		return ".", nil
+	}
+	if path.IsAbs(p) || strings.Contains(p, "\\") {
+		return "", errors.New("must be a relative path inside the repository")
+	}
+	c := path.Clean(p)
+	if c == ".." || strings.HasPrefix(c, "../") {
+		return "", errors.New("must stay inside the repository")
+	}
+	return c, nil
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
