@@ -13,8 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ferryhq/ferry/action"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/proxy"
 )
 
 // command is one subcommand: it parses its own flags from args and writes results to stdout, progress to stderr.
@@ -25,6 +27,8 @@ type command struct {
 
 var commands = map[string]command{
 	"publish": {site.PublishCommand, site.PublishAbout},
+	"action":  {action.Command, action.About},
+	"proxy":   {proxy.Command, proxy.About},
 }
 
 // order is how `ferry -h` lists the subcommands.

@@ -1,0 +1,30 @@
+package proxy
+
+// Fixed pages. They never echo the request (no host, no path), so they cannot carry injected markup, and they
+// say what to check next.
+var (
+	pageUnknownHost = htmlPage("No site here", "This host name is not a Ferry site. Preview links look like "+
+		"<code>&lt;project&gt;.DOMAIN</code> (production) or <code>&lt;name&gt;--&lt;project&gt;.DOMAIN</code> "+
+		"(an alias such as pr-42, or a deployment id). Check the link you followed.")
+	pageNoSite = htmlPage("Deployment not found", "This project has no deployment under this name: the alias "+
+		"or deployment id does not exist, or it was removed (closed pull requests lose their preview). Check the "+
+		"link, or open the project's latest preview from its pull request.")
+	pageNotFound    = htmlPage("404 Not Found", "This deployment has no file at this path.")
+	pageUnavailable = htmlPage("Site temporarily unavailable", "The site's storage cannot be reached right now, "+
+		"and this page is not cached. Try again in a moment.")
+	pageBrokenDeployment = htmlPage("Deployment is broken", "A file of this deployment is missing or does not "+
+		"match its manifest in storage. Publish the site again.")
+	pageExternalRewrite = htmlPage("Rewrite not supported", "This site's _redirects rewrites (status 200) to "+
+		"another origin; Ferry serves rewrites within the deployment only. Use a 301 or 302 redirect instead.")
+	pageBadHost = htmlPage("Bad request", "The Host header is missing or is not a valid host name.")
+	pageBadPath = htmlPage("Bad request", "The request path is not allowed: it contains a dot segment, an encoded slash or backslash, a NUL or control byte, or a malformed escape.")
+	pageTooLong = htmlPage("Path too long", "The request path is longer than 2048 bytes.")
+	pageMethod  = htmlPage("Method not allowed", "Sites are read-only: use GET or HEAD.")
+	pageRange   = htmlPage("Range not satisfiable", "The requested byte range is outside the file.")
+)
+
+func htmlPage(title, text string) []byte {
+	return []byte("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + title +
+		"</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}</style>" +
+		"</head><body><h1>" + title + "</h1><p>" + text + "</p><p><small>Ferry</small></p></body></html>\n")
+}

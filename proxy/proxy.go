@@ -1,0 +1,185 @@
+// Package proxy is `ferry proxy`, the site server: it maps each request's Host to a deployment (DESIGN.md,
+// "Host names") and serves the deployment's files with its _redirects, _headers, clean-URL, SPA and 404 rules.
+//
+// The request path is built for steady-state speed: manifests (with their compiled rules), routes per URL path,
+// and blobs (with their compressed variants) are resolved once and cached, so that a cache hit neither
+// allocates, nor takes a lock across I/O, nor evaluates user rules. Large blobs are cached as files and sent
+// with sendfile.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
+)
+
+// Config configures a Proxy. Zero values take the defaults stated on each field.
+type Config struct {
+	// Storage holds the deployments (DESIGN.md, "Storage"). Required.
+	Storage storage.Storage
+	// Domain is D in <project>.D and <name>--<project>.D, for example "localhost" or "preview.example.com".
+	// Required.
+	Domain string
+	// CacheBytes bounds the memory that cached blobs take, compressed variants included. Default 256 MiB.
+	CacheBytes int64
+	// CacheDir holds blobs larger than DiskThreshold, so that they can be sent with sendfile. Default: a new
+	// temporary folder that Close removes.
+	CacheDir string
+	// CacheDiskBytes bounds the bytes kept in CacheDir. Default 4 GiB.
+	CacheDiskBytes int64
+	// DiskThreshold is the size above which a blob (or a compressed variant) is cached on disk rather than in
+	// memory. Default 64 KiB.
+	DiskThreshold int64
+	// AliasTTL is how long an alias is trusted before it is read again; a promote or rollback shows within it.
+	// Default 2s.
+	AliasTTL time.Duration
+	// StorageTimeout bounds one storage read (an alias, a manifest or a blob). Default 30s.
+	StorageTimeout time.Duration
+	// Log receives structured logs. Default slog.Default().
+	Log *slog.Logger
+	// Registry receives the proxy's metrics and is what /metrics serves. Default: a new registry with the Go and
+	// process collectors.
+	Registry *prometheus.Registry
+}
+
+// Proxy serves sites. Its Handle method is the fasthttp handler; Close releases the disk cache.
+type Proxy struct {
+	cfg     Config
+	store   *site.Store
+	log     *slog.Logger
+	domain  string
+	base    context.Context
+	cancel  context.CancelFunc
+	ownDir  bool
+	start   time.Time
+	metrics *metrics
+	ops     fasthttp.RequestHandler
+
+	hostsMu sync.RWMutex
+	hosts   map[string]*hostEntry
+
+	depsMu sync.Mutex
+	deps   map[string]*deployment
+
+	flight singleflight.Group
+	blobs  *blobCache
+}
+
+// Limits on caches that are not byte-bounded. They only stop hostile traffic from growing memory without
+// bound; legitimate traffic stays far below them.
+const (
+	maxHosts       = 16384
+	maxDeployments = 4096
+	maxRoutes      = 8192
+	maxPathLen     = 2048
+)
+
+// New checks cfg, fills its defaults and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Storage == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "proxy: no storage; pass --storage file:///path or s3://bucket/prefix")
+	}
+	cfg.Domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(cfg.Domain)), ".")
+	if cfg.Domain == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "proxy: no domain; pass --domain, for example --domain localhost")
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = 256 << 20
+	}
+	if cfg.CacheDiskBytes <= 0 {
+		cfg.CacheDiskBytes = 4 << 30
+	}
+	if cfg.DiskThreshold <= 0 {
+		cfg.DiskThreshold = 64 << 10
+	}
+	if cfg.AliasTTL <= 0 {
+		cfg.AliasTTL = 2 * time.Second
+	}
+	if cfg.StorageTimeout <= 0 {
+		cfg.StorageTimeout = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	ownDir := false
+	if cfg.CacheDir == "" {
+		dir, err := os.MkdirTemp("", "ferry-proxy-cache-")
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "create cache folder: %w; pass --cache-dir", err)
+		}
+		cfg.CacheDir, ownDir = dir, true
+	} else if err := prepareCacheDir(cfg.CacheDir); err != nil {
+		return nil, err
+	}
+	base, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		cfg:    cfg,
+		store:  site.NewStore(cfg.Storage),
+		log:    cfg.Log,
+		domain: cfg.Domain,
+		base:   base,
+		cancel: cancel,
+		ownDir: ownDir,
+		start:  time.Now(),
+		hosts:  map[string]*hostEntry{},
+		deps:   map[string]*deployment{},
+	}
+	p.metrics = newMetrics()
+	p.blobs = newBlobCache(cfg.CacheBytes, cfg.CacheDiskBytes, cfg.DiskThreshold, cfg.CacheDir, p.metrics)
+	p.metrics.register(cfg.Registry, p.blobs)
+	p.ops = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	return p, nil
+}
+
+// prepareCacheDir creates dir and removes blobs that a previous run left behind: they are not indexed, so they
+// would only take space.
+func prepareCacheDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ferry.Errorf(ferry.EINVALID, "create cache folder %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ferry.Errorf(ferry.EINVALID, "read cache folder %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), blobFilePrefix) {
+			_ = os.Remove(dir + string(os.PathSeparator) + e.Name())
+		}
+	}
+	return nil
+}
+
+// Close stops background work and removes the disk cache (all of CacheDir when New created it).
+func (p *Proxy) Close() error {
+	p.cancel()
+	err := p.blobs.close()
+	if p.ownDir {
+		err = errors.Join(err, os.RemoveAll(p.cfg.CacheDir))
+	}
+	if err != nil {
+		return fmt.Errorf("close proxy cache: %w", err)
+	}
+	return nil
+}
+
+// now is monotonic nanoseconds since New; cheaper to compare than time.Time and immune to clock steps.
+func (p *Proxy) now() int64 { return int64(time.Since(p.start)) }

@@ -1,0 +1,395 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/siteconfig"
+)
+
+// hostEntry is what a Host name resolves to. It is cached by host name, so that the request path neither
+// parses the host again nor allocates.
+type hostEntry struct {
+	// site is false for hosts that are not site hosts (an IP address, the bare domain, another domain): those
+	// get /healthz, /metrics and the unknown-host page.
+	site bool
+	// project and name come from site.ParseHost; name is an alias or a deployment id.
+	project, name string
+	// pinned: name is a deployment id, whose manifest never changes, so the entry never expires.
+	pinned    bool
+	flightKey string
+
+	refreshing atomic.Bool
+	cur        atomic.Pointer[resolution]
+}
+
+// resolution is a host's deployment at one moment, or why there is none.
+type resolution struct {
+	dep     *deployment
+	err     error // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
+	expires int64 // Proxy.now() after which the alias is read again
+}
+
+// hostBufLen bounds a Host header (a DNS name is at most 253 bytes, plus a port).
+const hostBufLen = 262
+
+// normHost validates a Host header and appends its lowercase name, without port or trailing dot, to dst.
+// Anything but a DNS name or an IP literal is refused, so that odd hosts never reach the caches.
+func normHost(dst, h []byte) ([]byte, bool) {
+	if len(h) == 0 || len(h) > hostBufLen {
+		return dst, false
+	}
+	if h[0] == '[' { // IPv6 literal: never a site host, but /healthz must answer on it
+		end := -1
+		for i, c := range h {
+			if c == ']' {
+				end = i
+				break
+			}
+			if !(c == '[' && i == 0 || c == ':' || c == '.' || isHex(c)) {
+				return dst, false
+			}
+		}
+		if end < 0 || !isPort(h[end+1:]) {
+			return dst, false
+		}
+		return append(dst, h[:end+1]...), true
+	}
+	name := h
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i] == ':' {
+			if !isPort(h[i:]) {
+				return dst, false
+			}
+			name = h[:i]
+			break
+		}
+	}
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		name = name[:n-1]
+	}
+	if len(name) == 0 {
+		return dst, false
+	}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.':
+			dst = append(dst, c)
+		case c >= 'A' && c <= 'Z':
+			dst = append(dst, c+'a'-'A')
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// isPort accepts "" or ":" followed by 1 to 5 digits.
+func isPort(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if b[0] != ':' || len(b) < 2 || len(b) > 6 {
+		return false
+	}
+	for _, c := range b[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// host returns the cached entry for a normalised host name, parsing it on first sight.
+func (p *Proxy) host(h []byte) *hostEntry {
+	p.hostsMu.RLock()
+	e := p.hosts[string(h)]
+	p.hostsMu.RUnlock()
+	if e != nil {
+		return e
+	}
+	name := string(h)
+	e = &hostEntry{}
+	if project, alias, ok := site.ParseHost(name, p.domain); ok {
+		e.site, e.project, e.name = true, project, alias
+		e.pinned = site.IsDeploymentID(alias)
+		e.flightKey = "host\x00" + project + "\x00" + alias
+	}
+	p.hostsMu.Lock()
+	if len(p.hosts) >= maxHosts {
+		clear(p.hosts) // hostile traffic: start over rather than grow; live hosts come back on their next request
+	}
+	if old := p.hosts[name]; old != nil {
+		e = old
+	} else {
+		p.hosts[name] = e
+	}
+	p.hostsMu.Unlock()
+	return e
+}
+
+// resolve returns the deployment a site host serves. A fresh entry costs two atomic loads. When the alias TTL
+// has passed, one request reads it again while the others keep serving what is cached; with nothing cached,
+// concurrent requests share one read.
+func (p *Proxy) resolve(e *hostEntry) *resolution {
+	r := e.cur.Load()
+	if r != nil && p.now() < r.expires {
+		return r
+	}
+	if r != nil && r.dep != nil {
+		if !e.refreshing.CompareAndSwap(false, true) {
+			return r
+		}
+		defer e.refreshing.Store(false)
+		return p.refresh(e)
+	}
+	v, _, _ := p.flight.Do(e.flightKey, func() (any, error) { return p.refresh(e), nil })
+	return v.(*resolution)
+}
+
+// refresh reads the alias (unless the name is a deployment id) and the manifest it points to. While storage
+// fails, a deployment that was already resolved keeps being served, whatever its age.
+func (p *Proxy) refresh(e *hostEntry) *resolution {
+	old := e.cur.Load()
+	now := p.now()
+	if old != nil && now < old.expires {
+		return old // another request refreshed it meanwhile
+	}
+	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
+	defer cancel()
+	id := e.name
+	if !e.pinned {
+		a, err := p.store.AliasGet(ctx, e.project, e.name)
+		if err != nil {
+			return p.refreshFailed(e, old, fmt.Errorf("read alias %s of project %s: %w", e.name, e.project, err))
+		}
+		id = a.Deployment
+	}
+	dep, err := p.deployment(ctx, e.project, id)
+	if err != nil {
+		return p.refreshFailed(e, old, err)
+	}
+	r := &resolution{dep: dep, expires: now + int64(p.cfg.AliasTTL)}
+	if e.pinned {
+		r.expires = math.MaxInt64
+	}
+	e.cur.Store(r)
+	if old != nil && old.dep != nil && old.dep != dep {
+		p.log.Info("alias moved", "project", e.project, "alias", e.name, "from", old.dep.id, "to", dep.id)
+	}
+	return r
+}
+
+func (p *Proxy) refreshFailed(e *hostEntry, old *resolution, err error) *resolution {
+	now := p.now()
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		r := &resolution{err: err, expires: now + int64(p.cfg.AliasTTL)}
+		e.cur.Store(r)
+		return r
+	}
+	p.metrics.storageErrors.Inc()
+	if old != nil && old.dep != nil {
+		// Serve the last known deployment and look again after a short pause rather than on every request.
+		p.log.Warn("storage failed; serving the cached deployment", "project", e.project, "alias", e.name, "deployment", old.dep.id, "err", err)
+		r := &resolution{dep: old.dep, expires: now + int64(min(p.cfg.AliasTTL, time.Second))}
+		e.cur.Store(r)
+		return r
+	}
+	p.log.Error("storage failed; cannot resolve site", "project", e.project, "alias", e.name, "err", err)
+	return &resolution{err: ferry.Wrap(ferry.EUNAVAILABLE, err)}
+}
+
+// deployment returns the compiled deployment, reading and compiling its manifest once: manifests are immutable.
+func (p *Proxy) deployment(ctx context.Context, project, id string) (*deployment, error) {
+	key := project + "/" + id
+	p.depsMu.Lock()
+	d := p.deps[key]
+	p.depsMu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	v, err, _ := p.flight.Do("manifest\x00"+key, func() (any, error) {
+		m, err := p.store.ManifestGet(ctx, project, id)
+		if err != nil {
+			return nil, fmt.Errorf("read manifest %s of project %s: %w", id, project, err)
+		}
+		d, err := compileDeployment(project, id, m)
+		if err != nil {
+			return nil, err
+		}
+		p.depsMu.Lock()
+		if len(p.deps) >= maxDeployments {
+			for k := range p.deps { // evict an arbitrary one; hosts that use it keep their pointer
+				delete(p.deps, k)
+				break
+			}
+		}
+		p.deps[key] = d
+		p.depsMu.Unlock()
+		return d, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*deployment), nil
+}
+
+// deployment is a manifest prepared for serving: files with their precomputed response headers, compiled
+// rules, and a cache of routes by URL path.
+type deployment struct {
+	project, id string
+	files       map[string]*file
+	cfg         siteconfig.Serving
+	rules       *siteconfig.Rules
+
+	routesMu sync.RWMutex
+	routes   map[string]*route
+}
+
+// file is one manifest entry with the header values it is served with, as bytes ready to write.
+type file struct {
+	path         string
+	blobKey      string
+	sha          string
+	size         int64
+	contentType  []byte
+	etag         []byte
+	cacheControl []byte
+	compressible bool
+	// blob caches the blob last served for this file, so that a hit skips the blob cache's map and lock.
+	blob atomic.Pointer[blob]
+}
+
+func compileDeployment(project, id string, m *site.Manifest) (*deployment, error) {
+	if m.Version != site.ManifestVersion {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "manifest %s of project %s has version %d; this proxy reads version %d: upgrade ferry", id, project, m.Version, site.ManifestVersion)
+	}
+	rules, err := siteconfig.Compile(m.Config)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "compile serving config of deployment %s of project %s: %w", id, project, err)
+	}
+	d := &deployment{
+		project: project,
+		id:      id,
+		files:   make(map[string]*file, len(m.Files)),
+		cfg:     m.Config,
+		rules:   rules,
+		routes:  map[string]*route{},
+	}
+	for path, f := range m.Files {
+		if !strings.HasPrefix(path, "/") || !isSHA256(f.Blob) || f.Size < 0 {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "manifest %s of project %s: bad entry %q", id, project, path)
+		}
+		ct := f.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		d.files[path] = &file{
+			path:         path,
+			blobKey:      site.BlobKey(project, f.Blob),
+			sha:          f.Blob,
+			size:         f.Size,
+			contentType:  []byte(ct),
+			etag:         []byte(`"` + f.Blob + `"`),
+			cacheControl: cacheControl(path, ct),
+			compressible: compressible(ct),
+		}
+	}
+	return d, nil
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	ccImmutable   = []byte("public, max-age=31536000, immutable")
+	ccRevalidate  = []byte("public, max-age=0, must-revalidate")
+	compressTypes = []string{
+		"text/", "application/javascript", "application/x-javascript", "application/json", "application/ld+json",
+		"application/manifest+json", "application/xml", "application/xhtml+xml", "application/rss+xml",
+		"application/atom+xml", "application/wasm", "application/vnd.ms-fontobject", "image/svg+xml",
+		"image/x-icon", "image/vnd.microsoft.icon", "font/ttf", "font/otf", "application/x-font-ttf",
+	}
+)
+
+// compressible reports whether a content type is worth compressing (already-compressed formats are not).
+func compressible(contentType string) bool {
+	ct := strings.ToLower(contentType)
+	for _, t := range compressTypes {
+		if strings.HasPrefix(ct, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// cacheControl is immutable for hashed asset names (their URL changes whenever their content does) and
+// revalidation for HTML and everything else.
+func cacheControl(path, contentType string) []byte {
+	if strings.HasPrefix(strings.ToLower(contentType), "text/html") || !hashedName(path) {
+		return ccRevalidate
+	}
+	return ccImmutable
+}
+
+// hashedName reports whether a file name carries a content hash, as bundlers write them: app.3f2a1b9c.js
+// (webpack), chunk-5KQ2ZQ3P.js (esbuild), index-B2xk9aQ7.js (Vite), main.3f2a1b9c.chunk.js (CRA).
+//
+// The rule: after dropping the extension, the base name splits on '.', '-' and '~' into parts, and some part
+// other than the first is 8 to 64 characters of [A-Za-z0-9_] with at least one digit and at least one letter.
+// Requiring a digit and a letter keeps words ("bootstrap", "Dashboard") and plain numbers out; calling a file
+// immutable wrongly would pin it in browsers for a year, while missing a hash only costs a revalidation. Vite
+// hashes without a digit (about a quarter of them) are therefore revalidated.
+func hashedName(path string) bool {
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	dot := strings.LastIndexByte(base, '.')
+	if dot <= 0 {
+		return false
+	}
+	base = base[:dot]
+	first := true
+	for part := range strings.FieldsFuncSeq(base, func(r rune) bool { return r == '.' || r == '-' || r == '~' }) {
+		if !first && isHashPart(part) {
+			return true
+		}
+		first = false
+	}
+	return false
+}
+
+func isHashPart(s string) bool {
+	if len(s) < 8 || len(s) > 64 {
+		return false
+	}
+	digit, letter := false, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digit = true
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+			letter = true
+		case c == '_':
+		default:
+			return false
+		}
+	}
+	return digit && letter
+}
