@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/action"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/migrations"
 	"github.com/ferryhq/ferry/proxy"
 )
 
@@ -29,6 +30,7 @@ var commands = map[string]command{
 	"publish": {site.PublishCommand, site.PublishAbout},
 	"action":  {action.Command, action.About},
 	"proxy":   {proxy.Command, proxy.About},
+	"migrate": {migrations.Command, migrations.About},
 }
 
 // order is how `ferry -h` lists the subcommands.
