@@ -15,6 +15,9 @@ import (
 	"github.com/ferryhq/ferry/internal/flagenv"
 )
 
+// About is the one line `ferry -h` shows for `ferry migrate`.
+const About = "apply database migrations (River's queue tables and Ferry's own)"
+
 // Command is `ferry migrate`: it applies every pending River and Ferry migration and prints each one it ran.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return command(ctx, args, stdout, stderr, os.Getenv)

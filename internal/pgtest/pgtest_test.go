@@ -9,7 +9,6 @@ import (
 
 func TestMain(m *testing.M) { Main(m) }
 
-
 func hasTable(t *testing.T, pool *pgxpool.Pool, name string) bool {
 	t.Helper()
 	var ok bool
