@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ferryhq/ferry/action"
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/migrations"
@@ -31,6 +32,7 @@ var commands = map[string]command{
 	"action":  {action.Command, action.About},
 	"proxy":   {proxy.Command, proxy.About},
 	"migrate": {migrations.Command, migrations.About},
+	"build":   {build.Command, build.About},
 }
 
 // order is how `ferry -h` lists the subcommands.
