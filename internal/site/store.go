@@ -321,6 +321,13 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 		return nil, ferry.Errorf(ferry.EINVALID, "deployment id %q does not have the form dpl-0123456789abcdef; leave it empty to get a new one", id)
 	}
 
+	// Listing the stored blobs needs no hashes, so it overlaps the hashing: a republish costs about the larger
+	// of the two rather than their sum.
+	listCtx, cancelList := context.WithCancel(ctx)
+	defer cancelList()
+	listed := make(chan blobListing, 1)
+	go func() { listed <- s.blobList(listCtx, p.Project) }()
+
 	started := time.Now()
 	site, err := scanDir(ctx, p.Dir, p.Limits.withDefaults())
 	if err != nil {
@@ -350,14 +357,15 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 		}
 	}
 
-	uploaded, skipped, err := s.uploadMissing(ctx, p.Project, blobs, log)
+	uploaded, skipped, err := s.uploadMissing(ctx, p.Project, blobs, <-listed, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.manifestPut(ctx, m); err != nil {
+	written := time.Now()
+	if err := s.manifestPut(ctx, m, p.DeploymentID != ""); err != nil {
 		return nil, err
 	}
-	log.Info("manifest written", "deployment", id, "key", ManifestKey(p.Project, id))
+	log.Info("manifest written", "deployment", id, "key", ManifestKey(p.Project, id), "took", time.Since(written).Round(time.Millisecond))
 	for _, a := range p.Aliases {
 		if err := s.aliasPut(ctx, p.Project, a, id); err != nil {
 			return nil, err
@@ -383,17 +391,34 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 	return res, nil
 }
 
-// uploadMissing lists the project's blobs once and uploads those that are not there, in parallel.
-func (s *Store) uploadMissing(ctx context.Context, project string, blobs map[string]*localFile, log *slog.Logger) (uploaded, skipped int, err error) {
+// blobListing is the set of a project's stored blobs (name to size), or why it could not be listed.
+type blobListing struct {
+	have map[string]int64
+	took time.Duration
+	err  error
+}
+
+// blobList lists the project's blobs once, so that a publish asks storage about each blob zero times.
+func (s *Store) blobList(ctx context.Context, project string) blobListing {
+	start := time.Now()
 	prefix := ProjectPrefix(project) + "blobs/"
 	objs, err := s.Storage.List(ctx, prefix)
 	if err != nil {
-		return 0, 0, fmt.Errorf("list blobs: %w", err)
+		return blobListing{err: fmt.Errorf("list blobs: %w", err)}
 	}
 	have := make(map[string]int64, len(objs))
 	for _, o := range objs {
 		have[strings.TrimPrefix(o.Key, prefix)] = o.Size
 	}
+	return blobListing{have: have, took: time.Since(start)}
+}
+
+// uploadMissing uploads, in parallel, the blobs that the listing lacks.
+func (s *Store) uploadMissing(ctx context.Context, project string, blobs map[string]*localFile, listing blobListing, log *slog.Logger) (uploaded, skipped int, err error) {
+	if listing.err != nil {
+		return 0, 0, listing.err
+	}
+	have := listing.have
 	var missing []*localFile
 	for sum, f := range blobs {
 		// A blob of the wrong size is a torn write by some other tool; upload it again.
@@ -404,7 +429,7 @@ func (s *Store) uploadMissing(ctx context.Context, project string, blobs map[str
 		missing = append(missing, f)
 	}
 	sort.Slice(missing, func(i, j int) bool { return missing[i].urlPath < missing[j].urlPath })
-	log.Info("blobs to upload", "missing", len(missing), "present", skipped)
+	log.Info("blobs to upload", "missing", len(missing), "present", skipped, "listed", listing.took.Round(time.Millisecond))
 
 	started := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
@@ -432,18 +457,21 @@ func (s *Store) blobPut(ctx context.Context, project string, f *localFile) error
 	return nil
 }
 
-// manifestPut writes m unless a manifest for its id exists. An existing one with the same files and config is
-// accepted (a retried publish); a different one is a conflict, because proxies cache manifests forever.
-func (s *Store) manifestPut(ctx context.Context, m *Manifest) error {
-	old, err := s.ManifestGet(ctx, m.Project, m.Deployment)
-	switch {
-	case err == nil:
-		if sameContent(old, m) {
-			return nil
+// manifestPut writes m. With a caller's id (mayExist) it first looks for a manifest under that id: one with the
+// same files and config is accepted (a retried publish); a different one is a conflict, because proxies cache
+// manifests forever. A fresh id cannot exist yet, so that round trip is skipped.
+func (s *Store) manifestPut(ctx context.Context, m *Manifest, mayExist bool) error {
+	if mayExist {
+		old, err := s.ManifestGet(ctx, m.Project, m.Deployment)
+		switch {
+		case err == nil:
+			if sameContent(old, m) {
+				return nil
+			}
+			return ferry.Errorf(ferry.ECONFLICT, "deployment %s of project %s already exists with other files; publish under a new id", m.Deployment, m.Project)
+		case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+			return err
 		}
-		return ferry.Errorf(ferry.ECONFLICT, "deployment %s of project %s already exists with other files; publish under a new id", m.Deployment, m.Project)
-	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
-		return err
 	}
 	data, err := json.Marshal(m)
 	if err != nil {
