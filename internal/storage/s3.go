@@ -100,8 +100,8 @@ func parseS3URL(u *url.URL) (s3Location, error) {
 	}
 	loc.bucket = u.Host
 
-	if p := strings.TrimSuffix(strings.TrimPrefix(u.Path, "/"), "/"); p != "" {
-		if err := checkKey(p); err != nil {
+	if p := strings.TrimPrefix(u.Path, "/"); p != "" {
+		if p = strings.TrimSuffix(p, "/"); p == "" || checkKey(p) != nil {
 			return loc, bad("prefix %q is not a clean relative path", p)
 		}
 		loc.prefix = p + "/"
@@ -320,6 +320,7 @@ var (
 		"AccessDenied": true, "Forbidden": true, "InvalidAccessKeyId": true, "SignatureDoesNotMatch": true,
 		"AllAccessDisabled": true, "ExpiredToken": true, "InvalidToken": true, "TokenRefreshRequired": true,
 		"AccountProblem": true, "InvalidSecurity": true, "Unauthorized": true,
+		"XAdminUserNotFound": true, // versitygw's InvalidAccessKeyId, sent with status 404
 	}
 	s3BadBody = map[string]bool{
 		"BadDigest": true, "InvalidDigest": true, "XAmzContentSHA256Mismatch": true, "InvalidChecksum": true,
@@ -344,7 +345,7 @@ func (s *S3) err(op, key string, err error) error {
 		status = respErr.HTTPStatusCode()
 	}
 	switch {
-	case s3NotFound[code] || (status == http.StatusNotFound && code != "NoSuchBucket"):
+	case s3NotFound[code] || (status == http.StatusNotFound && code == ""):
 		return ferry.Errorf(ferry.ENOTFOUND, "%s %s: no such object", op, key)
 	case code == "NoSuchBucket":
 		return ferry.Errorf(ferry.EINVALID, "%s %s: bucket %q does not exist at %s; create it or fix the storage URL: %w", op, key, s.bucket, s.endpoint, err)
