@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error codes. They are few on purpose: each one answers a question a caller must decide on (retry? show the
@@ -42,6 +43,9 @@ type Error struct {
 func (e *Error) Error() string {
 	switch {
 	case e.Err != nil && e.Message != "":
+		if strings.HasSuffix(e.Message, e.Err.Error()) { // Errorf's message already ends with its %w cause
+			return e.Message
+		}
 		return e.Message + ": " + e.Err.Error()
 	case e.Err != nil:
 		return e.Err.Error()
