@@ -55,6 +55,16 @@ func (s *Server) Config() aws.Config {
 	}
 }
 
+// Env returns the environment a child process (`ferry proxy`, `ferry publish`) needs to reach this server with
+// the storage URL from URL: the keys and region, for the SDK's default chain.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + s.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + s.SecretKey,
+		"AWS_REGION=" + s.Region,
+	}
+}
+
 // Open returns a storage backend for this server under prefix, the same one `--storage s3://...` gives.
 func (s *Server) Open(t testing.TB, prefix string) *storage.S3 {
 	t.Helper()
