@@ -47,11 +47,12 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "connect to the database: %w", err)
+		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: "connect to the database", Err: err}
 	}
 	defer pool.Close()
 	if err := pool.Ping(ctx); err != nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "connect to the database at %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
+		return &ferry.Error{Code: ferry.EUNAVAILABLE, Err: err,
+			Message: fmt.Sprintf("connect to the database %s on %s:%d (check --database-url and that the server runs)", cfg.ConnConfig.Database, cfg.ConnConfig.Host, cfg.ConnConfig.Port)}
 	}
 	res, err := Apply(ctx, pool, slog.Default())
 	if err != nil {

@@ -59,7 +59,7 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) (*Resul
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "migrate: connect to the database: %w", err)
+		return nil, &ferry.Error{Code: ferry.EUNAVAILABLE, Message: "migrate: connect to the database", Err: err}
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
 		conn.Release()

@@ -86,7 +86,7 @@ var constraintMessages = map[string]string{
 	"deployment_logs_deployment_id_fkey": "the deployment does not exist",
 }
 
-// dbError wraps err from the operation op with the ferry code that tells callers what to do about it.
+// dbError wraps err (building ferry.Error directly: ferry.Errorf with %w would print the cause twice) from the operation op with the ferry code that tells callers what to do about it.
 func dbError(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -96,20 +96,20 @@ func dbError(op string, err error) error {
 		}
 		switch pgErr.Code {
 		case "23505": // unique_violation
-			return ferry.Errorf(ferry.ECONFLICT, "%s: %s: %w", op, msg, err)
+			return &ferry.Error{Code: ferry.ECONFLICT, Message: op + ": " + msg, Err: err}
 		case "23503": // foreign_key_violation
-			return ferry.Errorf(ferry.ENOTFOUND, "%s: %s: %w", op, msg, err)
+			return &ferry.Error{Code: ferry.ENOTFOUND, Message: op + ": " + msg, Err: err}
 		case "23514", "23502", "22P02", "22001", "22003": // check, not null, bad text, too long, out of range
-			return ferry.Errorf(ferry.EINVALID, "%s: %s: %w", op, msg, err)
+			return &ferry.Error{Code: ferry.EINVALID, Message: op + ": " + msg, Err: err}
 		case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300": // serialization, deadlock, lock, shutdown, too many connections
-			return ferry.Errorf(ferry.EUNAVAILABLE, "%s: %w", op, err)
+			return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op, Err: err}
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var netErr net.Error
 	var connectErr *pgconn.ConnectError
-	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "%s: the database is unreachable: %w", op, err)
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op + ": the database is unreachable", Err: err}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

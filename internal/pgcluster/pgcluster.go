@@ -184,7 +184,8 @@ func credential(name string) (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "PostgreSQL cannot run as root and user %q to run it as is missing (create it, for example `useradd --system %s`): %w", name, name, err)
+		return nil, &ferry.Error{Code: ferry.EUNAVAILABLE, Err: err,
+			Message: fmt.Sprintf("PostgreSQL cannot run as root, and the user %q to run it as is missing (create it, for example `useradd --system %s`)", name, name)}
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
