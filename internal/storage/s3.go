@@ -48,8 +48,8 @@ const s3URLForm = "s3://BUCKET/PREFIX?region=R&endpoint=http://127.0.0.1:7070&pa
 const (
 	s3MaxAttempts           = 3
 	s3MaxBackoff            = time.Second
-	s3DialTimeout           = 3 * time.Second
-	s3ResponseHeaderTimeout = 30 * time.Second
+	s3DialTimeout           = 2 * time.Second
+	s3ResponseHeaderTimeout = 10 * time.Second // a hung server, not a slow body: S3's first byte takes well under 1s
 	s3DefaultRegion         = "us-east-1"
 )
 
@@ -162,7 +162,8 @@ func OpenS3(ctx context.Context, u *url.URL) (*S3, error) {
 // OpenS3WithConfig opens an s3:// URL with credentials the caller already holds, such as the GitHub Action's
 // role session from STS AssumeRoleWithWebIdentity, or a test server's keys (no process environment involved).
 // The URL's region and endpoint win over cfg's; with neither, the SDK's standard endpoint settings
-// (AWS_ENDPOINT_URL_S3) apply when cfg came from config.LoadDefaultConfig.
+// (AWS_ENDPOINT_URL_S3) apply when cfg came from config.LoadDefaultConfig. Path-style addressing is the default
+// whenever an endpoint is set, since S3-compatible servers rarely serve BUCKET.host; path_style=false overrides.
 func OpenS3WithConfig(u *url.URL, cfg aws.Config) (*S3, error) {
 	loc, err := parseS3URL(u)
 	if err != nil {
