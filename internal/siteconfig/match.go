@@ -42,12 +42,12 @@ type Match struct {
 // literal segment are filed under it, and the rest are tried for every path. Both lists are in file order.
 type index struct {
 	byFirst map[string][]int32
-	any     []int32
+	wild    []int32
 }
 
 func (ix *index) add(pt *pattern, i int) {
 	if !pt.bucketed {
-		ix.any = append(ix.any, int32(i))
+		ix.wild = append(ix.wild, int32(i))
 		return
 	}
 	if ix.byFirst == nil {
@@ -57,11 +57,11 @@ func (ix *index) add(pt *pattern, i int) {
 }
 
 // candidates returns the two file-ordered lists of rule indexes to merge for the path with base b.
-func (ix *index) candidates(b string) (bucket, any []int32) {
+func (ix *index) candidates(b string) (bucket, wild []int32) {
 	if len(ix.byFirst) > 0 {
 		bucket = ix.byFirst[firstSegment(b)]
 	}
-	return bucket, ix.any
+	return bucket, ix.wild
 }
 
 // next pops the smaller head of two file-ordered lists: the next candidate in file order.
@@ -145,11 +145,11 @@ func (r *Rules) Redirect(path string, exists func(string) bool) (Match, bool) {
 		return Match{}, false
 	}
 	b := base(path)
-	bucket, any := r.rIndex.candidates(b)
+	bucket, wild := r.rIndex.candidates(b)
 	var caps [MaxPlaceholders + 1]span
 	checked, shadowed := false, false
 	for {
-		i, ok := next(&bucket, &any)
+		i, ok := next(&bucket, &wild)
 		if !ok {
 			return Match{}, false
 		}
@@ -181,9 +181,9 @@ func (r *Rules) Headers(path string, add func(name, value string)) {
 		return
 	}
 	b := base(path)
-	bucket, any := r.hIndex.candidates(b)
+	bucket, wild := r.hIndex.candidates(b)
 	for {
-		i, ok := next(&bucket, &any)
+		i, ok := next(&bucket, &wild)
 		if !ok {
 			return
 		}

@@ -243,6 +243,7 @@ func TestParseHeadersErrors(t *testing.T) {
 		{"dotdot", "/a/../b\n  X-A: b\n", []string{"_headers:1:", `".." segment`}},
 		{"query", "/a?x=1\n  X-A: b\n", []string{"_headers:1:", "query-string"}},
 		{"bad placeholder", "/a/:b.c\n  X-A: b\n", []string{"_headers:1:", "whole segment"}},
+		{"placeholder after star", "/*/:id\n  X-A: b\n", []string{"_headers:1:", "cannot come after a *"}},
 		{"nul", "/*\n  X-A: b\x00\n", []string{"_headers:2:", "NUL"}},
 		{"long line", "/*\n  X-A: " + strings.Repeat("b", MaxLineBytes) + "\n", []string{"_headers:2:", "longer than"}},
 		{"too big", strings.Repeat("#\n", MaxFileBytes/2+1), []string{"_headers: larger than"}},

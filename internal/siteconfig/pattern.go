@@ -24,9 +24,6 @@ const (
 	MaxPlaceholders = 16
 )
 
-// segMark stands for a :placeholder inside a compiled glob. It cannot occur in a valid pattern (NUL is rejected).
-const segMark = 0
-
 type tokKind uint8
 
 const (
@@ -44,8 +41,12 @@ type token struct {
 // pattern that does not end in * ends in "/", and the request path is matched as if it ended in exactly one "/".
 type pattern struct {
 	toks []token
-	// glob is toks as one string for the backtracking matcher: '*' is a star and segMark a placeholder.
-	glob string
+	// head is toks up to the first star (literals and placeholders); chunks are the literals between stars,
+	// and tail the literal after the last star ("" when the pattern ends in *). stars counts the stars.
+	head   []token
+	chunks []string
+	tail   string
+	stars  int
 	// names are the placeholder names, in order; a capture index is a position in names.
 	names []string
 	// splat is true when the pattern ends in *.
@@ -53,6 +54,9 @@ type pattern struct {
 	// first is the literal first segment, when bucketed is true; rules are indexed by it.
 	first    string
 	bucketed bool
+	// suffix is the last literal of a pattern with a placeholder and no star ("/page/" in "/:lang/page"): a
+	// path that does not end with it is rejected before the walk.
+	suffix string
 }
 
 // compilePattern parses a path pattern. anyStar allows * anywhere (_headers); otherwise * may only end the
@@ -139,18 +143,23 @@ func compilePattern(p string, anyStar bool) (*pattern, error) {
 		lit.WriteByte('/')
 	}
 	flush()
-	var g strings.Builder
-	for _, t := range pt.toks {
-		switch t.kind {
-		case tokLit:
-			g.WriteString(t.lit)
-		case tokSeg:
-			g.WriteByte(segMark)
-		case tokStar:
-			g.WriteByte('*')
+	for i, t := range pt.toks {
+		switch {
+		case t.kind == tokStar:
+			pt.stars++
+		case pt.stars == 0:
+			pt.head = pt.toks[:i+1]
+		case t.kind == tokSeg:
+			return nil, fmt.Errorf("path %q: a :placeholder cannot come after a *", p)
+		case i == len(pt.toks)-1:
+			pt.tail = t.lit
+		default:
+			pt.chunks = append(pt.chunks, t.lit)
 		}
 	}
-	pt.glob = g.String()
+	if last := pt.toks[len(pt.toks)-1]; len(pt.names) > 0 && last.kind == tokLit && pt.stars == 0 {
+		pt.suffix = last.lit
+	}
 	if t := pt.toks[0]; t.kind == tokLit {
 		if j := strings.IndexByte(t.lit[1:], '/'); j >= 0 {
 			pt.first, pt.bucketed = t.lit[1:1+j], true
@@ -235,17 +244,15 @@ func litAt(b string, pos int, lit string) bool {
 // span is a captured [start, end) of the request path.
 type span struct{ start, end int }
 
-// matchSegments matches a _redirects pattern (literals, placeholders, and at most a trailing *) against b+"/".
-// It is deterministic: a placeholder takes its whole segment, and the splat takes the rest. caps receives the
-// placeholders, then the splat.
-func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool {
-	n := len(b) + 1
-	pos, ci := 0, 0
-	for _, t := range pt.toks {
+// walk matches literals and placeholders from pos of the virtual text b+"/", deterministically: a placeholder
+// takes its whole segment. It returns the end position; caps (if not nil) receives the placeholders from ci on.
+func walk(b string, pos int, toks []token, caps *[MaxPlaceholders + 1]span) (int, bool) {
+	ci := 0
+	for _, t := range toks {
 		switch t.kind {
 		case tokLit:
 			if !litAt(b, pos, t.lit) {
-				return false
+				return 0, false
 			}
 			pos += len(t.lit)
 		case tokSeg:
@@ -254,62 +261,67 @@ func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool
 				pos++
 			}
 			if pos == start {
-				return false
+				return 0, false
 			}
-			caps[ci] = span{start, pos}
+			if caps != nil {
+				caps[ci] = span{start, pos}
+			}
 			ci++
-		case tokStar:
-			start := min(pos, len(b))
-			caps[ci] = span{start, len(b)}
-			return true
 		}
 	}
-	return pos == n
+	return pos, true
+}
+
+// matchSegments matches a _redirects pattern (literals, placeholders, and at most a trailing *) against b+"/".
+// caps receives the placeholders, then the splat.
+func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool {
+	n := len(b) + 1
+	if s := pt.suffix; s != "" && (len(s) > n || b[n-len(s):] != s[:len(s)-1]) {
+		return false
+	}
+	pos, ok := walk(b, 0, pt.head, caps)
+	if !ok {
+		return false
+	}
+	if pt.stars == 0 {
+		return pos == n
+	}
+	start := min(pos, len(b))
+	caps[len(pt.names)] = span{start, len(b)}
+	return true
 }
 
 // matchGlob matches a _headers pattern against b+"/": '*' takes any run (slashes included) and a placeholder
-// one whole segment. It backtracks only to the last star, so it costs at most len(glob)*len(b) steps; a
-// placeholder is deterministic (it always follows a "/" and takes the segment up to the next "/").
+// one whole segment. Placeholders only come before the first star, so the head is walked deterministically,
+// each literal between stars is taken at its leftmost occurrence (which leaves the most room for the rest),
+// and the tail must end the path. That costs O(len(path)+len(pattern)) whatever the pattern, so a hostile
+// _headers file cannot make the proxy backtrack.
 func (pt *pattern) matchGlob(b string) bool {
-	pat := pt.glob
 	n := len(b) + 1
-	at := func(i int) byte {
-		if i < len(b) {
-			return b[i]
-		}
-		return '/'
+	pos, ok := walk(b, 0, pt.head, nil)
+	if !ok {
+		return false
 	}
-	ti, pi := 0, 0
-	starP, starT := -1, -1
-	for ti < n {
-		if pi < len(pat) {
-			switch c := pat[pi]; {
-			case c == '*':
-				starP, starT = pi, ti
-				pi++
-				continue
-			case c == segMark:
-				if at(ti) != '/' {
-					for ti < n && at(ti) != '/' {
-						ti++
-					}
-					pi++
-					continue
-				}
-			case c == at(ti):
-				pi++
-				ti++
+	if pt.stars == 0 {
+		return pos == n
+	}
+	for _, c := range pt.chunks {
+		if pos <= len(b) {
+			if j := strings.Index(b[pos:], c); j >= 0 {
+				pos += j + len(c)
 				continue
 			}
 		}
-		if starP < 0 {
-			return false
+		// The only occurrence that strings.Index cannot see is one that ends with the virtual "/".
+		if at := n - len(c); at >= pos && litAt(b, at, c) {
+			pos = n
+			continue
 		}
-		starT++
-		ti, pi = starT, starP+1
+		return false
 	}
-	for pi < len(pat) && pat[pi] == '*' {
-		pi++
+	if pt.tail == "" {
+		return true
 	}
-	return pi == len(pat)
+	at := n - len(pt.tail)
+	return at >= pos && litAt(b, at, pt.tail)
 }
