@@ -48,7 +48,9 @@ type localFile struct {
 func (f *localFile) rel() string { return strings.TrimPrefix(f.urlPath, "/") }
 
 func (f *localFile) open() (*os.File, error) {
-	r, err := os.Open(f.real)
+	// f.real has no symlink as its last component (the walk resolved it), so O_NOFOLLOW only refuses a file
+	// replaced by a link since then.
+	r, err := os.OpenFile(f.real, os.O_RDONLY|noFollow, 0)
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "read %s: %w", f.rel(), err)
 	}

@@ -579,3 +579,16 @@ func TestContentType(t *testing.T) {
 		t.Errorf("sniffed PNG = %q", got)
 	}
 }
+
+func TestOpenRefusesSwappedSymlink(t *testing.T) {
+	t.Parallel()
+	if noFollow == 0 {
+		t.Skip("no O_NOFOLLOW on this system")
+	}
+	dir := t.TempDir()
+	link := filepath.Join(dir, "index.html")
+	mustSymlink(t, "/etc/passwd", link) // as if swapped in after the walk saw a regular file
+	f := localFile{urlPath: "/index.html", real: link}
+	_, err := f.open()
+	wantCode(t, err, ferry.EINVALID, "index.html")
+}
