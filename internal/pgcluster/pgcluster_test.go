@@ -1,10 +1,15 @@
 package pgcluster
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,5 +176,65 @@ func TestUnreachableDirAsRoot(t *testing.T) {
 func TestMissingDir(t *testing.T) {
 	if _, err := Start(context.Background(), Options{}); ferry.ErrorCode(err) != ferry.EINVALID {
 		t.Fatalf("err = %v, want EINVALID", err)
+	}
+}
+
+// TestHelperProcess is not a test: TestNoOrphanAfterCrash runs the test binary as a parent that starts a
+// cluster and is then killed.
+func TestHelperProcess(t *testing.T) {
+	dir := os.Getenv("PGCLUSTER_HELPER_DIR")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	c, err := Start(context.Background(), Options{Dir: dir, BinDir: os.Getenv("PGCLUSTER_HELPER_BINDIR"), Ephemeral: true})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	_ = c
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+	os.Exit(1)
+}
+
+// TestNoOrphanAfterCrash checks that a server whose parent is SIGKILLed (a test binary timing out, `ferry dev`
+// killed) shuts itself down instead of running for ever.
+func TestNoOrphanAfterCrash(t *testing.T) {
+	t.Parallel()
+	binDir := binDirOrSkip(t)
+	dir := filepath.Join(tempDir(t), "pg")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "PGCLUSTER_HELPER_DIR="+dir, "PGCLUSTER_HELPER_BINDIR="+binDir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		_ = cmd.Process.Kill()
+		t.Fatalf("helper said %q (%v)", line, err)
+	}
+	pidFile, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGQUIT)
+			t.Fatalf("postgres %d still runs 30s after its parent died", pid)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
