@@ -28,9 +28,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,6 +55,8 @@ var (
 	srv    *server
 	srvErr error
 	skip   bool // srvErr means "PostgreSQL is not installed"
+
+	findBinDir = pgcluster.FindBinDir // replaced by the test of a machine without PostgreSQL
 )
 
 // server is what the whole test binary shares.
@@ -151,11 +155,12 @@ func start() (_ *server, err error) {
 		}
 	}()
 	if s.baseURL = os.Getenv(EnvURL); s.baseURL == "" {
-		binDir, err := pgcluster.FindBinDir()
+		binDir, err := findBinDir()
 		if err != nil {
 			skip = true
 			return nil, err
 		}
+		pruneStale()
 		if s.tempDir, err = os.MkdirTemp("", "ferry-pgtest-"); err != nil {
 			return nil, err
 		}
@@ -267,6 +272,25 @@ func (s *server) close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pruneStale removes the folders of test clusters whose test binary was killed (a timeout, Ctrl-C twice): older
+// than an hour and with no live postmaster. Their servers stopped themselves (pgcluster's parent-death signal).
+func pruneStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ferry-pgtest-*"))
+	for _, dir := range dirs {
+		st, err := os.Stat(dir)
+		if err != nil || time.Since(st.ModTime()) < time.Hour {
+			continue
+		}
+		if pidFile, err := os.ReadFile(filepath.Join(dir, "pg", "data", "postmaster.pid")); err == nil {
+			pid, _ := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				continue
+			}
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // withDatabase points a connection string (URL or key=value form) at another database on the same server.

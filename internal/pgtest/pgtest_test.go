@@ -2,9 +2,15 @@ package pgtest
 
 import (
 	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ferryhq/ferry/internal/pgcluster"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -76,6 +82,36 @@ func TestWithDatabase(t *testing.T) {
 	} {
 		if got := withDatabase(in, "other"); got != want {
 			t.Errorf("withDatabase(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestHelperNoPostgres is not a test: TestMissingPostgres runs it in a child process that pretends PostgreSQL is
+// not installed.
+func TestHelperNoPostgres(t *testing.T) {
+	if os.Getenv("PGTEST_HELPER_NOPG") == "" {
+		t.Skip("helper process only")
+	}
+	findBinDir = func() (string, error) { return "", errors.New("initdb not found: " + pgcluster.InstallHint) }
+	New(t)
+	t.Error("New returned without PostgreSQL")
+}
+
+// TestMissingPostgres checks that without PostgreSQL a test skips with an install hint, and fails under CI.
+func TestMissingPostgres(t *testing.T) {
+	t.Parallel()
+	for _, ci := range []string{"", "true"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNoPostgres$", "-test.v")
+		cmd.Env = append(os.Environ(), "PGTEST_HELPER_NOPG=1", "CI="+ci, EnvURL+"=")
+		out, err := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "apt-get install postgresql") {
+			t.Errorf("CI=%q: output lacks the install hint:\n%s", ci, out)
+		}
+		switch {
+		case ci == "" && (err != nil || !strings.Contains(string(out), "--- SKIP: TestHelperNoPostgres")):
+			t.Errorf("without CI the test should skip; err %v:\n%s", err, out)
+		case ci != "" && (err == nil || !strings.Contains(string(out), "--- FAIL: TestHelperNoPostgres")):
+			t.Errorf("under CI the test should fail; err %v:\n%s", err, out)
 		}
 	}
 }
