@@ -27,7 +27,8 @@ type Redirect struct {
 	From string `json:"from"`
 	// To is the target path or absolute URL; it may use :placeholders and :splat.
 	To string `json:"to"`
-	// Status is 200 (rewrite), 301, 302 or 404. Default 301.
+	// Status is 200 (rewrite), 301, 302, 303, 307, 308 (redirects), 404 or 410 (serve To with that status).
+	// Default 301.
 	Status int `json:"status"`
 	// Force applies the rule even when a file exists at From (the `!` suffix).
 	Force bool `json:"force,omitempty"`
