@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -73,6 +74,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // Serve runs p on ln until ctx is canceled, then stops accepting and waits up to grace for open requests.
 func Serve(ctx context.Context, ln net.Listener, p *Proxy, grace time.Duration) error {
 	srv := NewServer(p)
+	if tl, ok := ln.(*net.TCPListener); ok {
+		ln = tcpListener{tl}
+	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	select {
@@ -115,4 +119,27 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn(fmt.Sprintf(format, args...), "source", "fasthttp")
+}
+
+// tcpListener hands out tcpConns. fasthttp still reaches the *net.TCPConn's ReadFrom (promoted through the
+// embedding), so sendfile keeps working.
+type tcpListener struct{ *net.TCPListener }
+
+// Accept wraps each connection with its raw socket, fetched once per connection rather than per response.
+func (l tcpListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return c, nil
+	}
+	return &tcpConn{TCPConn: c, raw: raw}, nil
+}
+
+// tcpConn is a client connection whose socket large responses cork while they are sent (see fileStream).
+type tcpConn struct {
+	*net.TCPConn
+	raw syscall.RawConn
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"io"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -265,11 +264,14 @@ func (p *Proxy) writeVariant(ctx *fasthttp.RequestCtx, b *blob, enc int) {
 		ctx.Response.SkipBody = true
 		return
 	}
-	s, err := v.disk.open()
+	s, err := v.disk.open(0, v.size)
 	if err != nil { // evicted between lookup and open: rare, and the next request fetches it again
 		p.log.Warn("cache file vanished", "blob", b.key, "err", err)
 		page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 		return
+	}
+	if c, ok := ctx.Conn().(*tcpConn); ok {
+		s.conn = c.raw
 	}
 	ctx.Response.SetBodyStream(s, int(v.size))
 }
@@ -296,13 +298,13 @@ func (p *Proxy) serveRange(ctx *fasthttp.RequestCtx, b *blob, rng []byte) {
 		ctx.Response.SkipBody = true
 		return
 	}
-	s, err := v.disk.open()
+	s, err := v.disk.open(int64(start), int64(n))
 	if err != nil {
 		p.log.Warn("cache file vanished", "blob", b.key, "err", err)
 		page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
-	ctx.Response.SetBodyStream(&sectionStream{SectionReader: *io.NewSectionReader(s.f, int64(start), int64(n)), s: s}, n)
+	ctx.Response.SetBodyStream(s, n)
 }
 
 // etagMatch implements If-None-Match's weak comparison against one strong ETag: a list of tags, or "*".
