@@ -219,27 +219,19 @@ func openS3(u *url.URL, cfg aws.Config) (storage.Storage, error) {
 	return storage.OpenS3WithConfig(u, cfg)
 }
 
-// settings reads ferry.json at the repository root, if there is one, and applies the inputs over it: inputs
-// are the more specific, per-workflow choice.
+// settings reads ferry.json at the repository root, if there is one, for the serving settings of a prebuilt
+// directory (spa, cleanUrls, trailingSlash).
 func (r *run) settings() (*siteconfig.File, error) {
-	cfg := &siteconfig.File{}
 	b, err := os.ReadFile(filepath.Join(r.workdir, "ferry.json"))
 	switch {
-	case err == nil:
-		if cfg, err = siteconfig.ParseFile(b); err != nil {
-			return nil, ferry.Errorf(ferry.EINVALID, "ferry.json: %w", err)
-		}
-	case !os.IsNotExist(err):
+	case os.IsNotExist(err):
+		return nil, nil
+	case err != nil:
 		return nil, ferry.Errorf(ferry.EINVALID, "read ferry.json: %w", err)
 	}
-	if r.in.RootDirectory != "" {
-		cfg.RootDirectory = r.in.RootDirectory
-	}
-	if r.in.InstallCommand != "" {
-		cfg.InstallCommand = &r.in.InstallCommand
-	}
-	if r.in.BuildCommand != "" {
-		cfg.BuildCommand = &r.in.BuildCommand
+	cfg, err := siteconfig.ParseFile(b)
+	if err != nil {
+		return nil, fail(ferry.ErrorCode(err), err, "ferry.json in the repository root is not valid")
 	}
 	return cfg, nil
 }

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
@@ -149,7 +152,10 @@ func (h *harness) runStep(eventName, payloadFile string, edit func(p map[string]
 	}
 	env := newStrictEnv(h.t, vars)
 	var log bytes.Buffer
-	err = Run(context.Background(), Options{Getenv: env.getenv, Stdout: &log})
+	// A hung step fails the test within a minute instead of stalling the whole package.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = Run(ctx, Options{Getenv: env.getenv, Stdout: &log})
 	res := runResult{err: err, log: log.String(), outputs: readOutputs(h.t, outPath)}
 	s, _ := os.ReadFile(summaryPath)
 	res.summary = string(s)
@@ -532,5 +538,91 @@ func TestStorageOutageMidUpload(t *testing.T) {
 	}
 	if st := h.gh.DeploymentStatuses(deps[0].ID); len(st) == 0 || st[len(st)-1].State != "error" {
 		t.Errorf("statuses = %+v, want the last error (an infrastructure failure)", st)
+	}
+}
+
+// TestBuild leaves directory empty: the Action builds the checked-out repository through the build runner
+// (ferry.json's commands, as `ferry build` runs them) and publishes what the build wrote.
+func TestBuild(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("git is not installed")
+		}
+		t.Skip("git is not installed (apt-get install git)")
+	}
+	h := newHarness(t)
+	h.writeSite(map[string]string{
+		"ferry.json": `{"buildCommand": "mkdir -p out/assets && echo \"<h1>built $CI</h1>\" > out/index.html && echo x > out/assets/a.js", "outputDirectory": "out"}`,
+		"README.md":  "a repository, as actions/checkout leaves it",
+	})
+	for _, args := range [][]string{
+		{"init", "-q"}, {"add", "-A"},
+		{"-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-m", "site"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = h.ws
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"directory": ""}, nil)
+	if res.err != nil {
+		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
+	}
+	id := res.outputs["deployment-id"]
+	m, err := h.store().ManifestGet(context.Background(), project, id)
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	if _, ok := m.Files["/index.html"]; !ok || len(m.Files) != 2 {
+		t.Errorf("published files = %v, want the build's out/ (index.html, assets/a.js)", m.Files)
+	}
+	rc, err := h.gw.Open(t, "ferry").Get(context.Background(), site.BlobKey(project, m.Files["/index.html"].Blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(body) != "<h1>built true</h1>\n" {
+		t.Errorf("index.html = %q, want the build's output (with CI=true)", body)
+	}
+	for _, g := range []string{"::group::clone", "::group::detect", "::group::build", "::group::publish"} {
+		if !strings.Contains(res.log, g) {
+			t.Errorf("build log lacks %q:\n%s", g, res.log)
+		}
+	}
+	if got, _ := h.alias(site.ProductionAlias); got != id {
+		t.Errorf("production alias = %q, want %s", got, id)
+	}
+}
+
+// TestBuildFailure: the user's failing build command is a failure (final), reported as such on GitHub.
+func TestBuildFailure(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writeSite(map[string]string{"ferry.json": `{"buildCommand": "echo compiling; exit 3", "outputDirectory": "out"}`})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-m", "x"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = h.ws
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"directory": ""}, nil)
+	if ferry.ErrorCode(res.err) != ferry.EBUILD || ferry.ExitCode(res.err) != ferry.ExitUser {
+		t.Fatalf("error = %v (code %s), want a build failure", res.err, ferry.ErrorCode(res.err))
+	}
+	deps := h.gh.Deployments(owner, repo)
+	if len(deps) != 1 {
+		t.Fatalf("deployments = %d", len(deps))
+	}
+	if st := h.gh.DeploymentStatuses(deps[0].ID); st[len(st)-1].State != "failure" {
+		t.Errorf("last status %s, want failure", st[len(st)-1].State)
+	}
+	if m := h.manifests(); len(m) != 0 {
+		t.Errorf("manifests = %v", m)
 	}
 }

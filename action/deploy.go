@@ -47,24 +47,32 @@ func (r *run) deploy(ctx context.Context) error {
 	return nil
 }
 
-// buildAndPublish produces the output folder (the directory input, or a build) and publishes it.
+// buildAndPublish publishes the directory input, or builds the repository and publishes its output.
 func (r *run) buildAndPublish(ctx context.Context, id string) (*site.PublishResult, error) {
+	meta := map[string]string{
+		"commit":     r.ev.SHA,
+		"ref":        r.ev.Ref,
+		"repository": r.ev.Owner + "/" + r.ev.Repo,
+		"builder":    "github-action",
+		"run":        r.ev.RunURL,
+	}
+	if r.in.Directory == "" {
+		res, err := r.buildAndPublishRepo(ctx, id, meta)
+		if err != nil {
+			return nil, publishError(r.in.Storage, err)
+		}
+		return res, nil
+	}
 	cfg, err := r.settings()
 	if err != nil {
 		return nil, err
 	}
 	dir := r.in.Directory
-	if dir == "" {
-		if dir, err = r.build(ctx, cfg); err != nil {
-			return nil, err
-		}
-	} else {
-		if !filepath.IsAbs(dir) {
-			dir = filepath.Join(r.workdir, dir)
-		}
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return nil, ferry.Errorf(ferry.EINVALID, "input directory %q is not a folder in the workspace; build the site in an earlier step or leave directory empty to let Ferry build it", r.in.Directory)
-		}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(r.workdir, dir)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, ferry.Errorf(ferry.EINVALID, "input directory %q is not a folder in the workspace; build the site in an earlier step, or leave directory empty to let Ferry build it", r.in.Directory)
 	}
 	r.gha.Group("Publish " + r.project)
 	defer r.gha.EndGroup()
@@ -75,14 +83,8 @@ func (r *run) buildAndPublish(ctx context.Context, id string) (*site.PublishResu
 		Aliases:      r.aliases,
 		Settings:     cfg,
 		Domain:       r.in.Domain,
-		Meta: map[string]string{
-			"commit":     r.ev.SHA,
-			"ref":        r.ev.Ref,
-			"repository": r.ev.Owner + "/" + r.ev.Repo,
-			"builder":    "github-action",
-			"run":        r.ev.RunURL,
-		},
-		Log: r.log,
+		Meta:         meta,
+		Log:          r.log,
 	})
 	if err != nil {
 		return nil, publishError(r.in.Storage, err)
