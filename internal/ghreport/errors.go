@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -47,6 +48,7 @@ func (r *Reporter) retry(ctx context.Context, op string, p perm, fn func(ctx con
 		if err == nil {
 			return nil
 		}
+		closeTokenResponse(err)
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", op, ctx.Err())
 		}
@@ -114,6 +116,16 @@ func rateLimitWait(err error) (time.Duration, bool) {
 		return time.Minute, true
 	}
 	return 0, false
+}
+
+// closeTokenResponse releases the connection behind a failed token refresh: ghinstallation hands the response
+// to the caller unread, for inspection.
+func closeTokenResponse(err error) {
+	var he *ghinstallation.HTTPError
+	if errors.As(err, &he) && he.Response != nil && he.Response.Body != nil {
+		io.Copy(io.Discard, io.LimitReader(he.Response.Body, 1<<16))
+		he.Response.Body.Close()
+	}
 }
 
 // responseOf finds the HTTP response behind err: a go-github error, or ghinstallation's token refresh error.
