@@ -82,7 +82,8 @@ http {
 }
 EOF
 nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" &
-pids+=("$!")
+nginx_pid=$!
+pids+=("$nginx_pid")
 
 wait_up() {
 	for _ in $(seq 100); do
@@ -103,37 +104,46 @@ for path in / /assets/app.3f2a1b9c.js; do
 	[[ "$a" == "$b" ]] || { echo "proxy-vs-nginx: $path differs between ferry and nginx" >&2; exit 1; }
 done
 
-# run NAME URL: prints "requests/s p99-ms".
+# cpu_ticks PID...: user+system CPU ticks the processes used so far.
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+hz=$(getconf CLK_TCK)
+
+# run NAME URL PID...: prints "requests/s p99-ms cpu-us-per-request". CPU per request is what the server's
+# processes used, which is steadier than requests/s on a machine shared with other work.
 run() {
-	local out rps p99
-	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: web.localhost" "$2")
+	local out rps p99 before after name=$1 url=$2
+	shift 2
+	before=$(cpu_ticks "$@")
+	out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Host: web.localhost" "$url")
+	after=$(cpu_ticks "$@")
 	if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
-		echo "proxy-vs-nginx: $1: errors during the run:" >&2
+		echo "proxy-vs-nginx: $name: errors during the run:" >&2
 		grep "Non-2xx\|Socket errors" <<<"$out" >&2
 	fi
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 	p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 }; print v }' <<<"$out")
-	echo "$rps $p99"
+	local secs=${DURATION%s}
+	echo "$rps $p99 $(awk -v t=$((after - before)) -v hz="$hz" -v r="$rps" -v s="$secs" 'BEGIN { printf "%.1f", t / hz * 1e6 / (r * s) }')"
 }
 
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s)"
-printf '%-8s %-6s %12s %10s\n' file server "requests/s" "p99 ms"
+printf '%-8s %-6s %12s %10s %14s\n' file server "requests/s" "p99 ms" "CPU us/req"
 results=()
 for round in $(seq "$ROUNDS"); do
 	for file in small large; do
 		path=/
 		[[ $file == large ]] && path=/assets/app.3f2a1b9c.js
-		read -r n_rps n_p99 < <(run nginx "http://127.0.0.1:$NGINX_PORT$path")
-		printf '%-8s %-6s %12.0f %10.2f\n' "$file" nginx "$n_rps" "$n_p99"
-		read -r f_rps f_p99 < <(run ferry "http://127.0.0.1:$FERRY_PORT$path")
-		printf '%-8s %-6s %12.0f %10.2f\n' "$file" ferry "$f_rps" "$f_p99"
-		results+=("$file $n_rps $n_p99 $f_rps $f_p99")
+		read -r n_rps n_p99 n_cpu < <(run nginx "http://127.0.0.1:$NGINX_PORT$path" $(pgrep -P "$nginx_pid"))
+		printf '%-8s %-6s %12.0f %10.2f %14s\n' "$file" nginx "$n_rps" "$n_p99" "$n_cpu"
+		read -r f_rps f_p99 f_cpu < <(run ferry "http://127.0.0.1:$FERRY_PORT$path" "$ferry_pid")
+		printf '%-8s %-6s %12.0f %10.2f %14s\n' "$file" ferry "$f_rps" "$f_p99" "$f_cpu"
+		results+=("$file $n_rps $n_p99 $f_rps $f_p99 $n_cpu $f_cpu")
 	done
 done
 
 echo "== ratios ferry/nginx (goal: small rps >= 1.0, large rps >= 0.8, p99 <= 2.0)"
 for r in "${results[@]}"; do
-	awk '{ printf "%-6s requests/s %.2fx   p99 %.2fx\n", $1, $4 / $2, ($3 > 0 ? $5 / $3 : 0) }' <<<"$r"
+	awk '{ printf "%-6s requests/s %.2fx   p99 %.2fx   CPU per request %.2fx\n", $1, $4 / $2, ($3 > 0 ? $5 / $3 : 0), ($6 > 0 ? $7 / $6 : 0) }' <<<"$r"
 done
 
 rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$ferry_pid/status")
