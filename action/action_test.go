@@ -626,3 +626,24 @@ func TestBuildFailure(t *testing.T) {
 		t.Errorf("manifests = %v", m)
 	}
 }
+
+// TestKeysWithoutRole: with no role-to-assume, keys from the step's env (secrets) are used, and no OIDC token
+// is requested.
+func TestKeysWithoutRole(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writeSite(map[string]string{"dist/index.html": "k"})
+	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"role-to-assume": ""}, func(v map[string]string) {
+		v["AWS_ACCESS_KEY_ID"] = h.gw.AccessKey
+		v["AWS_SECRET_ACCESS_KEY"] = h.gw.SecretKey
+	})
+	if res.err != nil {
+		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
+	}
+	if got, _ := h.alias(site.ProductionAlias); got != res.outputs["deployment-id"] {
+		t.Errorf("production alias = %q, want %s", got, res.outputs["deployment-id"])
+	}
+	if n := len(h.oidc.issuedTokens()); n != 0 || h.sts.calls != 0 {
+		t.Errorf("OIDC tokens %d, STS calls %d; want none without a role", n, h.sts.calls)
+	}
+}
