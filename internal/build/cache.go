@@ -11,7 +11,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/ferryhq/ferry/internal/ferry"
@@ -39,9 +41,10 @@ func cacheKey(project, pm, nodeVersion string, lockfile []byte) string {
 	return site.ProjectPrefix(project) + "cache/" + hex.EncodeToString(h.Sum(nil))[:32] + ".tar.gz"
 }
 
-// cacheRestore unpacks the archive at key into dir. It returns CacheHit, CacheMiss, or CacheCorrupt (after
-// emptying dir again); only a storage outage is an error.
-func cacheRestore(ctx context.Context, st storage.Storage, key, dir string) (string, error) {
+// cacheRestore unpacks the archive at key into root, where it may only fill the folders in parts (relative to
+// root: the package manager's cache, and node_modules). Those folders must not exist yet or be empty. It returns
+// CacheHit, CacheMiss, or CacheCorrupt (after emptying the parts again); only a storage outage is an error.
+func cacheRestore(ctx context.Context, st storage.Storage, key, root string, parts []string) (string, error) {
 	rc, err := st.Get(ctx, key)
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 		return CacheMiss, nil
@@ -50,42 +53,59 @@ func cacheRestore(ctx context.Context, st storage.Storage, key, dir string) (str
 		return "", fmt.Errorf("read dependency cache: %w", err)
 	}
 	defer rc.Close()
-	if err := untar(rc, dir); err != nil {
+	if err := untar(rc, root, parts); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		if ferry.ErrorCode(err) == ferry.EUNAVAILABLE {
 			return "", fmt.Errorf("read dependency cache: %w", err)
 		}
-		if err := emptyDir(dir); err != nil {
-			return "", fmt.Errorf("clear corrupt dependency cache: %w", err)
+		for _, part := range parts {
+			if err := os.RemoveAll(filepath.Join(root, part)); err != nil {
+				return "", fmt.Errorf("clear corrupt dependency cache: %w", err)
+			}
 		}
 		return CacheCorrupt, nil
 	}
 	return CacheHit, nil
 }
 
-// untar unpacks regular files and folders only; links and paths that leave dir are refused (the archive was
-// written from a build's workspace, so it is untrusted).
-func untar(r io.Reader, dir string) error {
+// partOf returns the part that name (slash-separated, relative to the archive's root) lies in, or "".
+func partOf(name string, parts []string) string {
+	for _, p := range parts {
+		if name == p || strings.HasPrefix(name, p+"/") {
+			return p
+		}
+	}
+	return ""
+}
+
+// untar unpacks folders, regular files and symlinks (node_modules/.bin and pnpm's store need them). The archive
+// was written from a build's workspace, so it is untrusted: every entry must lie in one of parts, a link may
+// only point inside its part (lexically, with a relative target), and links are made last, each only where no
+// folder on its path is itself a link, so no entry is ever written through a link.
+func untar(r io.Reader, root string, parts []string) error {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("open cache archive: %w", err)
 	}
 	tr := tar.NewReader(zr)
+	type link struct{ path, target string }
+	var links []link
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			break
 		}
 		if err != nil {
 			return fmt.Errorf("read cache archive: %w", err)
 		}
-		name := filepath.FromSlash(h.Name)
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("cache archive entry %q leaves the cache folder", h.Name)
+		name := strings.TrimSuffix(h.Name, "/")
+		part := partOf(name, parts)
+		if !filepath.IsLocal(filepath.FromSlash(name)) || part == "" {
+			return fmt.Errorf("cache archive entry %q is outside the cached folders", h.Name)
 		}
-		target := filepath.Join(dir, name)
+		target := filepath.Join(root, filepath.FromSlash(name))
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
@@ -98,7 +118,11 @@ func untar(r io.Reader, dir string) error {
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
-			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
+			mode := os.FileMode(0o644)
+			if h.Mode&0o111 != 0 {
+				mode = 0o755
+			}
+			f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, mode)
 			if err != nil {
 				return err
 			}
@@ -109,15 +133,59 @@ func untar(r io.Reader, dir string) error {
 			if err != nil {
 				return fmt.Errorf("unpack %q: %w", h.Name, err)
 			}
+		case tar.TypeSymlink:
+			resolved := path.Join(path.Dir(name), h.Linkname)
+			if path.IsAbs(h.Linkname) || partOf(resolved, []string{part}) == "" {
+				return fmt.Errorf("cache archive link %q points outside its folder", h.Name)
+			}
+			links = append(links, link{target, h.Linkname})
 		default:
-			// Symlinks and devices are skipped: a package manager's cache holds files and folders.
+			// Devices, fifos and hard links have no place in a package cache.
 		}
 	}
+	for _, l := range links {
+		if err := noLinkOnPath(root, filepath.Dir(l.path)); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(l.target, l.path); err != nil {
+			return fmt.Errorf("unpack link: %w", err)
+		}
+	}
+	return nil
 }
 
-// cacheSave packs dir into a tar.gz and stores it at key unless an archive is already there. Links are
-// skipped: only files and folders that the package manager wrote are kept.
-func cacheSave(ctx context.Context, st storage.Storage, key, dir, tmpDir string) (int64, error) {
+// noLinkOnPath fails when any folder from root down to dir is a symlink.
+func noLinkOnPath(root, dir string) error {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil {
+		return err
+	}
+	cur := root
+	for _, c := range strings.Split(rel, string(filepath.Separator)) {
+		if c == "." {
+			continue
+		}
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("cache archive writes through the link %s", cur)
+		}
+	}
+	return nil
+}
+
+// cacheSave packs the parts of root into a tar.gz and stores it at key unless an archive is already there.
+// Links are kept only when they point inside their part, which is all a package manager makes.
+func cacheSave(ctx context.Context, st storage.Storage, key, root string, parts []string, tmpDir string) (int64, error) {
 	if _, err := st.Stat(ctx, key); err == nil {
 		return 0, nil
 	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
@@ -130,51 +198,63 @@ func cacheSave(ctx context.Context, st storage.Storage, key, dir, tmpDir string)
 	defer os.Remove(f.Name())
 	defer f.Close()
 	h := sha256.New()
-	zw := gzip.NewWriter(io.MultiWriter(f, h))
+	zw, _ := gzip.NewWriterLevel(io.MultiWriter(f, h), gzip.BestSpeed)
 	tw := tar.NewWriter(zw)
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	for _, part := range parts {
+		if _, err := os.Lstat(filepath.Join(root, part)); err != nil {
+			continue
+		}
+		err = filepath.WalkDir(filepath.Join(root, part), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			name := filepath.ToSlash(rel)
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			switch {
+			case info.IsDir():
+				return tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o755, ModTime: info.ModTime(), Typeflag: tar.TypeDir})
+			case info.Mode()&os.ModeSymlink != 0:
+				target, err := os.Readlink(p)
+				if err != nil || path.IsAbs(target) || partOf(path.Join(path.Dir(name), target), []string{part}) == "" {
+					return nil
+				}
+				return tw.WriteHeader(&tar.Header{Name: name, Linkname: target, Mode: 0o777, ModTime: info.ModTime(), Typeflag: tar.TypeSymlink})
+			case !info.Mode().IsRegular():
+				return nil
+			}
+			mode := int64(0o644)
+			if info.Mode()&0o111 != 0 {
+				mode = 0o755
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: info.Size(), ModTime: info.ModTime(), Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			src, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			_, err = io.Copy(tw, io.LimitReader(src, info.Size()))
+			return err
+		})
 		if err != nil {
-			return err
+			return 0, fmt.Errorf("pack dependency cache: %w", err)
 		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if !info.IsDir() && !info.Mode().IsRegular() {
-			return nil
-		}
-		hdr := &tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, Size: info.Size(), ModTime: info.ModTime(), Typeflag: tar.TypeReg}
-		if info.IsDir() {
-			hdr = &tar.Header{Name: filepath.ToSlash(rel) + "/", Mode: 0o755, ModTime: info.ModTime(), Typeflag: tar.TypeDir}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if info.IsDir() {
-			return nil
-		}
-		src, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		_, err = io.Copy(tw, io.LimitReader(src, info.Size()))
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
 	}
-	if err == nil {
-		err = zw.Close()
+	if err := tw.Close(); err != nil {
+		return 0, fmt.Errorf("pack dependency cache: %w", err)
 	}
-	if err != nil {
+	if err := zw.Close(); err != nil {
 		return 0, fmt.Errorf("pack dependency cache: %w", err)
 	}
 	size, err := f.Seek(0, io.SeekEnd)
