@@ -96,6 +96,10 @@ func Run(ctx context.Context, opts Options) error {
 	if r.ev.closedPR() {
 		return r.cleanup(ctx)
 	}
+	if r.ev.Deleted {
+		r.gha.Noticef("%s was deleted: nothing to deploy", r.ev.Ref)
+		return nil
+	}
 	return r.deploy(ctx)
 }
 

@@ -365,6 +365,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 		t.Fatalf("deployments after opened = %+v", deps)
 	}
 
+	editsAfterOpened := comments[0].Edits
 	h.writeSite(map[string]string{"dist/index.html": "v2"})
 	const head2 = "fedcba9876543210fedcba9876543210fedcba98"
 	sync := h.runStep("pull_request", "pull_request.synchronize.payload.json", func(p map[string]any) {
@@ -383,7 +384,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 	if len(comments) != 1 {
 		t.Fatalf("comments after synchronize = %d, want the same one edited", len(comments))
 	}
-	if comments[0].Edits == 0 || !strings.Contains(comments[0].Body, sync.outputs["deployment-id"]) || !strings.Contains(comments[0].Body, head2[:7]) {
+	if comments[0].Edits <= editsAfterOpened || !strings.Contains(comments[0].Body, sync.outputs["deployment-id"]) || !strings.Contains(comments[0].Body, head2[:7]) {
 		t.Errorf("comment after synchronize (edits %d):\n%s", comments[0].Edits, comments[0].Body)
 	}
 	if !strings.Contains(sync.summary, "| Uploaded | 1 |") {
@@ -645,5 +646,24 @@ func TestKeysWithoutRole(t *testing.T) {
 	}
 	if n := len(h.oidc.issuedTokens()); n != 0 || h.sts.calls != 0 {
 		t.Errorf("OIDC tokens %d, STS calls %d; want none without a role", n, h.sts.calls)
+	}
+}
+
+// TestDeletedBranch: a push that deletes a branch deploys nothing and touches nothing.
+func TestDeletedBranch(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res := h.runStep("push", "push.with-new-branch.payload.json", func(p map[string]any) {
+		p["deleted"] = true
+		p["after"] = "0000000000000000000000000000000000000000"
+	}, nil, nil)
+	if res.err != nil {
+		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
+	}
+	if c := h.gh.Calls(); len(c) != 0 {
+		t.Errorf("GitHub calls for a deleted branch: %v", ghfake.Lines(c))
+	}
+	if m := h.manifests(); len(m) != 0 {
+		t.Errorf("manifests = %v", m)
 	}
 }

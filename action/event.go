@@ -25,6 +25,8 @@ type event struct {
 	// ref with it and nothing else.
 	DefaultBranch string
 	RunURL        string // the workflow run, used as the deployment's log_url
+	// Deleted is a push that deleted its branch or tag: there is nothing to deploy.
+	Deleted bool
 }
 
 // payload is the part of a webhook payload the Action reads.
@@ -33,6 +35,7 @@ type payload struct {
 	Number      int    `json:"number"`
 	Ref         string `json:"ref"`
 	After       string `json:"after"`
+	Deleted     bool   `json:"deleted"`
 	PullRequest *struct {
 		Number int `json:"number"`
 		Head   struct {
@@ -71,6 +74,7 @@ func readEvent(gctx *githubactions.GitHubContext) (*event, error) {
 		Ref:           gctx.Ref,
 		DefaultBranch: p.Repository.DefaultBranch,
 		PRAction:      p.Action,
+		Deleted:       p.Deleted,
 	}
 	if ev.Ref == "" {
 		ev.Ref = p.Ref
