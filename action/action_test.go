@@ -568,6 +568,11 @@ func TestBuild(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+	if os.Geteuid() == 0 {
+		// As on GitHub: the Docker action runs as root, the checkout belongs to the runner's user (1001), and
+		// git refuses repositories owned by someone else.
+		chownTree(t, h.ws, 1001)
+	}
 	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"directory": ""}, nil)
 	if res.err != nil {
 		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
@@ -665,5 +670,18 @@ func TestDeletedBranch(t *testing.T) {
 	}
 	if m := h.manifests(); len(m) != 0 {
 		t.Errorf("manifests = %v", m)
+	}
+}
+
+func chownTree(t *testing.T, dir string, uid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+	if err != nil {
+		t.Fatalf("chown %s: %v", dir, err)
 	}
 }

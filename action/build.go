@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/ferryhq/ferry/internal/build"
@@ -21,11 +22,20 @@ func (r *run) buildAndPublishRepo(ctx context.Context, id string, meta map[strin
 			return nil, ferry.Errorf(ferry.EINVALID, "input %s is not supported yet when Ferry builds: put it in ferry.json (%s) or build in an earlier step and set directory", name, configKey[name])
 		}
 	}
+	tmp, err := os.MkdirTemp("", "ferry-action-")
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "create a temporary folder: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	repo, err := repoForBuild(r.workdir, tmp)
+	if err != nil {
+		return nil, ferry.Wrap(ferry.EINTERNAL, err)
+	}
 	groups := &stepGroups{w: r.opts.Stdout}
 	defer groups.close()
 	log := slog.New(&groupHandler{inner: r.log.Handler(), groups: groups})
 	res, err := build.Run(ctx, build.Params{
-		Repo:         r.workdir,
+		Repo:         repo,
 		Project:      r.project,
 		Storage:      r.store.Storage,
 		Aliases:      r.aliases,
