@@ -66,6 +66,7 @@ type run struct {
 	log     *slog.Logger
 	in      *Inputs
 	ev      *event
+	gctx    *githubactions.GitHubContext
 	project string
 	prod    bool
 	aliases []string
@@ -90,22 +91,35 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	r := &run{opts: opts, gha: githubactions.New(ghOpts...)}
 	r.log = slog.New(slog.NewTextHandler(opts.Stdout, nil))
-	if err := r.setup(ctx); err != nil {
-		return err
+	err := r.run(ctx)
+	if err != nil && opts.Getenv("GITHUB_STEP_SUMMARY") != "" {
+		// The run's page shows the summary first; the error itself is printed by the caller.
+		r.gha.AddStepSummary("### Ferry\n\nThe deployment failed:\n\n```\n" + ferry.ErrorMessage(err) + "\n```\n")
 	}
-	if r.ev.closedPR() {
-		return r.cleanup(ctx)
+	return err
+}
+
+func (r *run) run(ctx context.Context) error {
+	if err := r.setup(); err != nil {
+		return err
 	}
 	if r.ev.Deleted {
 		r.gha.Noticef("%s was deleted: nothing to deploy", r.ev.Ref)
 		return nil
 	}
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
+	if r.ev.closedPR() {
+		return r.cleanup(ctx)
+	}
 	return r.deploy(ctx)
 }
 
-// setup reads everything and builds the clients; it fails before anything is written anywhere.
-func (r *run) setup(ctx context.Context) error {
-	gctx, err := r.gha.Context()
+// setup reads the inputs and the event and decides what to deploy where, without touching the network.
+func (r *run) setup() error {
+	var err error
+	r.gctx, err = r.gha.Context()
 	if err != nil {
 		return ferry.Errorf(ferry.EINVALID, "read the GitHub Actions context: %w", err)
 	}
@@ -115,10 +129,10 @@ func (r *run) setup(ctx context.Context) error {
 	if r.in.GitHubToken != "" {
 		r.gha.AddMask(r.in.GitHubToken)
 	}
-	if r.ev, err = readEvent(gctx); err != nil {
+	if r.ev, err = readEvent(r.gctx); err != nil {
 		return err
 	}
-	r.workdir = gctx.Workspace
+	r.workdir = r.gctx.Workspace
 	if r.workdir == "" {
 		if r.workdir, err = os.Getwd(); err != nil {
 			return fmt.Errorf("find the workspace: %w", err)
@@ -142,16 +156,23 @@ func (r *run) setup(ctx context.Context) error {
 		}
 	}
 
+	return nil
+}
+
+// connect builds the GitHub reporter and opens the storage with fresh credentials. Nothing is written yet, so a
+// refused role or a missing permission fails before any deployment exists.
+func (r *run) connect(ctx context.Context) error {
+	var err error
 	if r.in.GitHubToken == "" {
 		r.gha.Warningf("github-token is empty: no GitHub deployment, status or PR comment will be written")
 	} else {
-		r.rep, err = ghreport.NewTokenReporter(ghreport.Config{APIURL: gctx.APIURL, Transport: r.opts.GitHubTransport, Logger: r.log}, r.in.GitHubToken)
+		r.rep, err = ghreport.NewTokenReporter(ghreport.Config{APIURL: r.gctx.APIURL, Transport: r.opts.GitHubTransport, Logger: r.log}, r.in.GitHubToken)
 		if err != nil {
 			return err
 		}
 	}
 
-	st, err := r.openStorage(ctx, gctx)
+	st, err := r.openStorage(ctx, r.gctx)
 	if err != nil {
 		return err
 	}

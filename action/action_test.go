@@ -440,8 +440,14 @@ func TestMissingIDTokenPermission(t *testing.T) {
 	if c := h.gh.Calls(); len(c) != 0 {
 		t.Errorf("GitHub was called before credentials were checked: %v", ghfake.Lines(c))
 	}
+	if !strings.Contains(res.summary, "id-token: write") {
+		t.Errorf("the job summary does not show the fix:\n%s", res.summary)
+	}
 	if m := h.manifests(); len(m) != 0 {
 		t.Errorf("manifests = %v", m)
+	}
+	if h.sts.calls != 0 {
+		t.Errorf("STS was called %d times for a deleted branch", h.sts.calls)
 	}
 }
 
@@ -670,6 +676,9 @@ func TestDeletedBranch(t *testing.T) {
 	}
 	if m := h.manifests(); len(m) != 0 {
 		t.Errorf("manifests = %v", m)
+	}
+	if h.sts.calls != 0 {
+		t.Errorf("STS was called %d times for a deleted branch", h.sts.calls)
 	}
 }
 
