@@ -446,8 +446,8 @@ func TestMissingIDTokenPermission(t *testing.T) {
 	if m := h.manifests(); len(m) != 0 {
 		t.Errorf("manifests = %v", m)
 	}
-	if h.sts.calls != 0 {
-		t.Errorf("STS was called %d times for a deleted branch", h.sts.calls)
+	if h.sts.callCount() != 0 {
+		t.Errorf("STS was called %d times without an OIDC token", h.sts.callCount())
 	}
 }
 
@@ -655,8 +655,8 @@ func TestKeysWithoutRole(t *testing.T) {
 	if got, _ := h.alias(site.ProductionAlias); got != res.outputs["deployment-id"] {
 		t.Errorf("production alias = %q, want %s", got, res.outputs["deployment-id"])
 	}
-	if n := len(h.oidc.issuedTokens()); n != 0 || h.sts.calls != 0 {
-		t.Errorf("OIDC tokens %d, STS calls %d; want none without a role", n, h.sts.calls)
+	if n := len(h.oidc.issuedTokens()); n != 0 || h.sts.callCount() != 0 {
+		t.Errorf("OIDC tokens %d, STS calls %d; want none without a role", n, h.sts.callCount())
 	}
 }
 
@@ -677,8 +677,8 @@ func TestDeletedBranch(t *testing.T) {
 	if m := h.manifests(); len(m) != 0 {
 		t.Errorf("manifests = %v", m)
 	}
-	if h.sts.calls != 0 {
-		t.Errorf("STS was called %d times for a deleted branch", h.sts.calls)
+	if h.sts.callCount() != 0 {
+		t.Errorf("STS was called %d times for a deleted branch", h.sts.callCount())
 	}
 }
 

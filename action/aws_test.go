@@ -42,8 +42,8 @@ func TestAWSConfigAssumesRoleWithOIDCToken(t *testing.T) {
 	if cfg.Region != "eu-west-1" {
 		t.Errorf("region = %q", cfg.Region)
 	}
-	if sts.calls != 1 || oidc.requests != 1 {
-		t.Errorf("STS calls %d, OIDC requests %d; want 1 each (credentials are cached)", sts.calls, oidc.requests)
+	if sts.callCount() != 1 || len(oidc.issuedTokens()) != 1 {
+		t.Errorf("STS calls %d, OIDC requests %d; want 1 each (credentials are cached)", sts.callCount(), len(oidc.issuedTokens()))
 	}
 	if got := sts.sessions[0]; got != "ferry-action-run-42-1" {
 		t.Errorf("RoleSessionName = %q", got)

@@ -83,6 +83,13 @@ func newSTSServer(t *testing.T, role, accessKey, secretKey string, validToken fu
 	return s
 }
 
+// callCount is how many AssumeRoleWithWebIdentity calls arrived.
+func (s *stsServer) callCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
 func (s *stsServer) serve(t *testing.T) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
