@@ -1,0 +1,347 @@
+package builder_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/app/builder"
+	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/gitserver"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
+)
+
+// The test binary doubles as the ferry binary: with FERRY_BUILDER_TEST_AS_FERRY set it runs `ferry build` the
+// way main does (same exit codes, same final error line), so the tests need no `go build` of the whole module.
+func TestMain(m *testing.M) {
+	if os.Getenv("FERRY_BUILDER_TEST_AS_FERRY") != "" {
+		os.Exit(runFerry(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func runFerry(args []string) int {
+	if dump := os.Getenv("BUILDER_TEST_DUMP"); dump != "" {
+		rec := map[string]any{"args": args, "env": os.Environ()}
+		for i, a := range args {
+			if a == "--token-file" && i+1 < len(args) {
+				if fi, err := os.Stat(args[i+1]); err == nil {
+					rec["token_mode"] = fi.Mode().Perm().String()
+				}
+			}
+		}
+		b, _ := json.Marshal(rec)
+		_ = os.WriteFile(dump, b, 0o644)
+	}
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
+	}
+	return ferry.ExitCode(err)
+}
+
+type env struct {
+	git      *gitserver.Server
+	gitURL   string
+	storeURL string
+	st       storage.Storage
+	token    string
+	fail     *failingGit
+}
+
+// failingGit answers 503 while down is true, the way GitHub does in an outage.
+type failingGit struct {
+	mu   sync.Mutex
+	down bool
+	h    http.Handler
+}
+
+func (f *failingGit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	f.h.ServeHTTP(w, r)
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	const token = "ghs_testtoken123456"
+	srv, err := gitserver.New(t.TempDir(), token)
+	if err != nil {
+		t.Skipf("git is not installed: apt-get install git (%v)", err)
+	}
+	fg := &failingGit{h: srv}
+	hs := httptest.NewServer(fg)
+	t.Cleanup(hs.Close)
+	dir := t.TempDir()
+	st, err := storage.Open(context.Background(), "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{git: srv, gitURL: hs.URL, storeURL: "file://" + dir, st: st, token: token, fail: fg}
+}
+
+func (e *env) repo(t *testing.T, name string, files map[string]string) *gitserver.Repo {
+	t.Helper()
+	r, err := e.git.CreateRepo(name, []map[string]string{files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func newLocal(t *testing.T, extraEnv ...string) *builder.Local {
+	t.Helper()
+	l, err := builder.NewLocal(builder.LocalConfig{
+		Command:   []string{os.Args[0], "build"},
+		Env:       append([]string{"FERRY_BUILDER_TEST_AS_FERRY=1"}, extraEnv...),
+		Timeout:   2 * time.Minute,
+		KillGrace: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func requireBwrap(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("bwrap is not installed; CI must apt-get install bubblewrap")
+		}
+		t.Skip("bwrap is not installed: apt-get install bubblewrap")
+	}
+}
+
+type lines struct {
+	mu sync.Mutex
+	l  []builder.LogLine
+}
+
+func (l *lines) add(x builder.LogLine) { l.mu.Lock(); l.l = append(l.l, x); l.mu.Unlock() }
+func (l *lines) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, x := range l.l {
+		fmt.Fprintf(&b, "%s %s %s\n", x.Level, x.Step, x.Message)
+	}
+	return b.String()
+}
+
+func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
+	e := newEnv(t)
+	r := e.repo(t, "acme/static", map[string]string{"index.html": "<h1>hello</h1>"})
+	dump := filepath.Join(t.TempDir(), "dump.json")
+	// Secrets of the server that must not reach the build runner.
+	t.Setenv("FERRY_WEBHOOK_SECRET", "webhook-secret-xyz")
+	t.Setenv("FERRY_DATABASE_URL", "postgres://secret@db/ferry")
+	l := newLocal(t, "BUILDER_TEST_DUMP="+dump)
+	var log lines
+	id := site.NewDeploymentID()
+	res, err := l.Build(context.Background(), builder.Request{
+		DeploymentID: id, Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0], Token: e.token,
+		Env: map[string]string{"API_KEY": "sekret-value-1"}, Domain: "example.test", Storage: e.storeURL,
+		Log: log.add,
+	})
+	if err != nil {
+		t.Fatalf("build: %v\nlog:\n%s", err, log.text())
+	}
+	if res.Deployment != id || res.Project != "web" || res.Commit != r.Commits[0] || res.Files != 1 {
+		t.Errorf("result = %+v", res)
+	}
+	if _, err := site.NewStore(e.st).ManifestGet(context.Background(), "web", id); err != nil {
+		t.Errorf("manifest not published: %v", err)
+	}
+	text := log.text()
+	for _, want := range []string{"INFO clone ", "INFO publish publishing"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, e.token) {
+		t.Errorf("log shows the token:\n%s", text)
+	}
+
+	var rec struct {
+		Args      []string `json:"args"`
+		Env       []string `json:"env"`
+		TokenMode string   `json:"token_mode"`
+	}
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(rec.Args, " ") + " " + strings.Join(rec.Env, " ")
+	for _, secret := range []string{e.token, "sekret-value-1", "webhook-secret-xyz", "postgres://secret"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the build runner's argv or env holds %q:\nargs %q\nenv %q", secret, rec.Args, rec.Env)
+		}
+	}
+	for _, kv := range rec.Env {
+		if strings.HasPrefix(kv, "FERRY_") && !strings.HasPrefix(kv, "FERRY_BUILDER_TEST_AS_FERRY=") {
+			t.Errorf("the build runner inherited %s", kv)
+		}
+	}
+	if rec.TokenMode != "-rw-------" {
+		t.Errorf("token file mode = %q, want -rw-------", rec.TokenMode)
+	}
+	if !strings.Contains(strings.Join(rec.Args, " "), "--env-file") {
+		t.Errorf("no --env-file in %q", rec.Args)
+	}
+}
+
+func TestLocalBuildUserFailureIsFinal(t *testing.T) {
+	t.Parallel()
+	requireBwrap(t)
+	e := newEnv(t)
+	r := e.repo(t, "acme/broken", map[string]string{
+		"ferry.json": `{"buildCommand": "echo the build broke >&2; exit 3"}`,
+		"index.html": "x",
+	})
+	var log lines
+	_, err := newLocal(t).Build(context.Background(), builder.Request{
+		DeploymentID: site.NewDeploymentID(), Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0],
+		Token: e.token, Storage: e.storeURL, Log: log.add,
+	})
+	if ferry.ErrorCode(err) != ferry.EBUILD {
+		t.Fatalf("err = %v (code %q), want EBUILD\nlog:\n%s", err, ferry.ErrorCode(err), log.text())
+	}
+	if !strings.Contains(err.Error(), "exit") || strings.Contains(err.Error(), "ferry build:") {
+		t.Errorf("error %q should be the runner's message without its prefix", err)
+	}
+	if !strings.Contains(log.text(), "the build broke") {
+		t.Errorf("log lacks the command's output:\n%s", log.text())
+	}
+}
+
+func TestLocalBuildInfrastructureFailureIsRetryable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.repo(t, "acme/down", map[string]string{"index.html": "x"})
+	e.fail.down = true
+	_, err := newLocal(t).Build(context.Background(), builder.Request{
+		DeploymentID: site.NewDeploymentID(), Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0],
+		Token: e.token, Storage: e.storeURL,
+	})
+	if err == nil || !ferry.IsRetryable(err) {
+		t.Fatalf("err = %v (code %q), want a retryable error", err, ferry.ErrorCode(err))
+	}
+	if !strings.Contains(err.Error(), "503") && !strings.Contains(err.Error(), "fetch") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+}
+
+func TestLocalBuildMissingBinaryIsRetryable(t *testing.T) {
+	t.Parallel()
+	l, err := builder.NewLocal(builder.LocalConfig{Command: []string{filepath.Join(t.TempDir(), "no-ferry"), "build"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Build(context.Background(), builder.Request{Project: "web", CloneURL: "file:///nowhere", Storage: "file:///tmp/x"})
+	if !ferry.IsRetryable(err) {
+		t.Fatalf("err = %v, want retryable", err)
+	}
+}
+
+func TestLocalBuildCancelKillsEverything(t *testing.T) {
+	t.Parallel()
+	requireBwrap(t)
+	e := newEnv(t)
+	marker := fmt.Sprintf("ferry-cancel-marker-%d", time.Now().UnixNano())
+	r := e.repo(t, "acme/slow", map[string]string{
+		"ferry.json": `{"buildCommand": "sleep 120 # ` + marker + `"}`,
+		"index.html": "x",
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	started := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		_, err := newLocal(t).Build(ctx, builder.Request{
+			DeploymentID: site.NewDeploymentID(), Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0],
+			Token: e.token, Storage: e.storeURL,
+			Log: func(l builder.LogLine) {
+				if l.Step == build.StepBuild && strings.HasPrefix(l.Message, "$ ") {
+					once.Do(func() { close(started) })
+				}
+			},
+		})
+		done <- err
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("build ended before it started its command: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the build command never started")
+	}
+	time.Sleep(300 * time.Millisecond) // let the sandboxed sleep start
+	errSuperseded := errors.New("superseded")
+	t0 := time.Now()
+	cancel(errSuperseded)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Build did not return after its context was canceled")
+	}
+	if !errors.Is(err, errSuperseded) {
+		t.Errorf("err = %v, want it to wrap the cancel cause", err)
+	}
+	if d := time.Since(t0); d > 4*time.Second {
+		t.Errorf("cancel took %s", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := leftovers(marker)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left behind: %q", left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// leftovers lists processes whose command line contains marker.
+func leftovers(marker string) []string {
+	var found []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err == nil && strings.Contains(string(b), marker) {
+			found = append(found, d+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
+}
