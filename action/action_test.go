@@ -694,3 +694,29 @@ func chownTree(t *testing.T, dir string, uid int) {
 		t.Fatalf("chown %s: %v", dir, err)
 	}
 }
+
+// TestMissingPullRequestsPermission: a token that may not comment fails the step before anything is
+// published, with the permission to add.
+func TestMissingPullRequestsPermission(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.gh.FailNext("GET /repos/*/*/issues/*/comments", 100, ghfake.Forbidden())
+	h.writeSite(map[string]string{"dist/index.html": "x"})
+	res := h.runStep("pull_request", "pull_request.opened.payload.json", nil, nil, nil)
+	if ferry.ErrorCode(res.err) != ferry.EFORBIDDEN || !strings.Contains(res.err.Error(), "pull-requests: write") {
+		t.Fatalf("error = %v (code %s), want forbidden naming pull-requests: write", res.err, ferry.ErrorCode(res.err))
+	}
+	if m := h.manifests(); len(m) != 0 {
+		t.Errorf("published although the run failed first: %v", m)
+	}
+	deps := h.gh.Deployments(owner, repo)
+	if len(deps) != 1 {
+		t.Fatalf("deployments = %d", len(deps))
+	}
+	if st := h.gh.DeploymentStatuses(deps[0].ID); st[len(st)-1].State != "failure" {
+		t.Errorf("the GitHub deployment was left %s, want failure", st[len(st)-1].State)
+	}
+	if !strings.Contains(res.log, "::warning::") {
+		t.Errorf("the failed report of the failure is not a warning:\n%s", res.log)
+	}
+}

@@ -31,6 +31,10 @@ func (r *run) deploy(ctx context.Context) error {
 
 	ghID, err := r.reportStart(ctx, id)
 	if err != nil {
+		if ghID != 0 {
+			// Do not leave the GitHub deployment in progress for ever.
+			r.reportEnd(ctx, ghID, o, err)
+		}
 		return err
 	}
 	res, err := r.buildAndPublish(ctx, id)
@@ -40,11 +44,9 @@ func (r *run) deploy(ctx context.Context) error {
 		return err
 	}
 	o.Result = res
-	if err := r.reportEnd(ctx, ghID, o, nil); err != nil {
-		return err
-	}
+	// The site is live: later steps get its outputs even if telling GitHub fails.
 	r.finish(o)
-	return nil
+	return r.reportEnd(ctx, ghID, o, nil)
 }
 
 // buildAndPublish publishes the directory input, or builds the repository and publishes its output.
@@ -114,8 +116,8 @@ func fail(code string, err error, format string, args ...any) error {
 	return &ferry.Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
-// reportStart creates the GitHub deployment (in progress) and marks the PR comment building. It returns 0
-// when there is no reporter.
+// reportStart creates the GitHub deployment (in progress) and marks the PR comment building. It returns the
+// GitHub deployment's id (0 when there is no reporter or none was created), also with an error.
 func (r *run) reportStart(ctx context.Context, id string) (int64, error) {
 	if r.rep == nil {
 		return 0, nil
@@ -132,10 +134,10 @@ func (r *run) reportStart(ctx context.Context, id string) (int64, error) {
 		LogURL: r.ev.RunURL, Description: "Building and publishing",
 	})
 	if err != nil {
-		return 0, err
+		return ghID, err
 	}
 	if err := r.comment(ctx, ghreport.CommentRow{Project: r.project, Status: ghreport.RowBuilding, LogURL: r.ev.RunURL, Commit: r.ev.SHA}); err != nil {
-		return 0, err
+		return ghID, err
 	}
 	return ghID, nil
 }
