@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ferryhq/ferry/internal/ferry"
@@ -236,11 +235,6 @@ func (r *run) openStorage(ctx context.Context, gctx *githubactions.GitHubContext
 	if err != nil {
 		return nil, err
 	}
-	return openS3(u, cfg)
-}
-
-// openS3 is storage.OpenS3WithConfig, kept as one seam so that the HTTP client in cfg reaches the S3 client.
-func openS3(u *url.URL, cfg aws.Config) (storage.Storage, error) {
 	return storage.OpenS3WithConfig(u, cfg)
 }
 
