@@ -1,0 +1,119 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
+)
+
+// repo is what intake needs of a repository, whichever payload type carried it (installation events list
+// bare repositories; push has its own repository type; pull_request the full one).
+type repo struct {
+	ID            int64
+	Name          string // "Hello-World"
+	FullName      string // "Codertocat/Hello-World"
+	CloneURL      string // empty in installation events
+	DefaultBranch string // empty in installation events
+}
+
+// maxNameAttempts bounds the numbered suffixes tried for a taken project name before a random one.
+const maxNameAttempts = 20
+
+// projectEnsure returns the project of r, creating it (linked to installationID) when Ferry does not know the
+// repository yet. A known project is re-linked to installationID when it differs, as after a reinstall.
+func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int64) (p *store.Project, created bool, err error) {
+	p, err = d.Store.ProjectGetByRepoID(ctx, r.ID)
+	switch {
+	case err == nil:
+		if installationID != 0 && p.InstallationID != installationID {
+			p, err = d.Store.ProjectSetInstallation(ctx, store.ProjectSetInstallationParams{ID: p.ID, InstallationID: installationID})
+			if err != nil {
+				return nil, false, err
+			}
+		}
+		return p, false, nil
+	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		return nil, false, err
+	}
+	if r.ID == 0 || r.FullName == "" {
+		return nil, false, payloadError("a repository without id or full_name")
+	}
+	cloneURL := r.CloneURL
+	if cloneURL == "" {
+		cloneURL = d.githubURL + "/" + r.FullName + ".git"
+	}
+	base := projectSlug(r.Name)
+	for attempt := 1; ; attempt++ {
+		name := projectNameCandidate(base, attempt)
+		// A savepoint per attempt: a failed INSERT would otherwise abort the whole intake transaction.
+		err = d.Store.InTx(ctx, func(st *store.Store, _ pgx.Tx) error {
+			p, err = st.ProjectCreate(ctx, store.ProjectCreateParams{
+				Name: name, Repository: r.FullName, CloneURL: cloneURL, GitHubRepoID: r.ID,
+				InstallationID: installationID, ProductionBranch: r.DefaultBranch,
+			})
+			return err
+		})
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+			return p, err == nil, err
+		}
+		if pgErr.ConstraintName != "projects_name_key" {
+			// Another delivery created this repository's project meanwhile.
+			p, err = d.Store.ProjectGetByRepoID(ctx, r.ID)
+			return p, false, err
+		}
+	}
+}
+
+// projectSlug makes a DNS-safe project name from a repository name: lowercase letters and digits, with every
+// run of other characters turned into one hyphen, at most site.MaxProjectName characters.
+func projectSlug(repoName string) string {
+	var b strings.Builder
+	dash := true // no leading hyphen
+	for _, c := range strings.ToLower(repoName) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	s := strings.TrimRight(b.String(), "-")
+	if s == "" {
+		s = "site"
+	}
+	return cut(s, site.MaxProjectName)
+}
+
+// projectNameCandidate is the name tried on the given attempt: the slug, then slug-2, slug-3... and, once
+// those are exhausted, slug-<random hex>, each cut so that the whole name stays valid.
+func projectNameCandidate(base string, attempt int) string {
+	var suffix string
+	switch {
+	case attempt <= 1:
+		return base
+	case attempt <= maxNameAttempts:
+		suffix = "-" + strconv.Itoa(attempt)
+	default:
+		id := site.NewDeploymentID() // "dpl-" + time + random: its tail is random
+		suffix = "-" + id[len(id)-6:]
+	}
+	return cut(base, site.MaxProjectName-len(suffix)) + suffix
+}
+
+// cut shortens a slug to at most n bytes without leaving a trailing hyphen.
+func cut(s string, n int) string {
+	if len(s) > n {
+		s = strings.TrimRight(s[:n], "-")
+	}
+	return s
+}

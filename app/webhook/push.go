@@ -1,0 +1,66 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/go-github/v66/github"
+
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/site"
+)
+
+// PushHandler deploys pushed branches: the default branch to production, any other branch to a preview at its
+// git-<slug> alias. Tag pushes and branch deletions build nothing.
+type PushHandler struct{}
+
+var _ EventHandler = PushHandler{}
+
+// Handles names the event.
+func (PushHandler) Handles() []string { return []string{"push"} }
+
+// Handle stores a queued deployment for the pushed commit and enqueues its build.
+func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
+	ev, ok := d.Payload.(*github.PushEvent)
+	if !ok {
+		return "", payloadError("push event of an unexpected type")
+	}
+	ref, after := ev.GetRef(), ev.GetAfter()
+	log := d.Log.With("ref", ref, "repository", ev.GetRepo().GetFullName())
+	branch, isBranch := strings.CutPrefix(ref, "refs/heads/")
+	switch {
+	case strings.HasPrefix(ref, "refs/tags/"):
+		log.InfoContext(ctx, "tag push ignored")
+		return OutcomeIgnored, nil
+	case !isBranch || branch == "":
+		log.InfoContext(ctx, "push to a ref that is not a branch ignored")
+		return OutcomeIgnored, nil
+	case ev.GetDeleted() || strings.Trim(after, "0") == "":
+		log.InfoContext(ctx, "branch deletion ignored")
+		return OutcomeIgnored, nil
+	}
+	r := ev.GetRepo()
+	if r.GetID() == 0 {
+		return "", payloadError("push event without repository.id")
+	}
+	p, err := projectForEvent(ctx, d, repo{ID: r.GetID(), Name: r.GetName(), FullName: r.GetFullName(),
+		CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch()}, ev.GetInstallation().GetID())
+	if err != nil || p == nil {
+		return OutcomeIgnored, err
+	}
+	defaultBranch := r.GetDefaultBranch()
+	if defaultBranch == "" {
+		defaultBranch = p.ProductionBranch
+	}
+	params := store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: after, Ref: branch,
+		Kind: store.KindPreview, Alias: site.BranchAlias(p.Name, branch)}
+	if branch == defaultBranch {
+		params.Kind, params.Alias = store.KindProduction, site.ProductionAlias
+	}
+	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params})
+	if err != nil {
+		return "", err
+	}
+	log.InfoContext(ctx, "deployment queued", "project", p.Name, "deployment", dep.ID, "kind", dep.Kind, "alias", dep.Alias, "sha", after)
+	return OutcomeAccepted, nil
+}
