@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/ferryhq/ferry/action"
+	"github.com/ferryhq/ferry/app"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
@@ -33,6 +34,7 @@ var commands = map[string]command{
 	"proxy":   {proxy.Command, proxy.About},
 	"migrate": {migrations.Command, migrations.About},
 	"build":   {build.Command, build.About},
+	"app":     {app.Command, app.About},
 }
 
 // order is how `ferry -h` lists the subcommands.

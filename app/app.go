@@ -1,0 +1,273 @@
+// Package app is `ferry app`, the GitHub App server: webhook intake (app/webhook), the River queue with its
+// workers (app/jobs) and builders (app/builder), /healthz and Prometheus /metrics, all on one PostgreSQL.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/ferryhq/ferry/app/builder"
+	"github.com/ferryhq/ferry/app/jobs"
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/app/webhook"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/ghreport"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
+	"github.com/ferryhq/ferry/migrations"
+)
+
+// About is the one line `ferry -h` shows for `ferry app`.
+const About = "the GitHub App server: webhooks, build queue and workers"
+
+// Command is `ferry app`.
+func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, cfg, slog.Default())
+}
+
+// Run serves until ctx ends, then stops gracefully: it stops accepting requests, lets open ones finish, and
+// gives running jobs until cfg.ShutdownTimeout before canceling them (River retries them on the next start).
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := migrations.Apply(ctx, pool, logger)
+	if err != nil {
+		return err
+	}
+	for _, s := range res.Steps {
+		logger.InfoContext(ctx, "migration applied", "step", s.String())
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newQueueCollector(pool, logger))
+
+	riverCfg, err := workers(ctx, cfg, pool, reg, logger)
+	if err != nil {
+		return err
+	}
+	rc, err := river.NewClient(riverpgxv5.New(pool), riverCfg)
+	if err != nil {
+		return fmt.Errorf("create job queue: %w", err)
+	}
+	// River hard-stops when its start context ends; the stop below is the graceful one.
+	if err := rc.Start(context.WithoutCancel(ctx)); err != nil {
+		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: "start job queue", Err: err}
+	}
+	defer stopRiver(rc, cfg.ShutdownTimeout, logger)
+
+	intake, err := webhook.New(webhook.Config{
+		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, MaxBodyBytes: cfg.MaxBodyBytes,
+		GitHubURL: webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/github", intake)
+	mux.HandleFunc("GET /healthz", healthz(pool))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return ferry.Errorf(ferry.EUNAVAILABLE, "listen on %s (is another server using it? pass another --listen): %w", cfg.Listen, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.InfoContext(ctx, "ferry app listening", "addr", ln.Addr().String(), "config", cfg.String())
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-served:
+		return ferry.Errorf(ferry.EUNAVAILABLE, "serve HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("ferry app stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("open requests cut at shutdown", "err", err)
+	}
+	return nil
+}
+
+// workers builds the River configuration with every worker registered (app/jobs).
+func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
+	st, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	var gh jobs.GitHub
+	if cfg.GitHubAppID != 0 {
+		app, err := ghreport.NewApp(ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger}, cfg.GitHubAppID, cfg.GitHubPrivateKey)
+		if err != nil {
+			return nil, err
+		}
+		gh = app
+	} else {
+		logger.WarnContext(ctx, "no GitHub App configured (--github-app-id): nothing is reported to GitHub")
+	}
+	b, err := builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand})
+	if err != nil {
+		return nil, err
+	}
+	rcfg, err := jobs.ClientConfig(jobs.Deps{
+		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, StorageURL: cfg.Storage,
+		Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
+	}, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	if rcfg.Logger == nil {
+		rcfg.Logger = logger
+	}
+	return rcfg, nil
+}
+
+// stopRiver lets running jobs finish for up to timeout, then cancels them; canceled jobs are retried later.
+func stopRiver(rc *river.Client[pgx.Tx], timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := rc.Stop(ctx)
+	if err == nil {
+		return
+	}
+	logger.Warn("running jobs did not finish in time; canceling them", "timeout", timeout, "err", err)
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := rc.StopAndCancel(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		logger.Error("stop job queue", "err", err)
+	}
+}
+
+// openPool connects with room for intake bursts next to the workers, unless the URL sets pool_max_conns.
+func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		// pgx's parse errors repeat the URL, password included; say only what is wrong.
+		return nil, ferry.Errorf(ferry.EINVALID, "--database-url is not a valid PostgreSQL URL or key=value string")
+	}
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		pcfg.MaxConns = int32(max(20, cfg.Concurrency+12))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, &ferry.Error{Code: ferry.EUNAVAILABLE, Message: "connect to the database", Err: err}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, &ferry.Error{Code: ferry.EUNAVAILABLE, Err: err,
+			Message: fmt.Sprintf("connect to the database %s on %s:%d (check --database-url and that the server runs)", pcfg.ConnConfig.Database, pcfg.ConnConfig.Host, pcfg.ConnConfig.Port)}
+	}
+	return pool, nil
+}
+
+// healthz answers 200 only while the database answers: a server that cannot record deliveries is not healthy.
+func healthz(pool *pgxpool.Pool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := pool.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "database unreachable")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+}
+
+// webURL derives the web root (for clone URLs) from the API root: api.github.com serves github.com, and GitHub
+// Enterprise Server's https://HOST/api/v3 serves https://HOST.
+func webURL(apiURL string) string {
+	if apiURL == "" || strings.TrimSuffix(apiURL, "/") == ghreport.DefaultAPIURL {
+		return "https://github.com"
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(apiURL, "/"), "/api/v3")
+}
+
+// queueCollector reports River's job counts by queue and state at scrape time, so queue depth needs no
+// bookkeeping in the workers.
+type queueCollector struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	desc   *prometheus.Desc
+}
+
+func newQueueCollector(pool *pgxpool.Pool, logger *slog.Logger) *queueCollector {
+	return &queueCollector{pool: pool, logger: logger, desc: prometheus.NewDesc("ferry_queue_jobs",
+		"River jobs by queue and state (available and scheduled are the queue depth).", []string{"queue", "state"}, nil)}
+}
+
+// Describe sends the one metric this collector makes.
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect counts the jobs; a database that does not answer in time leaves the metric out of this scrape.
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, `SELECT queue, state::text, count(*) FROM river_job GROUP BY queue, state`)
+	if err != nil {
+		c.logger.Warn("metrics: count queued jobs", "err", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var queue, state string
+		var n int64
+		if err := rows.Scan(&queue, &state, &n); err != nil {
+			c.logger.Warn("metrics: count queued jobs", "err", err)
+			return
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), queue, state)
+	}
+	if err := rows.Err(); err != nil {
+		c.logger.Warn("metrics: count queued jobs", "err", err)
+	}
+}

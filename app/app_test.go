@@ -1,0 +1,317 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
+	"github.com/ferryhq/ferry/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+const realdata = "../../shared/realdata/github-webhooks"
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	var usage bytes.Buffer
+	_, err := parseFlags([]string{"-h"}, &usage, envOf(nil))
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"-listen", `(default ":8080")`, "-database-url", "-storage", "-domain", `(default "localhost")`,
+		"-public-url", "-github-app-id", "-github-private-key-file", "-webhook-secret", "-github-api-url",
+		`(default "https://api.github.com")`, "-builder", `(default "local")`, "-concurrency", "(default 2)",
+		"-max-body-bytes", "(default 26214400)", "-shutdown-timeout", "FERRY_<FLAG_NAME>"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("-h lacks %q:\n%s", want, usage.String())
+		}
+	}
+
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	keyFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN RSA PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{"FERRY_DATABASE_URL": "postgres://x/y", "FERRY_STORAGE": "file:///tmp/x", "FERRY_WEBHOOK_SECRET_FILE": secretFile}
+	cfg, err := parseFlags([]string{"--concurrency", "3", "--github-app-id", "7", "--github-private-key-file", keyFile}, io.Discard, envOf(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WebhookSecret != "s3cret" || cfg.Concurrency != 3 || cfg.DatabaseURL != "postgres://x/y" || cfg.GitHubAppID != 7 ||
+		!bytes.HasPrefix(cfg.GitHubPrivateKey, []byte("-----BEGIN")) || cfg.Listen != ":8080" {
+		t.Fatalf("config: %+v", cfg)
+	}
+	if strings.Contains(cfg.String(), "s3cret") || strings.Contains(cfg.String(), "postgres://") {
+		t.Fatalf("String() leaks secrets: %s", cfg)
+	}
+
+	without := func(key string) map[string]string {
+		m := map[string]string{}
+		for k, v := range full {
+			if k != key {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{"no database", nil, without("FERRY_DATABASE_URL"), []string{"--database-url", "FERRY_DATABASE_URL"}},
+		{"no storage", nil, without("FERRY_STORAGE"), []string{"--storage", "FERRY_STORAGE"}},
+		{"no secret", nil, without("FERRY_WEBHOOK_SECRET_FILE"), []string{"--webhook-secret", "FERRY_WEBHOOK_SECRET", "FERRY_WEBHOOK_SECRET_FILE"}},
+		{"app id without key", []string{"--github-app-id", "7"}, full, []string{"--github-private-key-file", "FERRY_GITHUB_PRIVATE_KEY_FILE"}},
+		{"key without app id", []string{"--github-private-key-file", keyFile}, full, []string{"--github-app-id", "FERRY_GITHUB_APP_ID"}},
+		{"missing key file", []string{"--github-app-id", "7", "--github-private-key-file", filepath.Join(dir, "nope")}, full, []string{"--github-private-key-file"}},
+		{"unknown builder", []string{"--builder", "ecs2"}, full, []string{"--builder", "local"}},
+		{"zero concurrency", []string{"--concurrency", "0"}, full, []string{"--concurrency"}},
+		{"tiny body cap", []string{"--max-body-bytes", "10"}, full, []string{"--max-body-bytes"}},
+		{"bad public URL", []string{"--public-url", "ferry.example.com"}, full, []string{"--public-url"}},
+		{"extra argument", []string{"serve"}, full, []string{"flags only"}},
+		{"bad number", []string{"--concurrency", "two"}, full, []string{"concurrency"}},
+	} {
+		_, err := parseFlags(c.args, io.Discard, envOf(c.env))
+		if ferry.ErrorCode(err) != ferry.EINVALID || ferry.ExitCode(err) != ferry.ExitUser {
+			t.Errorf("%s: err %v, want EINVALID", c.name, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not mention %q", c.name, err, w)
+			}
+		}
+	}
+}
+
+func TestWebURL(t *testing.T) {
+	t.Parallel()
+	for api, want := range map[string]string{
+		"":                               "https://github.com",
+		"https://api.github.com":         "https://github.com",
+		"https://api.github.com/":        "https://github.com",
+		"https://ghe.example.com/api/v3": "https://ghe.example.com",
+		"http://127.0.0.1:5555":          "http://127.0.0.1:5555",
+	} {
+		if got := webURL(api); got != want {
+			t.Errorf("webURL(%q) = %q, want %q", api, got, want)
+		}
+	}
+}
+
+func TestHealthzDatabaseDown(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	srv := http.HandlerFunc(healthz(pool))
+	w := &recorder{header: http.Header{}}
+	srv.ServeHTTP(w, mustRequest(t, "GET", "/healthz"))
+	if w.status != http.StatusServiceUnavailable {
+		t.Fatalf("healthz with no database: %d", w.status)
+	}
+}
+
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = 200
+	}
+	return r.body.Write(b)
+}
+func (r *recorder) WriteHeader(s int) { r.status = s }
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func sign(body []byte, secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// TestRun starts the whole App on a real database, file storage and the fake GitHub API: webhooks are taken,
+// /healthz and /metrics answer, a pull request is announced on GitHub by the workers and its (failing) build
+// is recorded, and a canceled context stops the server.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewURL(t)
+	gh := ghfake.New(t)
+	gh.AddInstallation(1, "Codertocat/Hello-World")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "run-secret"
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Listener: ln, DatabaseURL: dbURL, Storage: "file://" + t.TempDir(), WebhookSecret: secret,
+			GitHubAppID: gh.AppID, GitHubPrivateKey: gh.PrivateKeyPEM, GitHubAPIURL: gh.URL,
+			PublicURL: "https://ferry.example.com", ShutdownTimeout: 5 * time.Second,
+			// A build that fails as the user's fault (exit 2): final, no retries, no real build needed.
+			BuildCommand: []string{"/bin/sh", "-c", "echo build failed >&2; exit 2", "ferry-build"},
+		}, logger)
+	}()
+	base := "http://" + ln.Addr().String()
+	client := &http.Client{Timeout: 10 * time.Second}
+	var health *http.Response
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		health, err = client.Get(base + "/healthz")
+		if err == nil && health.StatusCode == http.StatusOK {
+			health.Body.Close()
+			break
+		}
+		if err == nil {
+			health.Body.Close()
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run ended early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz never answered 200: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	deliver := func(event, file string, want int) {
+		t.Helper()
+		body, err := os.ReadFile(filepath.Join(realdata, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/github", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", event)
+		req.Header.Set("X-GitHub-Delivery", event+"-"+file)
+		req.Header.Set("X-Hub-Signature-256", sign(body, secret))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: status %d, want %d", event, file, resp.StatusCode, want)
+		}
+	}
+	deliver("ping", "ping/payload.json", http.StatusAccepted)
+	// The pull_request payload names installation 1; record it as its installation event would, so that the
+	// pull request creates its project on the fly.
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	st := store.New(pool)
+	if _, err := st.InstallationUpsert(context.Background(), store.InstallationUpsertParams{ID: 1, AccountLogin: "Codertocat", AccountType: "User", AccountID: 21031067}); err != nil {
+		t.Fatal(err)
+	}
+	deliver("pull_request", "pull_request/opened.payload.json", http.StatusAccepted)
+	p, err := st.ProjectGetByRepoID(context.Background(), 186853002)
+	if err != nil {
+		t.Fatalf("no project made for the pull request's repository: %v", err)
+	}
+
+	// The workers pick the deployment up: it fails (exit 2) and GitHub hears of it.
+	var dep *store.Deployment
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		res, err := st.DeploymentListByProject(context.Background(), store.DeploymentListByProjectParams{ProjectID: p.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Deployments) == 1 && res.Deployments[0].Status.Finished() {
+			dep = res.Deployments[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deployment never finished: %+v", res.Deployments)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if dep.Status != store.StatusFailed {
+		t.Errorf("deployment status %s (%s), want failed", dep.Status, dep.Error)
+	}
+	if deps := gh.Deployments("Codertocat", "Hello-World"); len(deps) != 1 {
+		t.Errorf("GitHub deployments: %+v, want 1", deps)
+	}
+
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`ferry_webhooks_total{event="ping",outcome="accepted"} 1`,
+		`ferry_webhooks_total{event="pull_request",outcome="accepted"} 1`,
+		`ferry_queue_jobs{queue="build",state=`,
+		"ferry_webhook_duration_seconds_bucket",
+		"go_goroutines",
+	} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not stop within 20s of cancel")
+	}
+	if _, err := client.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still answers after stop")
+	}
+}

@@ -1,0 +1,154 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/app/webhook"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/flagenv"
+)
+
+// Config is everything `ferry app` runs with. Command fills it from flags and FERRY_* variables; `ferry dev`
+// and tests fill it directly and call Run.
+type Config struct {
+	// Listen is the HTTP address. Default ":8080". Ignored when Listener is set.
+	Listen string
+	// Listener, when set, is used instead of Listen (tests pass a 127.0.0.1:0 listener).
+	Listener net.Listener
+	// DatabaseURL is the PostgreSQL URL. Required.
+	DatabaseURL string
+	// Storage is the storage URL the builds publish to (file:// or s3://). Required.
+	Storage string
+	// Domain is what site host names end in. Default "localhost".
+	Domain string
+	// PublicURL is the App's own URL, for log links on GitHub. Default: none.
+	PublicURL string
+	// GitHubAppID and GitHubPrivateKey identify the GitHub App. Both or neither: with neither, nothing is
+	// reported to GitHub and clones go without a token (`ferry dev` with a bare git URL).
+	GitHubAppID      int64
+	GitHubPrivateKey []byte
+	// WebhookSecret is the App's webhook secret. Required.
+	WebhookSecret string
+	// GitHubAPIURL is the REST API root. Default https://api.github.com.
+	GitHubAPIURL string
+	// Builder picks where builds run: "local" (the default) runs `ferry build` as a sub-process.
+	Builder string
+	// Concurrency is the number of builds run at once. Default 2.
+	Concurrency int
+	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (25 MB, GitHub's own cap).
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds a graceful stop: open requests, then running jobs (which are then canceled and
+	// retried by the next start). Default 30s.
+	ShutdownTimeout time.Duration
+	// Ready, when set, is called with the listening address once the server accepts requests.
+	Ready func(addr string)
+	// BuildCommand replaces the local builder's `ferry build` command (builder.LocalConfig.Command), for tests
+	// and `ferry dev`. Default: this executable's build subcommand.
+	BuildCommand []string
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	if c.Builder == "" {
+		c.Builder = "local"
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = webhook.DefaultMaxBodyBytes
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	switch {
+	case c.DatabaseURL == "":
+		return c, missing("database-url", "postgres://USER@HOST:5432/DB")
+	case c.Storage == "":
+		return c, missing("storage", "file:///var/lib/ferry or s3://BUCKET/PREFIX?region=R")
+	case c.WebhookSecret == "":
+		return c, ferry.Errorf(ferry.EINVALID, "no webhook secret: pass --webhook-secret, or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE (the secret set in the GitHub App's settings)")
+	case c.GitHubAppID != 0 && len(c.GitHubPrivateKey) == 0:
+		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no private key: pass --github-private-key-file or set FERRY_GITHUB_PRIVATE_KEY_FILE")
+	case c.GitHubAppID == 0 && len(c.GitHubPrivateKey) > 0:
+		return c, ferry.Errorf(ferry.EINVALID, "a GitHub private key is set but no App id: pass --github-app-id or set FERRY_GITHUB_APP_ID")
+	case c.Builder != "local":
+		return c, ferry.Errorf(ferry.EINVALID, "unknown --builder %q (use local)", c.Builder)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, ferry.Errorf(ferry.EINVALID, "--public-url %q is not an http(s) URL (for example https://ferry.example.com)", c.PublicURL)
+		}
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
+	}
+	return c, nil
+}
+
+func missing(flagName, example string) error {
+	return ferry.Errorf(ferry.EINVALID, "no --%s given: pass --%s %s or set %s", flagName, flagName, example, flagenv.EnvName(flagName))
+}
+
+// parseFlags turns `ferry app` arguments and FERRY_* variables into a Config.
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
+	fs := flagenv.NewFlagSet("app", "ferry app [flags]",
+		"Runs the GitHub App: webhook intake on POST /webhooks/github, the build queue and its workers, /healthz and\n/metrics. Migrates the database at start.", stderr)
+	var c Config
+	fs.StringVar(&c.Listen, "listen", ":8080", "`address` to serve HTTP on")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL `URL`, for example postgres://ferry@db:5432/ferry (required)")
+	fs.StringVar(&c.Storage, "storage", "", "storage `URL` builds publish to: file:///var/lib/ferry or s3://BUCKET/PREFIX?region=R (required)")
+	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in")
+	fs.StringVar(&c.PublicURL, "public-url", "", "this server's public `URL`, for build log links on GitHub (default: no links)")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file")
+	keyFile := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required; prefer FERRY_WEBHOOK_SECRET_FILE)")
+	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
+	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process")
+	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
+	if err := flagenv.Parse(fs, args, getenv); err != nil {
+		if err == flag.ErrHelp {
+			return c, err
+		}
+		return c, ferry.Errorf(ferry.EINVALID, "%w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
+	}
+	if *keyFile != "" {
+		key, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return c, ferry.Errorf(ferry.EINVALID, "read --github-private-key-file: %w", err)
+		}
+		c.GitHubPrivateKey = key
+	}
+	if c.Concurrency < 1 {
+		return c, ferry.Errorf(ferry.EINVALID, "--concurrency %d: run at least 1 build at once", c.Concurrency)
+	}
+	if c.MaxBodyBytes < 1024 {
+		return c, ferry.Errorf(ferry.EINVALID, "--max-body-bytes %d is too small for any GitHub delivery (GitHub sends up to 25 MB)", c.MaxBodyBytes)
+	}
+	if _, err := c.withDefaults(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// String hides the secrets, so that a Config can be logged.
+func (c Config) String() string {
+	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s public_url=%s",
+		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.PublicURL)
+}
