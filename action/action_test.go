@@ -610,6 +610,58 @@ func TestBuild(t *testing.T) {
 	}
 }
 
+// TestBuildWithInputs: the build-command, install-command and root-directory inputs win over ferry.json and
+// over detection, on a checkout that belongs to the runner's user.
+func TestBuildWithInputs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.writeSite(map[string]string{
+		"ferry.json":            `{"buildCommand": "echo ferry.json wins; exit 5", "outputDirectory": "out"}`,
+		"docs/index.html":       "the wrong root",
+		"apps/web/package.json": `{"name":"web","private":true,"scripts":{"build":"exit 6"}}`,
+	})
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@example.test", "commit", "-q", "-m", "x"}} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = h.ws
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if os.Geteuid() == 0 {
+		chownTree(t, h.ws, 1001)
+	}
+	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{
+		"directory":       "",
+		"root-directory":  "apps/web",
+		"install-command": "echo installing with the input > installed.txt",
+		"build-command":   `mkdir -p out && echo "<h1>from the input, $(cat installed.txt)</h1>" > out/index.html`,
+	}, nil)
+	if res.err != nil {
+		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
+	}
+	m, err := h.store().ManifestGet(context.Background(), project, res.outputs["deployment-id"])
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	f, ok := m.Files["/index.html"]
+	if !ok || len(m.Files) != 1 {
+		t.Fatalf("published files = %v, want apps/web/out/index.html alone", m.Files)
+	}
+	rc, err := h.gw.Open(t, "ferry").Get(context.Background(), site.BlobKey(project, f.Blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(body) != "<h1>from the input, installing with the input</h1>\n" {
+		t.Errorf("index.html = %q, want what the inputs' commands wrote", body)
+	}
+	if !strings.Contains(res.log, "buildCommand override") {
+		t.Errorf("the log does not say the input overrode ferry.json:\n%s", res.log)
+	}
+}
+
 // TestBuildFailure: the user's failing build command is a failure (final), reported as such on GitHub.
 func TestBuildFailure(t *testing.T) {
 	t.Parallel()

@@ -4,38 +4,26 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 
 	"github.com/ferryhq/ferry/internal/build"
-	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/siteconfig"
 )
 
 // buildAndPublishRepo builds the checked-out repository through the build runner, as `ferry build` does
 // (ferry.json, then detection), and publishes the output. The runner is the user's own machine and the code is
 // the user's own, so the commands run without bubblewrap, which a Docker action's container could not start
-// anyway. The log is split into one collapsible group per step.
+// anyway. The build-command, install-command and root-directory inputs win over ferry.json. The checkout
+// belongs to the runner's user while the action runs as root; the build runner's clone trusts that one
+// repository for git. The log is split into one collapsible group per step.
 func (r *run) buildAndPublishRepo(ctx context.Context, id string, meta map[string]string) (*site.PublishResult, error) {
-	for name, v := range map[string]string{"build-command": r.in.BuildCommand, "install-command": r.in.InstallCommand, "root-directory": r.in.RootDirectory} {
-		if v != "" {
-			return nil, ferry.Errorf(ferry.EINVALID, "input %s is not supported yet when Ferry builds: put it in ferry.json (%s) or build in an earlier step and set directory", name, configKey[name])
-		}
-	}
-	tmp, err := os.MkdirTemp("", "ferry-action-")
-	if err != nil {
-		return nil, ferry.Errorf(ferry.EINTERNAL, "create a temporary folder: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	repo, err := repoForBuild(r.workdir, tmp)
-	if err != nil {
-		return nil, ferry.Wrap(ferry.EINTERNAL, err)
-	}
 	groups := &stepGroups{w: r.opts.Stdout}
 	defer groups.close()
 	log := slog.New(&groupHandler{inner: r.log.Handler(), groups: groups})
 	res, err := build.Run(ctx, build.Params{
-		Repo:         repo,
+		Repo:         r.workdir,
+		Overrides:    r.in.overrides(),
 		Project:      r.project,
 		Storage:      r.store.Storage,
 		Aliases:      r.aliases,
@@ -51,8 +39,18 @@ func (r *run) buildAndPublishRepo(ctx context.Context, id string, meta map[strin
 	return res.PublishResult, nil
 }
 
-// configKey names the ferry.json key that does what an input does.
-var configKey = map[string]string{"build-command": "buildCommand", "install-command": "installCommand", "root-directory": "rootDirectory"}
+// overrides are the inputs that win over the repository's ferry.json. An empty input is one the workflow
+// did not set (action.yml's default), so it leaves ferry.json and detection alone.
+func (in *Inputs) overrides() *siteconfig.File {
+	o := &siteconfig.File{RootDirectory: in.RootDirectory}
+	if in.BuildCommand != "" {
+		o.BuildCommand = &in.BuildCommand
+	}
+	if in.InstallCommand != "" {
+		o.InstallCommand = &in.InstallCommand
+	}
+	return o
+}
 
 // stepGroups writes ::group::/::endgroup:: around each build step's lines. The build runner tags every line
 // with its step, so a new step value closes the previous group and opens the next.

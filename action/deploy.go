@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/site"
@@ -60,8 +61,11 @@ func (r *run) buildAndPublish(ctx context.Context, id string) (*site.PublishResu
 	}
 	if r.in.Directory == "" {
 		res, err := r.buildAndPublishRepo(ctx, id, meta)
-		if err != nil {
+		if errors.Is(err, build.ErrPublish) {
 			return nil, publishError(r.in.Storage, err)
+		}
+		if err != nil {
+			return nil, err
 		}
 		return res, nil
 	}

@@ -1,7 +1,7 @@
 // Package build is Ferry's build runner: it clones one commit, decides how to build it, runs the install and
 // build commands as untrusted code in a bubblewrap sandbox, and publishes the output through the site store.
 // `ferry build` is a thin command over Run; the App's local builder runs that command as a sub-process, an ECS
-// task runs it in a container, and the GitHub Action reuses Detect.
+// task runs it in a container, and the GitHub Action calls Run (without the sandbox, with its inputs as Overrides).
 package build
 
 import (
@@ -49,6 +49,11 @@ type Params struct {
 	Aliases      []string
 	DeploymentID string
 	Domain       string
+	// Overrides are build and serving settings that win over the repository's ferry.json key by key (env vars
+	// name by name): ferry build's --build-command and friends, the Action's inputs. ferry.json is still read
+	// from the repository's top, whatever rootDirectory says. nil or zero fields leave ferry.json's (or
+	// detection's) choice alone; a non-nil empty BuildCommand or InstallCommand skips that step.
+	Overrides *siteconfig.File
 	// Env holds the project's env vars. They reach the build commands, and their values are masked in logs.
 	Env map[string]string
 	// Sandbox is SandboxBwrap (default) or SandboxNone.
@@ -62,6 +67,11 @@ type Params struct {
 	// Log receives every line; Run adds the step to each and masks secrets. nil discards.
 	Log *slog.Logger
 }
+
+// ErrPublish marks Run's errors from the publish step, which callers may explain as storage trouble; the
+// steps before it (a clone outage, say) must not read as one. Test it with errors.Is; ferry.ErrorCode still
+// gives the cause's code.
+var ErrPublish = errors.New("publish")
 
 // Result is what a successful build did. Its JSON is `ferry publish --json`'s object plus the build's figures.
 type Result struct {
@@ -154,7 +164,8 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	if cfg != nil {
 		dlog.Info("read ferry.json")
 	}
-	plan, err := Detect(src, cfg)
+	cfg, from := overlay(cfg, p.Overrides)
+	plan, err := detect(src, cfg, from)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +250,7 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrPublish, err)
 	}
 	res.BuildSeconds = round(time.Since(start).Seconds())
 	return res, nil

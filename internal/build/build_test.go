@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/siteconfig"
 )
 
 const nodeScriptBuild = `const fs = require("fs");
@@ -105,6 +106,41 @@ func TestBuildMonorepoRootDirectory(t *testing.T) {
 
 // TestBuildDependencyCache builds a fixture with one real dependency from the npm registry twice: the first
 // build fills the cache, the second restores it.
+// TestBuildOverrides: the caller's overrides (ferry build's flags, the Action's inputs) win over ferry.json
+// and over detection: another root folder, build command and output folder, no install although a
+// package.json is there, and one env var replaced.
+func TestBuildOverrides(t *testing.T) {
+	requireBwrap(t)
+	e := newTestEnv(t, "")
+	r := e.repo(map[string]string{
+		"ferry.json": `{"rootDirectory": "a", "buildCommand": "mkdir -p out && echo ferry.json > out/index.html", "outputDirectory": "out",
+			"env": {"FROM_JSON": "kept", "WHO": "ferry.json"}}`,
+		"a/index.html":   "a",
+		"b/package.json": `{"name":"b","private":true,"scripts":{"build":"node -e 'process.exit(9)'"}}`,
+	})
+	p := e.params(r)
+	p.Overrides = &siteconfig.File{
+		RootDirectory:   "b",
+		InstallCommand:  ptr(""),
+		BuildCommand:    ptr(`mkdir -p site && echo "override $FROM_JSON $WHO" > site/index.html`),
+		OutputDirectory: "site",
+		Env:             map[string]string{"WHO": "caller"},
+	}
+	res, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatalf("build: %v\nlogs:\n%s", err, e.logs)
+	}
+	if body, ok := published(t, e.st, "web", res.Deployment, "/index.html"); body != "override kept caller\n" {
+		t.Errorf("published /index.html = %q, %v; want the override's build", body, ok)
+	}
+	if _, ok := res.StepSeconds[StepInstall]; ok || res.Plan.Root != "b" {
+		t.Errorf("plan %+v, steps %v: want root b and no install", res.Plan, res.StepSeconds)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "buildCommand override") || !strings.Contains(logs, "rootDirectory override") {
+		t.Errorf("the log does not say what was overridden:\n%s", logs)
+	}
+}
+
 func TestBuildDependencyCache(t *testing.T) {
 	requireBwrap(t)
 	requireTool(t, "npm", "install nodejs and npm")

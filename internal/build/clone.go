@@ -49,6 +49,11 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	} else {
 		env = append(env, "GIT_CONFIG_COUNT=0")
 	}
+	if !isHTTP {
+		if env, err = trustLocalRepo(env, repo, p.Home); err != nil {
+			return "", err
+		}
+	}
 	ref := p.Ref
 	if ref == "" {
 		ref = "HEAD"
@@ -125,8 +130,53 @@ func normalizeRepo(repo string) (string, bool, error) {
 	return abs, false, nil
 }
 
+// trustLocalRepo lets git read a local repository that another user owns, which is what a Docker action sees:
+// it runs as root over a checkout that belongs to the runner's user, and git refuses it ("dubious
+// ownership"). git only takes safe.directory from protected config, and git 2.39 ignores `-c safe.directory`,
+// so the exception goes in a throwaway global config in home (our temporary folder, never the repository),
+// naming that one repository and nothing else.
+func trustLocalRepo(env []string, repo, home string) ([]string, error) {
+	dir := repo
+	if strings.HasPrefix(repo, "file://") {
+		u, err := url.Parse(repo)
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "--repo %q: %v", repo, err)
+		}
+		dir = u.Path
+	}
+	dirs := []string{dir}
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real != dir {
+		dirs = append(dirs, real)
+	}
+	var cfg strings.Builder
+	cfg.WriteString("[safe]\n")
+	for _, d := range dirs {
+		for _, v := range []string{d, filepath.Join(d, ".git")} {
+			fmt.Fprintf(&cfg, "\tdirectory = %s\n", quoteGitConfig(v))
+		}
+	}
+	path := filepath.Join(home, "gitconfig")
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "write git config: %w", err)
+	}
+	out := make([]string, 0, len(env))
+	for _, e := range env {
+		if strings.HasPrefix(e, "GIT_CONFIG_GLOBAL=") {
+			e = "GIT_CONFIG_GLOBAL=" + path
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// quoteGitConfig writes s as a git config value: in double quotes, with backslashes and quotes escaped.
+func quoteGitConfig(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`).Replace(s) + `"`
+}
+
 // gitEnv is a small, fixed environment for git: no prompts, no user or system config (a credential helper in
-// ~/.gitconfig must not answer for a build), no hooks of ours, and no ferry secrets.
+// ~/.gitconfig must not answer for a build), no hooks of ours, and no ferry secrets. The one global setting a
+// build may get is trustLocalRepo's safe.directory.
 func gitEnv(home string) []string {
 	env := []string{
 		"HOME=" + home,
@@ -200,6 +250,10 @@ func fetchError(repo, ref, stderr string, err error) error {
 	low := strings.ToLower(stderr)
 	where := redactURL(repo)
 	switch {
+	case strings.Contains(low, "dubious ownership"):
+		// trustLocalRepo should prevent it; if git still refuses (a repository inside another one's folder,
+		// say), say so rather than "not found".
+		return ferry.Errorf(ferry.EINVALID, "git refuses to read %s because another user owns it (safe.directory); run the build as its owner", where)
 	case strings.Contains(low, "couldn't find remote ref"), strings.Contains(low, "not our ref"),
 		strings.Contains(low, "no such remote ref"), strings.Contains(low, "unadvertised object"):
 		hint := ""

@@ -198,3 +198,60 @@ func gitOut(t *testing.T, dir string, args ...string) string {
 	}
 	return out
 }
+
+// TestCloneLocalOwnedByAnotherUser is the GitHub Action's case: a Docker action runs as root over a checkout
+// that belongs to the runner's user (uid 1001), which git refuses as "dubious ownership" unless the clone
+// trusts that one repository.
+func TestCloneLocalOwnedByAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the repository to another user")
+	}
+	e := newTestEnv(t, "")
+	work := filepath.Join(t.TempDir(), "checkout")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gitOut(t, work, "init", "-q", "-b", "main")
+	if err := os.WriteFile(filepath.Join(work, "index.html"), []byte("theirs"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitOut(t, work, "add", "-A")
+	gitOut(t, work, "commit", "-q", "-m", "site")
+	head := strings.TrimSpace(gitOut(t, work, "rev-parse", "HEAD"))
+	err := filepath.WalkDir(work, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 1001, 1001)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the exception git refuses it: the case is real, and the error says why.
+	plain := t.TempDir()
+	gitOut(t, plain, "init", "-q")
+	out, err := runGit(context.Background(), plain, gitEnv(t.TempDir()), slog.New(slog.DiscardHandler), &masker{}, "fetch", "--depth=1", work, "HEAD")
+	if err == nil || !strings.Contains(out, "dubious ownership") {
+		t.Fatalf("git read a repository of uid 1001 without safe.directory (out %q, err %v): the test proves nothing", out, err)
+	}
+	wantCode(t, fetchError(work, "HEAD", out, err), ferry.EINVALID, "another user owns it")
+	for _, repo := range []string{work, "file://" + work} {
+		dir, commit, err := cloneInto(t, e, repo, "", "")
+		if err != nil {
+			t.Fatalf("clone %s: %v\n%s", repo, err, e.logs)
+		}
+		if commit != head {
+			t.Errorf("clone %s: commit %s, want %s", repo, commit, head)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "index.html")); string(b) != "theirs" {
+			t.Errorf("clone %s: index.html = %q", repo, b)
+		}
+		if cfg, _ := os.ReadFile(filepath.Join(dir, ".git", "config")); strings.Contains(string(cfg), "safe") {
+			t.Errorf("the checkout's .git/config holds the exception:\n%s", cfg)
+		}
+	}
+	// Nothing was written into the user's repository.
+	if out := gitOut(t, t.TempDir(), "-c", "safe.directory=*", "-C", work, "status", "--porcelain", "--ignored"); out != "" {
+		t.Errorf("the repository changed: %s", out)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/siteconfig"
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
@@ -56,6 +57,11 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
 	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
 	fs.StringVar(&p.WorkDir, "workdir", "", "folder for the temporary workspace (default: the system temp folder)")
+	over := &siteconfig.File{}
+	fs.Var(optString{&over.BuildCommand}, "build-command", "build `command`, overriding ferry.json's buildCommand; \"\" builds nothing (default: ferry.json's, else package.json's scripts.build)")
+	fs.Var(optString{&over.InstallCommand}, "install-command", "install `command`, overriding ferry.json's installCommand; \"\" installs nothing (default: ferry.json's, else from the lockfile)")
+	fs.StringVar(&over.RootDirectory, "root-directory", "", "the site's folder in the repository, overriding ferry.json's rootDirectory (default: ferry.json's, else the top)")
+	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the first of dist, build, out, public)")
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -73,6 +79,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	limits.Memory, limits.OutputSize = memoryMiB<<20, outputMiB<<20
 	p.Limits = limits
 	p.Aliases = aliases
+	p.Overrides = over
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {
@@ -109,6 +116,19 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return nil
 }
+
+// optString is a string flag that tells "not given" (nil) from "given empty", so that --build-command ""
+// can turn the build off where leaving the flag out keeps ferry.json's command.
+type optString struct{ p **string }
+
+func (o optString) String() string {
+	if o.p == nil || *o.p == nil {
+		return ""
+	}
+	return **o.p
+}
+
+func (o optString) Set(v string) error { *o.p = &v; return nil }
 
 // readEnvFile reads the project's env vars from a file, which keeps secret values out of argv.
 func readEnvFile(path string) (map[string]string, error) {

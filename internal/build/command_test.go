@@ -143,6 +143,28 @@ func TestCommandBinary(t *testing.T) {
 			}
 		}
 	})
+	t.Run("flags override ferry.json and detection", func(t *testing.T) {
+		r := e.repo(map[string]string{
+			"ferry.json":       `{"buildCommand": "exit 7"}`,
+			"web/package.json": `{"name":"w","private":true,"scripts":{"build":"exit 8"}}`,
+		})
+		stdout, stderr, code := runFerry(t, nil, "--repo", e.url+r.Path, "--token-file", tokenFile, "--project", "web", "--storage", e.stURL,
+			"--root-directory", "web", "--install-command", "", "--build-command", "mkdir -p site && echo flags > site/index.html",
+			"--output-directory", "site", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		var out struct{ Deployment string }
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatal(err)
+		}
+		if body, _ := published(t, e.st, "web", out.Deployment, "/index.html"); body != "flags\n" {
+			t.Errorf("/index.html = %q, want the --build-command's output", body)
+		}
+		if strings.Contains(stderr, "$ npm") {
+			t.Errorf("--install-command \"\" still installed:\n%s", stderr)
+		}
+	})
 	t.Run("bad ref exits 2", func(t *testing.T) {
 		_, stderr, code := runFerry(t, nil, append(common, "--ref", "no-such-branch")...)
 		if code != ferry.ExitUser || !strings.Contains(stderr, `ref "no-such-branch" not found`) {

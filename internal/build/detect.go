@@ -18,7 +18,7 @@ import (
 // output lands. Detect fills it from ferry.json first and from the repository's files for the rest; Reasons
 // says why each choice was made, and the build logs them so that users can tell what to configure.
 type Plan struct {
-	// Root is the folder the build runs in, relative to the repository ("." or ferry.json's rootDirectory).
+	// Root is the folder the build runs in, relative to the repository ("." or rootDirectory).
 	Root string `json:"root"`
 	// PackageManager is "npm", "yarn", "pnpm", or "" for a site with no package.json.
 	PackageManager string `json:"packageManager,omitempty"`
@@ -55,8 +55,74 @@ type packageJSON struct {
 
 // Detect decides how to build the repository checked out at dir. cfg is its parsed ferry.json, or nil.
 // Errors are the user's (EINVALID): a rootDirectory that escapes or does not exist, an unreadable package.json.
-// The GitHub Action calls it too, so it reads files only and runs nothing.
+// It reads files only and runs nothing.
 func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
+	return detect(dir, cfg, fromFerryJSON)
+}
+
+// origin names where a setting came from ("ferry.json buildCommand", "buildCommand override"), for the
+// reasons and errors that detection writes, so that users know which one to change.
+type origin func(key string) string
+
+func fromFerryJSON(key string) string { return "ferry.json " + key }
+
+// overlay returns base with every field that over sets put in its place: a caller's overrides (ferry build's
+// flags, the Action's inputs) win over ferry.json key by key, and env vars name by name. Either may be nil; the
+// result is nil only when both are. It also returns the origin of each key, for detection's messages.
+func overlay(base, over *siteconfig.File) (*siteconfig.File, origin) {
+	if over == nil {
+		return base, fromFerryJSON
+	}
+	var c siteconfig.File
+	if base != nil {
+		c = *base
+	}
+	set := map[string]bool{}
+	str := func(key string, dst *string, v string) {
+		if v != "" {
+			*dst, set[key] = v, true
+		}
+	}
+	str("rootDirectory", &c.RootDirectory, over.RootDirectory)
+	str("outputDirectory", &c.OutputDirectory, over.OutputDirectory)
+	str("nodeVersion", &c.NodeVersion, over.NodeVersion)
+	strp := func(key string, dst **string, v *string) {
+		if v != nil {
+			*dst, set[key] = v, true
+		}
+	}
+	strp("installCommand", &c.InstallCommand, over.InstallCommand)
+	strp("buildCommand", &c.BuildCommand, over.BuildCommand)
+	boolp := func(key string, dst **bool, v *bool) {
+		if v != nil {
+			*dst, set[key] = v, true
+		}
+	}
+	boolp("spa", &c.SPA, over.SPA)
+	boolp("cleanUrls", &c.CleanURLs, over.CleanURLs)
+	boolp("trailingSlash", &c.TrailingSlash, over.TrailingSlash)
+	if len(over.Env) > 0 {
+		env := make(map[string]string, len(c.Env)+len(over.Env))
+		for k, v := range c.Env {
+			env[k] = v
+		}
+		for k, v := range over.Env {
+			env[k] = v
+		}
+		c.Env, set["env"] = env, true
+	}
+	if len(set) == 0 {
+		return base, fromFerryJSON
+	}
+	return &c, func(key string) string {
+		if set[key] {
+			return key + " override"
+		}
+		return fromFerryJSON(key)
+	}
+}
+
+func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 	if cfg == nil {
 		cfg = &siteconfig.File{}
 	}
@@ -66,13 +132,13 @@ func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
 	if cfg.RootDirectory != "" {
 		root, err := cleanRel(cfg.RootDirectory)
 		if err != nil {
-			return p, ferry.Errorf(ferry.EINVALID, "ferry.json rootDirectory %q: %v", cfg.RootDirectory, err)
+			return p, ferry.Errorf(ferry.EINVALID, "%s %q: %v", from("rootDirectory"), cfg.RootDirectory, err)
 		}
 		if fi, err := os.Stat(filepath.Join(dir, root)); err != nil || !fi.IsDir() {
-			return p, ferry.Errorf(ferry.EINVALID, "ferry.json rootDirectory %q: no such folder in the repository", cfg.RootDirectory)
+			return p, ferry.Errorf(ferry.EINVALID, "%s %q: no such folder in the repository", from("rootDirectory"), cfg.RootDirectory)
 		}
 		p.Root = root
-		why("root directory %s (ferry.json rootDirectory)", root)
+		why("root directory %s (%s)", root, from("rootDirectory"))
 	}
 
 	var pkg *packageJSON
@@ -104,7 +170,7 @@ func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
 	switch {
 	case cfg.InstallCommand != nil:
 		p.Install = *cfg.InstallCommand
-		why("install command %q (ferry.json installCommand)", p.Install)
+		why("install command %q (%s)", p.Install, from("installCommand"))
 		if p.InstallDir == "" {
 			p.InstallDir = p.Root
 		}
@@ -118,7 +184,7 @@ func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
 	switch {
 	case cfg.BuildCommand != nil:
 		p.Build = *cfg.BuildCommand
-		why("build command %q (ferry.json buildCommand)", p.Build)
+		why("build command %q (%s)", p.Build, from("buildCommand"))
 	case pkg != nil && pkg.Scripts["build"] != "":
 		p.Build = p.PackageManager + " run build"
 		why("build command %q (package.json scripts.build: %q)", p.Build, pkg.Scripts["build"])
@@ -132,10 +198,10 @@ func Detect(dir string, cfg *siteconfig.File) (Plan, error) {
 	case cfg.OutputDirectory != "":
 		out, err := cleanRel(cfg.OutputDirectory)
 		if err != nil {
-			return p, ferry.Errorf(ferry.EINVALID, "ferry.json outputDirectory %q: %v", cfg.OutputDirectory, err)
+			return p, ferry.Errorf(ferry.EINVALID, "%s %q: %v", from("outputDirectory"), cfg.OutputDirectory, err)
 		}
 		p.Output = out
-		why("output folder %s (ferry.json outputDirectory)", out)
+		why("output folder %s (%s)", out, from("outputDirectory"))
 	case p.Build == "":
 		// Nothing is built, so the output is whatever the repository holds: public/ if it has a site
 		// there, else the root itself.

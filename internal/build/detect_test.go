@@ -120,3 +120,54 @@ func FuzzCleanRel(f *testing.F) {
 		}
 	})
 }
+
+// TestDetectOverrides: a caller's overrides win over ferry.json key by key (env vars name by name) and over
+// detection, and the reasons and errors name the override rather than ferry.json.
+func TestDetectOverrides(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"package.json": `{"scripts":{"build":"vite build"}}`, "package-lock.json": "{}",
+		"apps/web/package.json": `{"scripts":{"build":"next build"}}`, "apps/docs/package.json": `{}`,
+	})
+	fromJSON := &siteconfig.File{RootDirectory: "apps/docs", BuildCommand: ptr("make docs"), OutputDirectory: "site", NodeVersion: "20",
+		Env: map[string]string{"A": "json", "B": "json"}, SPA: ptr(true)}
+
+	cfg, from := overlay(fromJSON, &siteconfig.File{RootDirectory: "apps/web", BuildCommand: ptr("npm run export"), InstallCommand: ptr(""),
+		Env: map[string]string{"B": "override"}, SPA: ptr(false)})
+	got, err := detect(dir, cfg, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Plan{Root: "apps/web", PackageManager: "npm", Lockfile: "package-lock.json", InstallDir: ".", Install: "", Build: "npm run export", Output: "site", NodeVersion: "20"}
+	if got.Root != want.Root || got.Install != want.Install || got.Build != want.Build || got.Output != want.Output || got.NodeVersion != want.NodeVersion {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	if got.Env["A"] != "json" || got.Env["B"] != "override" || len(got.Env) != 2 {
+		t.Errorf("env = %v, want A from ferry.json and B from the override", got.Env)
+	}
+	if cfg.SPA == nil || *cfg.SPA || fromJSON.Env["B"] != "json" || fromJSON.RootDirectory != "apps/docs" {
+		t.Errorf("serving settings %+v, or ferry.json's settings were changed: %+v", cfg, fromJSON)
+	}
+	reasons := strings.Join(got.Reasons, "\n")
+	for _, s := range []string{"rootDirectory override", "buildCommand override", "installCommand override", "ferry.json outputDirectory"} {
+		if !strings.Contains(reasons, s) {
+			t.Errorf("reasons do not say %q:\n%s", s, reasons)
+		}
+	}
+
+	// Without ferry.json, an override still wins over detection.
+	cfg, from = overlay(nil, &siteconfig.File{OutputDirectory: "public"})
+	if got, err := detect(dir, cfg, from); err != nil || got.Output != "public" || got.Build != "npm run build" {
+		t.Errorf("got %+v, %v; want the output override and the detected build", got, err)
+	}
+	// An empty override is no override: ferry.json stays, and nil stays nil (publish's defaults).
+	if cfg, _ := overlay(fromJSON, &siteconfig.File{}); cfg != fromJSON {
+		t.Errorf("an empty override changed the settings: %+v", cfg)
+	}
+	if cfg, _ := overlay(nil, &siteconfig.File{}); cfg != nil {
+		t.Errorf("overlay(nil, empty) = %+v, want nil", cfg)
+	}
+	// Errors name the override the user has to fix.
+	cfg, from = overlay(fromJSON, &siteconfig.File{RootDirectory: "apps/missing"})
+	_, err = detect(dir, cfg, from)
+	wantCode(t, err, ferry.EINVALID, `rootDirectory override "apps/missing"`)
+}
