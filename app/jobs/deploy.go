@@ -1,0 +1,375 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/ferryhq/ferry/app/builder"
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/ghreport"
+)
+
+// deployQueuedWorker announces new deployments on GitHub (and reports the ones they superseded) without waiting
+// for a build slot.
+type deployQueuedWorker struct {
+	river.WorkerDefaults[DeployQueuedArgs]
+	*workerBase
+}
+
+func (w *deployQueuedWorker) Work(ctx context.Context, job *river.Job[DeployQueuedArgs]) error {
+	d, err := w.deps.Store.DeploymentGetByID(ctx, job.Args.DeploymentID)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	p, err := w.deps.Store.ProjectGetByID(ctx, d.ProjectID)
+	if err != nil {
+		return err
+	}
+	if err := w.ensureQueued(ctx, p, d.ID); err != nil {
+		return fmt.Errorf("report %s queued: %w", d.ID, err)
+	}
+	w.m.jobs.WithLabelValues(job.Kind, "ok").Inc()
+	return nil
+}
+
+// deployWorker builds one deployment: it reports the start, runs the builder while watching for a newer
+// commit, moves the alias, and reports the end. User failures are final; infrastructure failures are retried
+// by River until the last attempt, which marks the deployment error.
+type deployWorker struct {
+	river.WorkerDefaults[DeployArgs]
+	*workerBase
+}
+
+// Timeout bounds the whole job; River's rescuer retries it if its worker dies (ClientConfig).
+func (w *deployWorker) Timeout(*river.Job[DeployArgs]) time.Duration { return w.deps.BuildTimeout }
+
+// NextRetry backs off RetryBackoff, then 4×RetryBackoff.
+func (w *deployWorker) NextRetry(job *river.Job[DeployArgs]) time.Time {
+	n := max(job.Attempt, 1)
+	return time.Now().Add(w.deps.RetryBackoff * time.Duration(n*n))
+}
+
+// errStopped is the cancel cause of a build whose deployment was canceled or superseded under it.
+var errStopped = errors.New("the deployment was canceled")
+
+func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) error {
+	id := job.Args.DeploymentID
+	log := w.deps.Logger.With("deployment", id, "attempt", job.Attempt, "job", job.ID)
+	outcome := func(o string) { w.m.jobs.WithLabelValues(job.Kind, o).Inc() }
+
+	d, err := w.deps.Store.DeploymentGetByID(ctx, id)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		outcome("canceled")
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return w.infra(ctx, log, job, nil, id, err)
+	}
+	if d.Status.Finished() {
+		log.InfoContext(ctx, "deployment already finished; nothing to build", "status", d.Status)
+		outcome("skipped")
+		return nil
+	}
+	p, err := w.deps.Store.ProjectGetByID(ctx, d.ProjectID)
+	if err != nil {
+		return w.infra(ctx, log, job, nil, id, err)
+	}
+	log = log.With("project", p.Name)
+
+	if err := w.ensureQueued(ctx, p, id); err != nil {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("report queued: %w", err))
+	}
+	d, err = w.start(ctx, p, id)
+	if ferry.ErrorCode(err) == ferry.ECONFLICT {
+		log.InfoContext(ctx, "deployment finished before its build started", "err", err)
+		outcome("skipped")
+		return nil
+	}
+	if err != nil {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("start build: %w", err))
+	}
+	w.logLine(ctx, log, id, fmt.Sprintf("attempt %d of %d", job.Attempt, job.MaxAttempts))
+
+	req := builder.Request{DeploymentID: id, Project: p.Name, CloneURL: p.CloneURL, Ref: d.CommitSHA,
+		Domain: w.deps.Domain, Storage: w.deps.StorageURL}
+	if gh := w.github(p); gh != nil {
+		if req.Token, err = w.deps.GitHub.InstallationToken(ctx, gh.inst); err != nil {
+			return w.infra(ctx, log, job, p, id, fmt.Errorf("get a clone token: %w", err))
+		}
+	}
+	if !job.Args.Fork {
+		if req.Env, err = projectEnv(p); err != nil {
+			return w.fail(ctx, log, job, p, id, ferry.Errorf(ferry.EBUILD, "%v", err))
+		}
+	}
+
+	buildCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		w.watch(buildCtx, stop, id)
+	}()
+	logs := newLogBatcher(ctx, w.deps.Store, id, log)
+	req.Log = logs.add
+	t0 := time.Now()
+	res, buildErr := w.deps.Builder.Build(buildCtx, req)
+	elapsed := time.Since(t0).Seconds()
+	stop(nil)
+	<-watchDone
+	logs.close()
+
+	if errors.Is(context.Cause(buildCtx), errStopped) {
+		cur, _ := w.deps.Store.DeploymentGetByID(context.WithoutCancel(ctx), id)
+		why := "canceled"
+		if cur != nil && cur.SupersededBy != "" {
+			why = "superseded by " + cur.SupersededBy
+		}
+		w.logLine(ctx, log, id, "build stopped: "+why)
+		log.InfoContext(ctx, "build stopped", "why", why)
+		w.m.buildSeconds.WithLabelValues("canceled").Observe(elapsed)
+		outcome("canceled")
+		return nil
+	}
+	if buildErr != nil {
+		if ferry.ErrorCode(buildErr) == ferry.EBUILD {
+			w.m.buildSeconds.WithLabelValues("failed").Observe(elapsed)
+			return w.fail(ctx, log, job, p, id, buildErr)
+		}
+		w.m.buildSeconds.WithLabelValues("error").Observe(elapsed)
+		return w.infra(ctx, log, job, p, id, buildErr)
+	}
+	w.m.buildSeconds.WithLabelValues("ready").Observe(elapsed)
+	return w.succeed(ctx, log, job, p, d, res)
+}
+
+// start moves the deployment to building (a new attempt) and reports in_progress, under the reporting lock so
+// that a supersede in between cannot be reported before it.
+func (w *deployWorker) start(ctx context.Context, p *store.Project, id string) (*store.Deployment, error) {
+	var out *store.Deployment
+	err := w.withLock(ctx, id, func(st *store.Store, d *store.Deployment) error {
+		d, err := st.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: id, Status: store.StatusBuilding})
+		if err != nil {
+			return err
+		}
+		out = d
+		gh := w.github(p)
+		if gh == nil {
+			return nil
+		}
+		if d.GitHubDeploymentID != 0 {
+			err := gh.r.DeploymentStatusCreate(ctx, ghreport.DeploymentStatusCreateParams{Owner: gh.owner, Repo: gh.name,
+				DeploymentID: d.GitHubDeploymentID, State: ghreport.StateInProgress, LogURL: w.logURL(id),
+				Description: "Building"})
+			if err != nil {
+				return err
+			}
+		}
+		err = gh.r.CommitStatusCreate(ctx, ghreport.CommitStatusCreateParams{Owner: gh.owner, Repo: gh.name,
+			SHA: d.CommitSHA, Project: p.Name, State: ghreport.StatePending, TargetURL: w.logURL(id), Description: "Building"})
+		if err != nil {
+			return err
+		}
+		return w.comment(ctx, gh, p, d, ghreport.RowBuilding)
+	})
+	return out, err
+}
+
+// watch cancels the build once its deployment is no longer building: superseded by a newer commit, canceled by
+// a user, or its pull request closed.
+func (w *deployWorker) watch(ctx context.Context, stop context.CancelCauseFunc, id string) {
+	t := time.NewTicker(w.deps.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d, err := w.deps.Store.DeploymentGetByID(ctx, id)
+		if err != nil {
+			continue // the database blinked; the build goes on and the next poll tries again
+		}
+		if d.Status != store.StatusBuilding {
+			stop(errStopped)
+			return
+		}
+	}
+}
+
+// succeed points the alias at the new deployment, marks it ready and reports success. A deployment canceled
+// while it published is left as it is and its alias untouched.
+func (w *deployWorker) succeed(ctx context.Context, log *slog.Logger, job *river.Job[DeployArgs], p *store.Project, d *store.Deployment, res *builder.Result) error {
+	cur, err := w.deps.Store.DeploymentGetByID(ctx, d.ID)
+	if err != nil {
+		return w.infra(ctx, log, job, p, d.ID, err)
+	}
+	if cur.Status != store.StatusBuilding {
+		log.InfoContext(ctx, "build finished after its deployment was canceled; alias left alone", "status", cur.Status)
+		w.m.jobs.WithLabelValues(job.Kind, "canceled").Inc()
+		return nil
+	}
+	if d.Alias != "" {
+		if err := w.deps.Site.AliasSet(ctx, p.Name, d.Alias, d.ID); err != nil {
+			return w.infra(ctx, log, job, p, d.ID, fmt.Errorf("move alias %s: %w", d.Alias, err))
+		}
+	}
+	_, err = w.deps.Store.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: store.StatusReady,
+		URL: w.deploymentURL(p, d), AliasURL: w.aliasURL(p, d)})
+	if ferry.ErrorCode(err) == ferry.ECONFLICT {
+		log.InfoContext(ctx, "deployment canceled as it became ready", "err", err)
+		w.m.jobs.WithLabelValues(job.Kind, "canceled").Inc()
+		return nil
+	}
+	if err != nil {
+		return w.infra(ctx, log, job, p, d.ID, err)
+	}
+	w.logLine(ctx, log, d.ID, fmt.Sprintf("ready: %s (%d files, built in %.1fs)", w.aliasURL(p, d), res.Files, res.BuildSeconds))
+	log.InfoContext(ctx, "deployment ready", "alias", d.Alias, "build_seconds", res.BuildSeconds)
+	w.m.jobs.WithLabelValues(job.Kind, "ok").Inc()
+	// The site is live whatever GitHub says: a report that fails after the reporter's own retries is logged,
+	// not retried by rebuilding.
+	if err := w.finalReport(ctx, p, d.ID, ghreport.StateSuccess, "Deployed to "+w.aliasURL(p, d)); err != nil {
+		log.WarnContext(ctx, "report success to GitHub", "err", err)
+	}
+	return nil
+}
+
+// fail records a user failure: final, never retried.
+func (w *deployWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job[DeployArgs], p *store.Project, id string, cause error) error {
+	w.m.failures.WithLabelValues("user").Inc()
+	msg := ferry.ErrorMessage(cause)
+	_, err := w.deps.Store.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: id, Status: store.StatusFailed, Error: msg})
+	if err != nil && ferry.ErrorCode(err) != ferry.ECONFLICT {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("record the failure: %w", err))
+	}
+	if err == nil {
+		w.logLine(ctx, log, id, "build failed: "+msg)
+		desc := msg
+		if !strings.HasPrefix(strings.ToLower(desc), "build failed") {
+			desc = "Build failed: " + desc
+		}
+		if err := w.finalReport(ctx, p, id, ghreport.StateFailure, desc); err != nil {
+			log.WarnContext(ctx, "report failure to GitHub", "err", err)
+		}
+	}
+	log.InfoContext(ctx, "build failed", "err", msg)
+	w.m.jobs.WithLabelValues(job.Kind, "failed").Inc()
+	return river.JobCancel(cause)
+}
+
+// infra handles an infrastructure error: River retries the job, and the last attempt marks the deployment
+// error with the reason and reports it. The error is returned in both cases, so that River records it.
+func (w *deployWorker) infra(ctx context.Context, log *slog.Logger, job *river.Job[DeployArgs], p *store.Project, id string, cause error) error {
+	w.m.failures.WithLabelValues("infrastructure").Inc()
+	if job.Attempt < job.MaxAttempts {
+		w.logLine(ctx, log, id, fmt.Sprintf("attempt %d failed (it will be retried): %v", job.Attempt, cause))
+		log.WarnContext(ctx, "build attempt failed; River retries it", "err", cause)
+		w.m.jobs.WithLabelValues(job.Kind, "retry").Inc()
+		return cause
+	}
+	// The job's own context may be what ended; the verdict must still be written.
+	ctx = context.WithoutCancel(ctx)
+	msg := fmt.Sprintf("infrastructure error after %d attempts: %s", job.Attempt, ferry.ErrorMessage(cause))
+	_, err := w.deps.Store.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: id, Status: store.StatusError, Error: msg})
+	switch {
+	case err == nil:
+		w.logLine(ctx, log, id, msg)
+		if p != nil {
+			if err := w.finalReport(ctx, p, id, ghreport.StateError, msg); err != nil {
+				log.WarnContext(ctx, "report error to GitHub", "err", err)
+			}
+		}
+	case ferry.ErrorCode(err) != ferry.ECONFLICT:
+		log.ErrorContext(ctx, "record the deployment error (the sweep will)", "err", err)
+	}
+	w.m.jobs.WithLabelValues(job.Kind, "discarded").Inc()
+	return cause
+}
+
+// logBatcher appends build log lines to the store in batches: every 200ms or 500 lines, and at close.
+type logBatcher struct {
+	st   *store.Store
+	id   string
+	log  *slog.Logger
+	ctx  context.Context
+	mu   sync.Mutex
+	buf  []store.LogLine
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
+}
+
+const logBatchLines = 500
+
+func newLogBatcher(ctx context.Context, st *store.Store, id string, log *slog.Logger) *logBatcher {
+	b := &logBatcher{st: st, id: id, log: log, ctx: context.WithoutCancel(ctx),
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+func (b *logBatcher) add(l builder.LogLine) {
+	line := l.Message
+	if l.Level != "" && l.Level != "INFO" {
+		line = l.Level + ": " + line
+	}
+	b.mu.Lock()
+	b.buf = append(b.buf, store.LogLine{Time: l.Time, Step: l.Step, Line: line})
+	full := len(b.buf) >= logBatchLines
+	b.mu.Unlock()
+	if full {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (b *logBatcher) run() {
+	defer close(b.done)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-b.kick:
+		case <-b.quit:
+			b.flush()
+			return
+		}
+		b.flush()
+	}
+}
+
+func (b *logBatcher) flush() {
+	b.mu.Lock()
+	lines := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	if len(lines) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := b.st.DeploymentLogAppend(ctx, store.DeploymentLogAppendParams{DeploymentID: b.id, Lines: lines}); err != nil {
+		b.log.WarnContext(ctx, "store build log lines", "lines", len(lines), "err", err)
+	}
+}
+
+// close stores what is left and stops the batcher.
+func (b *logBatcher) close() {
+	close(b.quit)
+	<-b.done
+}
