@@ -36,14 +36,10 @@ import (
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
-// The test binary doubles as the ferry binary (FERRY_JOBS_TEST_AS_FERRY: `ferry build`, as main runs it) and as
-// a worker process for the crash test (FERRY_JOBS_TEST_WORKER).
+// The test binary doubles as the ferry binary (FERRY_JOBS_TEST_AS_FERRY: `ferry build`, as main runs it).
 func TestMain(m *testing.M) {
 	if os.Getenv("FERRY_JOBS_TEST_AS_FERRY") != "" {
 		os.Exit(runFerry(os.Args[1:]))
-	}
-	if os.Getenv("FERRY_JOBS_TEST_WORKER") != "" {
-		os.Exit(runWorker())
 	}
 	pgtest.Main(m)
 }

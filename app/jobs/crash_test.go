@@ -1,3 +1,0 @@
-package jobs_test
-
-func runWorker() int { return 1 }
