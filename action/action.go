@@ -140,7 +140,7 @@ func (r *run) setup() error {
 
 	r.project = r.in.Project
 	if r.project == "" {
-		r.project = projectFromRepo(r.ev.Repo)
+		r.project = site.ProjectNameFromRepo(r.ev.Repo)
 	}
 	if err := site.ValidateProjectName(r.project); err != nil {
 		if r.in.Project == "" {
@@ -253,25 +253,4 @@ func (r *run) settings() (*siteconfig.File, error) {
 		return nil, fail(ferry.ErrorCode(err), err, "ferry.json in the repository root is not valid")
 	}
 	return cfg, nil
-}
-
-// projectFromRepo turns a repository name into a project name: lowercase, every run of other characters one
-// hyphen, cut to the longest project name.
-func projectFromRepo(repo string) string {
-	var b strings.Builder
-	dash := true
-	for _, c := range strings.ToLower(repo) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
-			b.WriteRune(c)
-			dash = false
-		} else if !dash {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	s := strings.TrimRight(b.String(), "-")
-	if len(s) > site.MaxProjectName {
-		s = strings.TrimRight(s[:site.MaxProjectName], "-")
-	}
-	return s
 }

@@ -59,16 +59,16 @@ func TestProjectFromRepo(t *testing.T) {
 		"--web--":                       "web",
 		"a--b":                          "a-b",
 		"Docs 2024":                     "docs-2024",
-		"___":                           "",
+		"___":                           "site",
 		strings.Repeat("long-name-", 6): "long-name-long-name-long-name-long-name",
 	} {
-		got := projectFromRepo(repo)
+		got := site.ProjectNameFromRepo(repo)
 		if got != want {
-			t.Errorf("projectFromRepo(%q) = %q, want %q", repo, got, want)
+			t.Errorf("ProjectNameFromRepo(%q) = %q, want %q", repo, got, want)
 		}
 		if got != "" {
 			if err := site.ValidateProjectName(got); err != nil {
-				t.Errorf("projectFromRepo(%q) = %q, not a valid project: %v", repo, got, err)
+				t.Errorf("ProjectNameFromRepo(%q) = %q, not a valid project: %v", repo, got, err)
 			}
 		}
 	}

@@ -50,7 +50,7 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 	if cloneURL == "" {
 		cloneURL = d.githubURL + "/" + r.FullName + ".git"
 	}
-	base := projectSlug(r.Name)
+	base := site.ProjectNameFromRepo(r.Name)
 	for attempt := 1; ; attempt++ {
 		name := projectNameCandidate(base, attempt)
 		// A savepoint per attempt: a failed INSERT would otherwise abort the whole intake transaction.
@@ -71,27 +71,6 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 			return p, false, err
 		}
 	}
-}
-
-// projectSlug makes a DNS-safe project name from a repository name: lowercase letters and digits, with every
-// run of other characters turned into one hyphen, at most site.MaxProjectName characters.
-func projectSlug(repoName string) string {
-	var b strings.Builder
-	dash := true // no leading hyphen
-	for _, c := range strings.ToLower(repoName) {
-		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
-			b.WriteRune(c)
-			dash = false
-		} else if !dash {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	s := strings.TrimRight(b.String(), "-")
-	if s == "" {
-		s = "site"
-	}
-	return cut(s, site.MaxProjectName)
 }
 
 // projectNameCandidate is the name tried on the given attempt: the slug, then slug-2, slug-3... and, once

@@ -132,19 +132,10 @@ func PRAlias(n int) string { return "pr-" + strconv.Itoa(n) }
 // cut and ends in "-" and 6 hex characters of the branch's SHA-256, so that two long branches sharing a prefix
 // still get different aliases, and the same branch always gets the same one.
 func BranchAlias(project, branch string) string {
-	var b strings.Builder
-	b.WriteString("git-")
-	dash := true // the "-" after "git"
-	for _, r := range strings.ToLower(branch) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-			dash = false
-		} else if !dash {
-			b.WriteByte('-')
-			dash = true
-		}
+	slug := "git"
+	if s := Slug(branch); s != "" {
+		slug += "-" + s
 	}
-	slug := strings.TrimRight(b.String(), "-")
 	max := MaxLabel - 2 - len(project)
 	if len(slug) <= max && slug != "git" { // "git" alone: a branch with no letters or digits gets a hash
 		return slug
@@ -159,6 +150,41 @@ func BranchAlias(project, branch string) string {
 		keep = len(slug)
 	}
 	return strings.TrimRight(slug[:keep], "-") + suffix
+}
+
+// Slug is s in host-label form: lowercase letters and digits, with every run of other characters turned into
+// one "-" and no "-" at either end. Branch aliases and project names made from repository names both use it, so
+// the two never disagree on what a name becomes.
+func Slug(s string) string {
+	var b strings.Builder
+	dash := true // no leading hyphen
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimRight(b.String(), "-")
+}
+
+// ProjectNameFromRepo is the default project name for a repository ("Acme/My_Site" or "My_Site" gives
+// "my-site"): the slug of its name, cut to MaxProjectName, or "site" when nothing of it is left. The App and the
+// Action both name projects this way, so a repository gets the same name through either.
+func ProjectNameFromRepo(repo string) string {
+	if i := strings.LastIndex(repo, "/"); i >= 0 {
+		repo = repo[i+1:]
+	}
+	s := Slug(repo)
+	if len(s) > MaxProjectName {
+		s = strings.TrimRight(s[:MaxProjectName], "-")
+	}
+	if s == "" {
+		s = "site"
+	}
+	return s
 }
 
 // ParseHost maps a request's Host (any port ignored) under domain to a project and the alias or deployment id
