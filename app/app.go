@@ -77,6 +77,17 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Crash recovery (issue 4): a stable client id per instance, and its previous life's running jobs taken back.
+	instanceAddr := cfg.Listen
+	if cfg.Listener != nil {
+		instanceAddr = cfg.Listener.Addr().String()
+	}
+	inst, err := jobs.Recover(ctx, pool, jobs.InstanceName(instanceAddr), logger)
+	if err != nil {
+		return err
+	}
+	defer inst.Release()
+	riverCfg.ID = inst.ID
 	rc, err := river.NewClient(riverpgxv5.New(pool), riverCfg)
 	if err != nil {
 		return fmt.Errorf("create job queue: %w", err)
