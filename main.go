@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/action"
 	"github.com/ferryhq/ferry/app"
+	"github.com/ferryhq/ferry/app/dev"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
@@ -29,6 +30,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"dev":     {dev.Command, dev.About},
 	"publish": {site.PublishCommand, site.PublishAbout},
 	"action":  {action.Command, action.About},
 	"proxy":   {proxy.Command, proxy.About},

@@ -1,0 +1,355 @@
+// Package dev is `ferry dev`: the whole of Ferry on one machine, in one process, with nothing to set up. It
+// starts a private PostgreSQL in .ferry/postgres (unless --database-url is given), keeps sites in
+// .ferry/storage, and runs the App (webhooks, API, dashboard, the queue and the local sandboxed builder) next to
+// the proxy, so that a newcomer's first command shows the real system rather than a toy version of it.
+package dev
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferryhq/ferry/app"
+	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/pgcluster"
+	"github.com/ferryhq/ferry/internal/storage"
+	"github.com/ferryhq/ferry/proxy"
+)
+
+// About is the one line `ferry -h` shows for `ferry dev`.
+const About = "everything on one machine: database, app, builder and proxy (start here)"
+
+const about = `Runs all of Ferry on this machine in one process: a private PostgreSQL in DIR/postgres (unless
+--database-url is given), file storage in DIR/storage, the App with its dashboard, API and webhook intake on
+--listen, the local sandboxed builder, and the proxy on --proxy-listen serving http://<project>.localhost.
+Data survives restarts. Ctrl-C stops everything, PostgreSQL included.
+
+Without a GitHub App it still deploys (from the dashboard or with ferry deploy). With one, give its
+--github-app-id and --github-private-key-file, and forward its webhooks to /webhooks/github.`
+
+// databaseName is the database `ferry dev` creates in its private cluster.
+const databaseName = "ferry"
+
+// Config is what `ferry dev` runs with.
+type Config struct {
+	// Dir holds everything ferry dev keeps: postgres/, storage/, webhook-secret. Default ".ferry".
+	Dir string
+	// Listen is the App's address. Default ":8080".
+	Listen string
+	// ProxyListen is the proxy's address. Default ":8081".
+	ProxyListen string
+	// Domain is what site host names end in. Default "localhost", which browsers resolve to loopback.
+	Domain string
+	// DatabaseURL, when set, is used instead of the private cluster.
+	DatabaseURL string
+	// Storage, when set, is used instead of file storage in Dir/storage.
+	Storage string
+	// PublicURL is the App's URL in log links. Default: http://localhost:<App port>.
+	PublicURL string
+	// WebhookSecret is the GitHub App's webhook secret. Default: a random one kept in Dir/webhook-secret.
+	WebhookSecret string
+	// GitHubAppID, GitHubPrivateKey and GitHubAPIURL are passed to the App as they are (app.Config).
+	GitHubAppID      int64
+	GitHubPrivateKey []byte
+	GitHubAPIURL     string
+	// Concurrency is the number of builds run at once. Default 2.
+	Concurrency int
+}
+
+// Command is `ferry dev`.
+func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, cfg, stdout, slog.Default())
+}
+
+func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
+	fs := flagenv.NewFlagSet("dev", "ferry dev [flags]", about, stderr)
+	var c Config
+	fs.StringVar(&c.Dir, "dir", ".ferry", "`folder` for the database, the sites and the webhook secret")
+	fs.StringVar(&c.Listen, "listen", ":8080", "`address` of the App: dashboard, API and webhooks")
+	fs.StringVar(&c.ProxyListen, "proxy-listen", ":8081", "`address` of the proxy that serves the sites")
+	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in (<project>.D)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL `URL` to use instead of the private cluster in DIR/postgres")
+	fs.StringVar(&c.Storage, "storage", "", "storage `URL` to use instead of file storage in DIR/storage")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the App's public `URL`, for build log links (default http://localhost:<port of --listen>)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (default: a random one kept in DIR/webhook-secret)")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id`, with --github-private-key-file (default: no GitHub App; nothing is reported to GitHub)")
+	keyFile := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
+	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
+	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
+	if err := flagenv.Parse(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, ferry.Errorf(ferry.EINVALID, "%w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry dev takes flags only; see ferry dev -h)", strings.Join(fs.Args(), " "))
+	}
+	if *keyFile != "" {
+		key, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return c, ferry.Errorf(ferry.EINVALID, "read --github-private-key-file: %w", err)
+		}
+		c.GitHubPrivateKey = key
+	}
+	if c.Concurrency < 1 {
+		return c, ferry.Errorf(ferry.EINVALID, "--concurrency %d: run at least 1 build at once", c.Concurrency)
+	}
+	return c, nil
+}
+
+// Run starts everything, prints where to find it on stdout, and serves until ctx ends (Ctrl-C). It then stops
+// the App and the proxy, and its PostgreSQL last.
+func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) (err error) {
+	if cfg.Dir == "" {
+		cfg.Dir = ".ferry"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":8080"
+	}
+	if cfg.ProxyListen == "" {
+		cfg.ProxyListen = ":8081"
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("find --dir: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ferry.Errorf(ferry.EINVALID, "create --dir %s: %w", dir, err)
+	}
+
+	// Listen first: a port in use is the likeliest failure, and it should not cost a database start.
+	appLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "listen on %s for the App (is another ferry running? pass another --listen): %w", cfg.Listen, err)
+	}
+	defer appLn.Close()
+	proxyLn, err := net.Listen("tcp", cfg.ProxyListen)
+	if err != nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "listen on %s for the proxy (pass another --proxy-listen): %w", cfg.ProxyListen, err)
+	}
+	defer proxyLn.Close()
+
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		fmt.Fprintf(stdout, "Starting PostgreSQL in %s ...\n", filepath.Join(dir, "postgres"))
+		cluster, err := pgcluster.Start(ctx, pgcluster.Options{Dir: filepath.Join(dir, "postgres")})
+		if err != nil {
+			return fmt.Errorf("start the private PostgreSQL (or pass --database-url): %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if serr := cluster.Stop(sctx); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}()
+		if dbURL, err = ensureDatabase(ctx, cluster); err != nil {
+			return err
+		}
+	}
+
+	storageURL := cfg.Storage
+	if storageURL == "" {
+		root := filepath.Join(dir, "storage")
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return fmt.Errorf("create storage folder: %w", err)
+		}
+		storageURL = "file://" + root
+	}
+	secret, secretFile, err := webhookSecret(cfg.WebhookSecret, dir)
+	if err != nil {
+		return err
+	}
+	appURL := "http://" + displayAddr(appLn.Addr())
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = appURL
+	}
+
+	st, err := storage.Open(ctx, storageURL)
+	if err != nil {
+		return err
+	}
+	px, err := proxy.New(proxy.Config{Storage: st, Domain: cfg.Domain, Log: logger.With("component", "proxy")})
+	if err != nil {
+		return err
+	}
+	defer px.Close()
+
+	// One context for both servers: when either stops on its own, the other follows.
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make(chan struct{})
+	appDone := make(chan error, 1)
+	go func() {
+		appDone <- app.Run(rctx, app.Config{
+			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: cfg.Domain, PublicURL: publicURL,
+			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
+			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
+			Ready: func(string) { close(ready) },
+		}, logger)
+		cancel()
+	}()
+	proxyDone := make(chan error, 1)
+	go func() {
+		proxyDone <- proxy.Serve(rctx, proxyLn, px, 5*time.Second)
+		cancel()
+	}()
+
+	select {
+	case <-ready:
+		link, err := signInLink(rctx, dbURL, appURL)
+		if err != nil {
+			logger.WarnContext(ctx, "create the first user", "err", err)
+		}
+		printBanner(stdout, banner{app: appURL, proxyAddr: proxyLn.Addr(), domain: cfg.Domain, dir: dir, dbURL: dbURL,
+			ownDB: cfg.DatabaseURL == "", storage: storageURL, secretFile: secretFile, github: cfg.GitHubAppID != 0, signIn: link})
+	case <-rctx.Done():
+	}
+	<-rctx.Done()
+	fmt.Fprintln(stdout, "Stopping Ferry ...")
+	return errors.Join(<-appDone, <-proxyDone)
+}
+
+// ensureDatabase creates the ferry database in a fresh cluster and returns its URL.
+func ensureDatabase(ctx context.Context, cluster *pgcluster.Cluster) (string, error) {
+	conn, err := pgx.Connect(ctx, cluster.URL("postgres"))
+	if err != nil {
+		return "", ferry.Errorf(ferry.EUNAVAILABLE, "connect to the private PostgreSQL (its log: %s): %w", cluster.LogPath(), err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, databaseName).Scan(&exists); err != nil {
+		return "", fmt.Errorf("look for the %s database: %w", databaseName, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+databaseName); err != nil {
+			return "", fmt.Errorf("create the %s database: %w", databaseName, err)
+		}
+	}
+	return cluster.URL(databaseName), nil
+}
+
+// webhookSecret returns the secret to check deliveries with: the given one, else the one kept in dir, else a
+// new random one written there (0600), so that a GitHub App or a forwarder configured once keeps working.
+func webhookSecret(given, dir string) (secret, file string, err error) {
+	if given != "" {
+		return given, "", nil
+	}
+	file = filepath.Join(dir, "webhook-secret")
+	b, err := os.ReadFile(file)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), file, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", "", fmt.Errorf("read the webhook secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", "", fmt.Errorf("make a webhook secret: %w", err)
+	}
+	secret = hex.EncodeToString(raw)
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("keep the webhook secret: %w", err)
+	}
+	return secret, file, nil
+}
+
+// signInLink is the ACCOUNTS HOOK (issue 6): once the App serves, make sure a first user exists and return a
+// one-time sign-in link for it, which the banner prints. Until accounts land there is nothing to sign in to,
+// and it returns "".
+func signInLink(ctx context.Context, databaseURL, appURL string) (string, error) {
+	return "", nil
+}
+
+// displayAddr turns a listener's address into what a browser on this machine opens: a wildcard or loopback
+// host becomes "localhost".
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsUnspecified() || ip.IsLoopback() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+type banner struct {
+	app        string
+	proxyAddr  net.Addr
+	domain     string
+	dir        string
+	dbURL      string
+	ownDB      bool
+	storage    string
+	secretFile string
+	github     bool
+	signIn     string
+}
+
+func printBanner(w io.Writer, b banner) {
+	_, port, _ := net.SplitHostPort(b.proxyAddr.String())
+	sites := fmt.Sprintf("http://<project>.%s:%s", b.domain, port)
+	previews := fmt.Sprintf("http://pr-<n>--<project>.%s:%s", b.domain, port)
+	health := "http://" + displayAddr(b.proxyAddr) + "/healthz"
+	db := "your --database-url"
+	if b.ownDB {
+		db = "private PostgreSQL in " + filepath.Join(b.dir, "postgres") + " (" + b.dbURL + ")"
+	}
+	fmt.Fprintf(w, `
+Ferry is running.
+
+  Dashboard and API:  %s
+  Sites:              %s   (previews: %s)
+  Proxy health:       %s
+  Webhooks:           POST %s/webhooks/github
+  Database:           %s
+  Storage:            %s
+`, b.app, sites, previews, health, b.app, db, b.storage)
+	if b.signIn != "" {
+		fmt.Fprintf(w, "  Sign in:            %s\n", b.signIn)
+	}
+	secret := "the one given with --webhook-secret"
+	if b.secretFile != "" {
+		secret = b.secretFile
+	}
+	if b.github {
+		fmt.Fprintf(w, `
+GitHub App: deliveries must reach %s/webhooks/github, signed with the webhook secret (%s).
+A laptop is not reachable from GitHub: point the App's webhook URL at a forwarding channel (for example a
+smee.io channel) and run its client here, for example:
+  npx smee-client --url https://smee.io/<channel> --target %s/webhooks/github
+`, b.app, secret, b.app)
+	} else {
+		fmt.Fprintf(w, `
+No GitHub App configured: nothing is reported to GitHub. Deploy a public git URL or a local folder from the
+dashboard, or with: ferry deploy <git-url|path>
+To connect a GitHub App, restart with --github-app-id and --github-private-key-file, set the App's webhook
+secret to the one in %s, and forward its webhooks to %s/webhooks/github (see ferry dev -h).
+`, secret, b.app)
+	}
+	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
+}
