@@ -1,0 +1,398 @@
+package auth
+
+import (
+	"context"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ferry"
+)
+
+// FlashCookie carries a one-line notice across a redirect ("Password changed."); app/web's Render shows it
+// once and clears it.
+const FlashCookie = "ferry_flash"
+
+// Routes mounts the account pages on mux: /login, /signup, POST /logout, /account (with the password change),
+// /account/tokens, /auth/github with its callback, and /auth/link (one-time links).
+func (a *Auth) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /login", a.loginPage)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("GET /signup", a.signupPage)
+	mux.HandleFunc("POST /signup", a.signup)
+	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("GET /account", a.requireUser(a.accountPage))
+	mux.HandleFunc("POST /account/password", a.requireUser(a.changePassword))
+	mux.HandleFunc("GET /account/tokens", a.requireUser(a.tokensPage))
+	mux.HandleFunc("POST /account/tokens", a.requireUser(a.createToken))
+	mux.HandleFunc("POST /account/tokens/{id}/delete", a.requireUser(a.deleteToken))
+	mux.HandleFunc("GET /auth/github", a.githubStart)
+	mux.HandleFunc("GET /auth/github/callback", a.githubCallback)
+	mux.HandleFunc("GET /auth/link", a.useLink)
+}
+
+// requireUser sends anonymous browsers to the log-in page and back.
+func (a *Auth) requireUser(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if UserFrom(r.Context()) == nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "Sign in first.", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// Flash sets a notice that the next rendered page shows once.
+func (a *Auth) Flash(w http.ResponseWriter, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: FlashCookie, Value: url.QueryEscape(msg), Path: "/", MaxAge: 60,
+		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// safeNext returns next when it is a path on this site, and "/" otherwise, so that ?next= cannot send a
+// freshly signed-in user to another site.
+func safeNext(next string) string {
+	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// validEmail normalises an email address and says what is wrong with a bad one.
+func validEmail(email string) (string, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	switch {
+	case email == "":
+		return "", ferry.Errorf(ferry.EINVALID, "enter your email address")
+	case len(email) > 254:
+		return "", ferry.Errorf(ferry.EINVALID, "the email address is %d characters; at most 254 are allowed", len(email))
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndex(email, "@"):], ".") && !strings.HasSuffix(email, "@localhost") {
+		return "", ferry.Errorf(ferry.EINVALID, "%q is not an email address (like you@example.com)", email)
+	}
+	return email, nil
+}
+
+// validPassword says what is wrong with a new password.
+func validPassword(pw string) error {
+	switch {
+	case pw == "":
+		return ferry.Errorf(ferry.EINVALID, "enter a password")
+	case len([]rune(pw)) < MinPasswordLen:
+		return ferry.Errorf(ferry.EINVALID, "the password must be at least %d characters", MinPasswordLen)
+	case len(pw) > MaxPasswordLen:
+		return ferry.Errorf(ferry.EINVALID, "the password must be at most %d characters", MaxPasswordLen)
+	}
+	return nil
+}
+
+func (a *Auth) render(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["GitHubEnabled"] = a.GitHubEnabled()
+	w.Header().Set("Cache-Control", "no-store")
+	a.cfg.Render(w, r, status, page, data)
+}
+
+// renderError shows page again with err's message; internal errors are logged and shown generically.
+func (a *Auth) renderError(w http.ResponseWriter, r *http.Request, page string, data map[string]any, err error) {
+	status := ferry.HTTPStatus(err)
+	if status >= 500 {
+		a.logger.ErrorContext(r.Context(), "account page", "page", page, "err", err)
+	}
+	msg := ferry.ErrorMessage(err)
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	data["Error"] = msg
+	a.render(w, r, status, page, data)
+}
+
+func (a *Auth) loginPage(w http.ResponseWriter, r *http.Request) {
+	if UserFrom(r.Context()) != nil {
+		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		return
+	}
+	a.render(w, r, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": r.URL.Query().Get("next")})
+}
+
+// errBadLogin is one message for every failure, so that the page does not tell which emails have accounts.
+var errBadLogin = ferry.Errorf(ferry.EUNAUTHORIZED, "wrong email or password")
+
+func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	email := strings.ToLower(strings.TrimSpace(r.PostFormValue("email")))
+	password := r.PostFormValue("password")
+	next := r.PostFormValue("next")
+	data := map[string]any{"Title": "Log in", "Email": email, "Next": next}
+	if len(email) > 254 {
+		email = email[:254]
+	}
+	if email == "" || password == "" {
+		a.renderError(w, r, "login", data, ferry.Errorf(ferry.EINVALID, "enter your email address and your password"))
+		return
+	}
+	ip := a.cfg.ClientIP(r)
+	accountKey, ipKey := "account:"+email, "ip:"+ip
+	if limited, err := a.rateLimited(ctx, accountKey, ipKey); err != nil {
+		a.renderError(w, r, "login", data, err)
+		return
+	} else if limited {
+		a.logger.WarnContext(ctx, "log-in refused: too many failures", "email", email, "ip", ip)
+		data["Error"] = "Too many failed log-ins. Wait " + a.cfg.RateWindow.String() + " and try again."
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.cfg.RateWindow/time.Second)))
+		a.render(w, r, http.StatusTooManyRequests, "login", data)
+		return
+	}
+	u, err := a.st.UserGetByEmail(ctx, email)
+	hash := dummyHash
+	switch {
+	case err == nil && u.PasswordHash != "":
+		hash = u.PasswordHash
+	case err != nil && ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		a.renderError(w, r, "login", data, err)
+		return
+	}
+	ok, err := CheckPassword(hash, password)
+	if err != nil {
+		a.renderError(w, r, "login", data, err)
+		return
+	}
+	if !ok || u == nil || u.PasswordHash == "" {
+		reason := "wrong password"
+		switch {
+		case u == nil:
+			reason = "no such account"
+		case u.PasswordHash == "":
+			reason = "account has no password"
+		}
+		a.logger.WarnContext(ctx, "log-in failed", "email", email, "ip", ip, "reason", reason)
+		if err := a.st.LoginAttemptRecord(ctx, accountKey, ipKey); err != nil {
+			a.logger.ErrorContext(ctx, "record failed log-in", "err", err)
+		}
+		a.renderError(w, r, "login", data, errBadLogin)
+		return
+	}
+	if err := a.st.LoginAttemptClear(ctx, accountKey); err != nil {
+		a.logger.ErrorContext(ctx, "clear failed log-ins", "err", err)
+	}
+	if err := a.signIn(ctx, w, r, u); err != nil {
+		a.renderError(w, r, "login", data, err)
+		return
+	}
+	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+}
+
+// rateLimited reports whether any key has used up its failures within the window.
+func (a *Auth) rateLimited(ctx context.Context, accountKey, ipKey string) (bool, error) {
+	since := time.Now().Add(-a.cfg.RateWindow)
+	n, err := a.st.LoginAttemptCount(ctx, accountKey, since)
+	if err != nil || n >= a.cfg.MaxFailuresPerAccount {
+		return err == nil, err
+	}
+	n, err = a.st.LoginAttemptCount(ctx, ipKey, since)
+	return err == nil && n >= a.cfg.MaxFailuresPerIP, err
+}
+
+// signIn starts a fresh session for u, ending the browser's previous one (no session fixation).
+func (a *Auth) signIn(ctx context.Context, w http.ResponseWriter, r *http.Request, u *store.User) error {
+	if c := callerFrom(ctx); c != nil && c.session != nil {
+		if err := a.st.SessionDelete(ctx, c.session.ID); err != nil {
+			return err
+		}
+	}
+	return a.startSession(ctx, w, u)
+}
+
+func (a *Auth) signupPage(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "signup", map[string]any{"Title": "Sign up"})
+}
+
+func (a *Auth) signup(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	password := r.PostFormValue("password")
+	data := map[string]any{"Title": "Sign up", "Email": r.PostFormValue("email"), "Name": name}
+	email, err := validEmail(r.PostFormValue("email"))
+	if err == nil && len(name) > 100 {
+		err = ferry.Errorf(ferry.EINVALID, "the name is %d characters; use at most 100", len(name))
+	}
+	if err == nil {
+		err = validPassword(password)
+	}
+	if err != nil {
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	u, err := a.st.UserCreate(ctx, store.UserCreateParams{Email: email, Name: name, PasswordHash: hash})
+	if err != nil {
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	a.logger.InfoContext(ctx, "user signed up", "user", u.ID)
+	if err := a.signIn(ctx, w, r, u); err != nil {
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
+	if c := callerFrom(r.Context()); c != nil && c.session != nil {
+		if err := a.st.SessionDelete(r.Context(), c.session.ID); err != nil {
+			a.logger.ErrorContext(r.Context(), "log out", "err", err)
+			http.Error(w, ferry.ErrorMessage(err), ferry.HTTPStatus(err))
+			return
+		}
+	}
+	a.clearCookie(w, SessionCookie, "/")
+	a.Flash(w, "You are logged out.")
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (a *Auth) accountData(u *store.User) map[string]any {
+	return map[string]any{"Title": "Account", "HasPassword": u.PasswordHash != ""}
+}
+
+func (a *Auth) accountPage(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, http.StatusOK, "account", a.accountData(UserFrom(r.Context())))
+}
+
+func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := callerFrom(ctx)
+	u := c.user
+	data := a.accountData(u)
+	if u.PasswordHash != "" {
+		key := "account:" + strings.ToLower(u.Email)
+		if u.Email == "" {
+			key = "user:" + strconv.FormatInt(u.ID, 10)
+		}
+		if limited, err := a.rateLimited(ctx, key, "ip:"+a.cfg.ClientIP(r)); err != nil || limited {
+			if err == nil {
+				err = ferry.Errorf(ferry.EFORBIDDEN, "too many wrong passwords; wait %s and try again", a.cfg.RateWindow)
+			}
+			a.renderError(w, r, "account", data, err)
+			return
+		}
+		ok, err := CheckPassword(u.PasswordHash, r.PostFormValue("current_password"))
+		if err != nil {
+			a.renderError(w, r, "account", data, err)
+			return
+		}
+		if !ok {
+			a.logger.WarnContext(ctx, "password change: wrong current password", "user", u.ID, "ip", a.cfg.ClientIP(r))
+			if err := a.st.LoginAttemptRecord(ctx, key, "ip:"+a.cfg.ClientIP(r)); err != nil {
+				a.logger.ErrorContext(ctx, "record failed log-in", "err", err)
+			}
+			a.renderError(w, r, "account", data, ferry.Errorf(ferry.EINVALID, "the current password is wrong"))
+			return
+		}
+	}
+	password := r.PostFormValue("new_password")
+	if err := validPassword(password); err != nil {
+		a.renderError(w, r, "account", data, err)
+		return
+	}
+	hash, err := HashPassword(password)
+	if err == nil {
+		err = a.st.UserSetPassword(ctx, u.ID, hash)
+	}
+	var keep int64
+	if c.session != nil {
+		keep = c.session.ID
+	}
+	if err == nil {
+		err = a.st.SessionDeleteForUser(ctx, u.ID, keep)
+	}
+	if err != nil {
+		a.renderError(w, r, "account", data, err)
+		return
+	}
+	a.logger.InfoContext(ctx, "password changed; other sessions signed out", "user", u.ID)
+	a.Flash(w, "Password changed. Your other sessions were signed out.")
+	http.Redirect(w, r, "/account", http.StatusSeeOther)
+}
+
+func (a *Auth) tokensData(ctx context.Context, userID int64) (map[string]any, error) {
+	ts, err := a.st.APITokenList(ctx, userID)
+	return map[string]any{"Title": "API tokens", "Tokens": ts}, err
+}
+
+func (a *Auth) tokensPage(w http.ResponseWriter, r *http.Request) {
+	data, err := a.tokensData(r.Context(), UserFrom(r.Context()).ID)
+	if err != nil {
+		a.renderError(w, r, "tokens", data, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, "tokens", data)
+}
+
+func (a *Auth) createToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := UserFrom(ctx)
+	tok, t, err := a.CreateAPIToken(ctx, u.ID, r.PostFormValue("name"))
+	data, lerr := a.tokensData(ctx, u.ID)
+	if err == nil {
+		err = lerr
+	}
+	if err != nil {
+		data["Name"] = r.PostFormValue("name")
+		a.renderError(w, r, "tokens", data, err)
+		return
+	}
+	// Shown in this response only: the page says so, and it is not cached.
+	data["NewToken"] = tok
+	data["NewTokenName"] = t.Name
+	a.render(w, r, http.StatusCreated, "tokens", data)
+}
+
+func (a *Auth) deleteToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := UserFrom(ctx)
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		err = ferry.Errorf(ferry.ENOTFOUND, "API token %q not found", r.PathValue("id"))
+	} else {
+		err = a.st.APITokenDelete(ctx, u.ID, id)
+	}
+	if err != nil {
+		data, _ := a.tokensData(ctx, u.ID)
+		a.renderError(w, r, "tokens", data, err)
+		return
+	}
+	a.Flash(w, "Token revoked. Scripts using it can no longer sign in.")
+	http.Redirect(w, r, "/account/tokens", http.StatusSeeOther)
+}
+
+func (a *Auth) useLink(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	data := map[string]any{"Title": "Log in"}
+	userID, err := a.st.LoginLinkUse(ctx, hashToken(r.URL.Query().Get("token")))
+	var u *store.User
+	if err == nil {
+		u, err = a.st.UserGetByID(ctx, userID)
+	}
+	if err == nil {
+		err = a.signIn(ctx, w, r, u)
+	}
+	if err != nil {
+		a.renderError(w, r, "login", data, err)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
