@@ -108,10 +108,8 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 			return w.infra(ctx, log, job, p, id, fmt.Errorf("get a clone token: %w", err))
 		}
 	}
-	if !job.Args.Fork {
-		if req.Env, err = projectEnv(p); err != nil {
-			return w.fail(ctx, log, job, p, id, ferry.Errorf(ferry.EBUILD, "%v", err))
-		}
+	if req.Env, err = w.buildEnv(ctx, job.Args, d); err != nil {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("read env vars: %w", err))
 	}
 
 	buildCtx, stop := context.WithCancelCause(ctx)
@@ -152,6 +150,23 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	}
 	w.m.buildSeconds.WithLabelValues("ready").Observe(elapsed)
 	return w.succeed(ctx, log, job, p, d, res)
+}
+
+// buildEnv is the env vars a build gets: the project's for the deployment's environment (production or
+// preview), decrypted, and none at all for a pull request from a fork, whichever of its job and its row says so.
+func (w *deployWorker) buildEnv(ctx context.Context, args DeployArgs, d *store.Deployment) (map[string]string, error) {
+	if args.Fork {
+		return nil, nil
+	}
+	f, err := w.deps.Store.DeploymentForkGet(ctx, d.ID)
+	if err != nil || f.Fork {
+		return nil, err
+	}
+	env := store.EnvPreview
+	if d.Kind == store.KindProduction {
+		env = store.EnvProduction
+	}
+	return w.deps.Store.EnvValues(ctx, store.EnvValuesParams{ProjectID: d.ProjectID, Environment: env, Cipher: w.deps.EnvCipher})
 }
 
 // start moves the deployment to building (a new attempt) and reports in_progress, under the reporting lock so

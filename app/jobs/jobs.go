@@ -132,6 +132,9 @@ type Deps struct {
 	// GitHub reports deployments; nil (or a project without an installation) reports nothing and clones
 	// without a token, as `ferry dev` does with a bare git URL.
 	GitHub GitHub
+	// EnvCipher decrypts the projects' env vars for their builds (app/projects stores them); nil: a project
+	// with env vars fails to build with a message naming --secret-key-file.
+	EnvCipher *store.EnvCipher
 	// StorageURL is handed to every build (--storage).
 	StorageURL string
 	// Domain makes the preview URLs (site.DeploymentURL).
@@ -197,6 +200,7 @@ func Register(workers *river.Workers, deps Deps) error {
 		func() error { return river.AddWorkerSafely(workers, &deployQueuedWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &prCloseWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &sweepWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &projectDeleteWorker{workerBase: w}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("register workers: %w", err)

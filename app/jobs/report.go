@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -210,20 +209,6 @@ func shortSHA(sha string) string {
 		return sha[:7]
 	}
 	return sha
-}
-
-// projectEnv reads the project's env vars from its settings ({"env": {"KEY": "value"}}).
-func projectEnv(p *store.Project) (map[string]string, error) {
-	if len(p.Settings) == 0 {
-		return nil, nil
-	}
-	var s struct {
-		Env map[string]string `json:"env"`
-	}
-	if err := json.Unmarshal(p.Settings, &s); err != nil {
-		return nil, fmt.Errorf("read project %s settings: %w", p.Name, err)
-	}
-	return s.Env, nil
 }
 
 // logLine appends one line of the worker's own to a deployment's log; failures only cost the line.
