@@ -144,6 +144,13 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		return nil, err
 	}
 	src := filepath.Join(ws, "src")
+	// Resolved now, before any untrusted command runs: the build owns its workspace and may swap src itself
+	// for a link, so the checks after the build must not resolve it again.
+	realWS, err := filepath.EvalSymlinks(ws)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "resolve workspace: %w", err)
+	}
+	realSrc := filepath.Join(realWS, "src")
 
 	// 1. Clone.
 	err = timed(StepClone, func() error {
@@ -227,7 +234,7 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	}
 	plog := stepLog(StepPublish)
 	outDir := filepath.Join(src, filepath.FromSlash(outRel))
-	if err := checkOutput(src, outDir, limits.OutputSize); err != nil {
+	if err := checkOutput(realSrc, outDir, limits.OutputSize); err != nil {
 		return nil, err
 	}
 	if outRel == "." || outRel == plan.Root {
@@ -436,12 +443,10 @@ func onPath(tool string) bool {
 }
 
 // checkOutput refuses an output folder that leaves the repository, holds a link that points outside it (the
-// build may have planted a link to /etc/passwd or to the host's secrets), or exceeds the size cap.
-func checkOutput(src, outDir string, maxBytes int64) error {
-	realSrc, err := filepath.EvalSymlinks(src)
-	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "resolve checkout: %w", err)
-	}
+// build may have planted a link to /etc/passwd or to the host's secrets), or exceeds the size cap. realSrc is
+// the checkout's real path as resolved before the build ran, since the build may have replaced the checkout
+// with a link to a host folder.
+func checkOutput(realSrc, outDir string, maxBytes int64) error {
 	realOut, err := filepath.EvalSymlinks(outDir)
 	if err != nil || !within(realSrc, realOut) {
 		return ferry.Errorf(ferry.EBUILD, "output folder %s resolves outside the repository", outDir)

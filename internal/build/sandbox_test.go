@@ -167,6 +167,23 @@ echo STARTED $i
 		wantCode(t, err, ferry.EBUILD, "outside")
 	})
 
+	t.Run("checkout replaced by a link to a host folder", func(t *testing.T) {
+		e := newTestEnv(t, "")
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "dist"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "dist", "index.html"), []byte("canary-host-dir-31c7"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// The build owns its workspace, so it can swap src itself for a link; the host must not follow it.
+		_, err := escapeBuild(t, e, `cd / && rm -rf /build/src && ln -s `+dir+` /build/src`, Limits{})
+		wantCode(t, err, ferry.EBUILD, "outside")
+		if keys, _ := e.st.List(context.Background(), "projects/web/blobs/"); len(keys) != 0 {
+			t.Errorf("host files were published: %v", keys)
+		}
+	})
+
 	t.Run("memory limit", func(t *testing.T) {
 		e := newTestEnv(t, "")
 		logs, err := escapeBuild(t, e, `node -e 'const a = []; for (let i = 0; i < 40; i++) a.push(Buffer.alloc(64 << 20, 1)); console.log("ALLOCATED", a.length * 64, "MiB")'`,
