@@ -183,6 +183,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 		return err
 	}
 	appURL := "http://" + displayAddr(appLn.Addr())
+	// The App prints site URLs; they must name the proxy's port to be clickable.
+	siteDomain := cfg.Domain
+	if _, port, _ := net.SplitHostPort(proxyLn.Addr().String()); port != "80" {
+		siteDomain += ":" + port
+	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = appURL
@@ -205,7 +210,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	appDone := make(chan error, 1)
 	go func() {
 		appDone <- app.Run(rctx, app.Config{
-			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: cfg.Domain, PublicURL: publicURL,
+			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
 			Ready: func(string) { close(ready) },
