@@ -40,10 +40,10 @@ const (
 	stateCookie = "ferry_oauth_state"
 )
 
-// RenderFunc renders page (a template of app/web) with data, a map whose keys the page's template reads;
+// RenderFunc renders page (a template of app/web) with data; auth passes a map[string]any whose keys the page reads;
 // app/web's Render adds the layout's fields (user, CSRF token, title). auth takes it as a function so that
 // app/web may import auth for UserFrom without an import cycle.
-type RenderFunc func(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any)
+type RenderFunc func(w http.ResponseWriter, r *http.Request, status int, page string, data any)
 
 // Config is what Auth runs with.
 type Config struct {
@@ -370,12 +370,13 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 // plainRender is the RenderFunc used without app/web: the page's error or notice as text.
-func plainRender(w http.ResponseWriter, r *http.Request, status int, page string, data map[string]any) {
+func plainRender(w http.ResponseWriter, r *http.Request, status int, page string, data any) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintf(w, "%s\n", page)
-	for _, k := range []string{"Error", "Flash", "Token"} {
-		if v, ok := data[k]; ok && v != "" && v != nil {
+	m, _ := data.(map[string]any)
+	for _, k := range []string{"Error", "NewToken"} {
+		if v, ok := m[k]; ok && v != "" && v != nil {
 			fmt.Fprintf(w, "%s: %v\n", k, v)
 		}
 	}
