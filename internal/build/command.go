@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/siteconfig"
-	"github.com/ferryhq/ferry/internal/storage"
 )
 
 // About is the one-line description that `ferry -h` shows.
@@ -62,6 +62,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(optString{&over.InstallCommand}, "install-command", "install `command`, overriding ferry.json's installCommand; \"\" installs nothing (default: ferry.json's, else from the lockfile)")
 	fs.StringVar(&over.RootDirectory, "root-directory", "", "the site's folder in the repository, overriding ferry.json's rootDirectory (default: ferry.json's, else the top)")
 	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the first of dist, build, out, public)")
+	evf := addEventsFlags(fs)
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -95,11 +96,15 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if p.Repo == "" || p.Project == "" || storageURL == "" {
 		return ferry.Errorf(ferry.EINVALID, "--repo, --project and --storage are required; see ferry build -h")
 	}
-	if p.Storage, err = storage.Open(ctx, storageURL); err != nil {
+	evs, err := evf.start(ctx, &p, http.DefaultClient) // events.go: secrets and log streaming for ECS builds
+	if err != nil {
 		return err
 	}
+	if p.Storage, err = evs.openStorage(ctx, storageURL); err != nil {
+		return evs.finish(ctx, nil, err)
+	}
 	res, err := Run(ctx, p)
-	if err != nil {
+	if err = evs.finish(ctx, res, err); err != nil {
 		return err
 	}
 	if jsonOut {
