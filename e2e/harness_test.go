@@ -174,7 +174,7 @@ func (w *world) start(name string, args ...string) *proc {
 	cmd := exec.Command(w.bin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "TMPDIR=" + os.TempDir()}, w.s3.Env()...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logFile, err := os.Create(filepath.Join(w.dir, name+".log"))
+	logFile, err := os.CreateTemp(w.dir, name+"-*.log")
 	if err != nil {
 		w.t.Fatal(err)
 	}

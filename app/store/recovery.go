@@ -42,13 +42,13 @@ type RescuedJob struct {
 
 // JobRescueByClient does at once what River's rescuer does only after RescueStuckJobsAfter: every job still
 // "running" whose last attempt was made by ClientID becomes available again (or discarded when it had no
-// attempt left), with Reason appended to its errors. Call it only when that client is known to be dead.
+// attempt left), with Reason appended to its errors. Its scheduled_at is kept, so that it goes before the jobs
+// queued after it, as it did before the crash. Call it only when that client is known to be dead.
 func (s *Store) JobRescueByClient(ctx context.Context, p JobRescueByClientParams) ([]RescuedJob, error) {
 	rows, err := s.db.Query(ctx, `
 		UPDATE river_job SET
 			errors       = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt, 'error', $2::text, 'trace', '')),
 			state        = CASE WHEN attempt < max_attempts THEN 'available' ELSE 'discarded' END::river_job_state,
-			scheduled_at = now(),
 			finalized_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
 			metadata     = metadata || jsonb_build_object('ferry:rescued_at_start', now())
 		WHERE state = 'running' AND attempted_by[array_upper(attempted_by, 1)] = $1
