@@ -359,10 +359,10 @@ func TestOneTimeLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(link, "http://localhost/auth/link?token=") {
+	if !strings.HasPrefix(link, e.srv.URL+"/auth/link?token=") {
 		t.Fatalf("link %q", link)
 	}
-	path := strings.TrimPrefix(link, "http://localhost")
+	path := strings.TrimPrefix(link, e.srv.URL)
 	b := e.browser()
 	a := b.get(path)
 	wantStatus(t, a, http.StatusSeeOther)

@@ -58,7 +58,12 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 	t.Helper()
 	pool := pgtest.New(t)
 	e := &env{t: t, pool: pool, st: store.New(pool), logs: &logBuffer{}}
-	cfg := auth.Config{Store: e.st, PublicURL: "http://localhost", Render: web.Render,
+	var handler http.Handler
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	t.Cleanup(e.srv.Close)
+	// The server listens on 127.0.0.1; the public URL says localhost, as `ferry dev` does, and cookies follow it.
+	e.srv.URL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
+	cfg := auth.Config{Store: e.st, PublicURL: e.srv.URL, Render: web.Render,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
 	if mod != nil {
 		mod(&cfg)
@@ -80,12 +85,7 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 	}
 	mux.HandleFunc("GET /whoami", who)
 	mux.HandleFunc("POST /api/echo", who)
-	e.srv = httptest.NewServer(a.Middleware(mux))
-	t.Cleanup(e.srv.Close)
-	if strings.Contains(cfg.PublicURL, "localhost") {
-		// The server listens on 127.0.0.1; cookies follow the host name.
-		e.srv.URL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
-	}
+	handler = a.Middleware(mux)
 	return e
 }
 
