@@ -38,6 +38,13 @@ type Config struct {
 	WebhookSecret string
 	// GitHubAPIURL is the REST API root. Default https://api.github.com.
 	GitHubAPIURL string
+	// GitHubClientID and GitHubClientSecret are the App's OAuth credentials for "Sign in with GitHub". Both or
+	// neither: with neither, people sign in with a password only.
+	GitHubClientID     string
+	GitHubClientSecret string
+	// DevSignIn, when set, is called once at start with a one-time sign-in link for dev@localhost (created if
+	// needed), for `ferry dev`.
+	DevSignIn func(link string)
 	// Builder picks where builds run: "local" (the default) runs `ferry build` as a sub-process.
 	Builder string
 	// Concurrency is the number of builds run at once. Default 2.
@@ -82,6 +89,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ferry.Errorf(ferry.EINVALID, "no webhook secret: pass --webhook-secret, or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE (the secret set in the GitHub App's settings)")
 	case c.GitHubAppID != 0 && len(c.GitHubPrivateKey) == 0:
 		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no private key: pass --github-private-key-file or set FERRY_GITHUB_PRIVATE_KEY_FILE")
+	case (c.GitHubClientID == "") != (c.GitHubClientSecret == ""):
+		return c, ferry.Errorf(ferry.EINVALID, "GitHub sign-in needs both --github-client-id and --github-client-secret (from the GitHub App's settings page), or neither")
 	case c.GitHubAppID == 0 && len(c.GitHubPrivateKey) > 0:
 		return c, ferry.Errorf(ferry.EINVALID, "a GitHub private key is set but no App id: pass --github-app-id or set FERRY_GITHUB_APP_ID")
 	case c.Builder != "local":
@@ -114,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file")
 	keyFile := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required; prefer FERRY_WEBHOOK_SECRET_FILE)")
+	fs.StringVar(&c.GitHubClientID, "github-client-id", "", "the GitHub App's OAuth client `id`, for \"Sign in with GitHub\"; with --github-client-secret")
+	fs.StringVar(&c.GitHubClientSecret, "github-client-secret", "", "the GitHub App's OAuth client `secret` (prefer FERRY_GITHUB_CLIENT_SECRET_FILE)")
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
 	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
