@@ -399,12 +399,11 @@ func lines(from, to int) []string {
 func (e *env) server(s *Streams) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if id, ok := strings.CutPrefix(r.URL.Path, "/deployments/"); ok {
-			d, err := e.st.DeploymentGetByID(r.Context(), id)
-			if err != nil {
+			if _, err := e.st.DeploymentGetByID(r.Context(), id); err != nil {
 				http.NotFound(w, r)
 				return
 			}
-			s.Deployment(w, r, d)
+			s.Deployment(w, r, id)
 			return
 		}
 		pid, _ := strconv.ParseInt(strings.TrimPrefix(r.URL.Path, "/projects/"), 10, 64)
@@ -413,7 +412,7 @@ func (e *env) server(s *Streams) *httptest.Server {
 			http.NotFound(w, r)
 			return
 		}
-		s.Project(w, r, p)
+		s.Project(w, r, p.ID)
 	}))
 	e.t.Cleanup(srv.Close)
 	return srv

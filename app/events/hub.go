@@ -59,6 +59,8 @@ type Hub struct {
 	byProject    map[int64]map[*Subscription]struct{}
 	listening    bool
 	listenCh     chan struct{} // closed while listening; replaced when the connection drops
+	stopped      chan struct{} // closed when Run returns, which ends every stream
+	stopOnce     sync.Once
 }
 
 // New checks cfg and returns a Hub that is not listening yet.
@@ -90,6 +92,7 @@ func New(cfg Config) (*Hub, error) {
 		byDeployment: map[string]map[*Subscription]struct{}{},
 		byProject:    map[int64]map[*Subscription]struct{}{},
 		listenCh:     make(chan struct{}),
+		stopped:      make(chan struct{}),
 	}, nil
 }
 
@@ -97,6 +100,7 @@ func New(cfg Config) (*Hub, error) {
 // After every (re)connect all subscribers are told to resync, because notifications sent while no connection
 // listened are gone.
 func (h *Hub) Run(ctx context.Context) error {
+	defer h.stopOnce.Do(func() { close(h.stopped) })
 	backoff := h.cfg.MinBackoff
 	for {
 		start := time.Now()
@@ -117,6 +121,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		backoff = min(2*backoff, h.cfg.MaxBackoff)
 	}
 }
+
+// Stopped is closed once Run has returned: streams end then, so that a server shutting down is not held open by
+// browsers that never hang up.
+func (h *Hub) Stopped() <-chan struct{} { return h.stopped }
 
 // Listening returns a channel that is closed while the Hub listens (tests wait on it; so may a readiness check).
 func (h *Hub) Listening() <-chan struct{} {

@@ -84,8 +84,8 @@ var errGone = errors.New("deployment deleted")
 // line after the client's position (the Last-Event-ID header, or the "after" query parameter for the first
 // connection of a page that rendered the log so far), then every change as it happens. A deleted deployment
 // gets a "deleted" event and the stream ends.
-func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, d *store.Deployment) {
-	sub := s.Hub.SubscribeDeployment(d.ID) // before the first read: nothing slips between
+func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, id string) {
+	sub := s.Hub.SubscribeDeployment(id) // before the first read: nothing slips between
 	defer sub.Close()
 	after := resumePoint(r)
 	sw, ok := s.start(w, r)
@@ -95,9 +95,9 @@ func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, d *store.De
 	ctx := r.Context()
 	var lastState []byte
 	send := func() error {
-		cur, err := s.Store.DeploymentGetByID(ctx, d.ID)
+		cur, err := s.Store.DeploymentGetByID(ctx, id)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			sw.event("deleted", "", []byte(`{"id":`+strconv.Quote(d.ID)+`}`))
+			sw.event("deleted", "", []byte(`{"id":`+strconv.Quote(id)+`}`))
 			return errGone
 		}
 		if err != nil {
@@ -105,7 +105,7 @@ func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, d *store.De
 		}
 		st := StateOf(cur)
 		for {
-			lines, err := s.Store.DeploymentLogList(ctx, store.DeploymentLogListParams{DeploymentID: d.ID, AfterSeq: after, Limit: 1000})
+			lines, err := s.Store.DeploymentLogList(ctx, store.DeploymentLogListParams{DeploymentID: id, AfterSeq: after, Limit: 1000})
 			if err != nil {
 				return err
 			}
@@ -136,8 +136,8 @@ func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, d *store.De
 // deployments at the start and after a resync, then one whenever a deployment is created or changes; a
 // "project" event when the project's own row changes (settings, a moved alias), and "deleted" with the id of a
 // deleted deployment.
-func (s *Streams) Project(w http.ResponseWriter, r *http.Request, p *store.Project) {
-	sub := s.Hub.SubscribeProject(p.ID)
+func (s *Streams) Project(w http.ResponseWriter, r *http.Request, projectID int64) {
+	sub := s.Hub.SubscribeProject(projectID)
 	defer sub.Close()
 	sw, ok := s.start(w, r)
 	if !ok {
@@ -157,7 +157,7 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, p *store.Proje
 		}
 	}
 	all := func() error {
-		res, err := s.Store.DeploymentListByProject(ctx, store.DeploymentListByProjectParams{ProjectID: p.ID, Limit: n})
+		res, err := s.Store.DeploymentListByProject(ctx, store.DeploymentListByProjectParams{ProjectID: projectID, Limit: n})
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, p *store.Proje
 		}
 		for _, ev := range evs {
 			if ev.DeploymentID == "" {
-				sw.event("project", "", []byte(`{"id":`+strconv.FormatInt(p.ID, 10)+`}`))
+				sw.event("project", "", []byte(`{"id":`+strconv.FormatInt(projectID, 10)+`}`))
 				continue
 			}
 			d, err := s.Store.DeploymentGetByID(ctx, ev.DeploymentID)
@@ -184,7 +184,7 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, p *store.Proje
 			if err != nil {
 				return err
 			}
-			if d.ProjectID == p.ID {
+			if d.ProjectID == projectID {
 				sendOne(d)
 			}
 		}
@@ -212,6 +212,8 @@ func (s *Streams) loop(ctx context.Context, sw *sseWriter, sub *Subscription, ch
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.Hub.Stopped():
 			return
 		case <-sub.C():
 			evs, resync := sub.Take()

@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/ferryhq/ferry/app/auth"
+	"github.com/ferryhq/ferry/app/events"
+	"github.com/ferryhq/ferry/app/projects"
+	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/app/web"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
+)
+
+// mountWeb mounts the signed-in part of the app on mux as its fallback route, behind auth.Middleware: the
+// account pages (app/auth), the dashboard with its live updates (app/web, app/events) and the static assets.
+// Routes mux already has (webhooks, /healthz, /metrics) stay outside the middleware. It starts the one
+// LISTEN connection of this process, which stops when ctx ends.
+func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], mux *http.ServeMux, logger *slog.Logger) error {
+	st := store.New(pool)
+	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
+		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
+		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL})
+	if err != nil {
+		return err
+	}
+	if cfg.DevSignIn != nil {
+		link, err := a.OneTimeLink(ctx, "dev@localhost")
+		if err != nil {
+			return err
+		}
+		cfg.DevSignIn(link)
+	}
+	blobs, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return err
+	}
+	cipher, err := envCipher(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	svc, err := projects.New(projects.Config{Store: st, River: rc, Site: site.NewStore(blobs), Domain: cfg.Domain,
+		PublicURL: cfg.PublicURL, Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos})
+	if err != nil {
+		return err
+	}
+	hub, err := events.New(events.Config{ConnConfig: pool.Config().ConnConfig, Logger: logger})
+	if err != nil {
+		return err
+	}
+	go func() { _ = hub.Run(ctx) }() // returns nil when ctx ends; connection losses are logged and retried
+	dash, err := web.NewDashboard(web.DashboardConfig{Projects: svc, Auth: a,
+		Streams: &events.Streams{Hub: hub, Store: st, Logger: logger}})
+	if err != nil {
+		return err
+	}
+	ui := http.NewServeMux()
+	a.Routes(ui)
+	dash.Routes(ui)
+	if err := mountAPI(ui, svc, logger); err != nil {
+		return err
+	}
+	ui.Handle("GET /static/", web.Assets())
+	mux.Handle("/", a.Middleware(ui))
+	return nil
+}
