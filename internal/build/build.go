@@ -172,9 +172,25 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		dlog.Info("read ferry.json")
 	}
 	cfg, from := overlay(cfg, p.Overrides)
+	// Detection, the lockfile's hash and the cache restore read and write the checkout as ferry's own user, so
+	// a link committed to the repository must not lead them to the host's files.
+	root := "."
+	if cfg != nil && cfg.RootDirectory != "" {
+		if r, err := cleanRel(cfg.RootDirectory); err == nil {
+			root = r
+		}
+	}
+	if _, err := inCheckout(realSrc, root); err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "%s %q leads outside the repository through a link; links in the repository may only point inside it", from("rootDirectory"), cfg.RootDirectory)
+	}
 	plan, err := detect(src, cfg, from)
 	if err != nil {
 		return nil, err
+	}
+	for _, rel := range []string{path.Join(plan.Root, "package.json"), plan.InstallDir, plan.Lockfile} {
+		if _, err := inCheckout(realSrc, rel); rel != "" && err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "%s leads outside the repository through a link; links in the repository may only point inside it", rel)
+		}
 	}
 	res.Plan = plan
 	for _, r := range plan.Reasons {
@@ -208,7 +224,7 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	}
 	if plan.Install != "" {
 		err = timed(StepInstall, func() error {
-			return install(ctx, p, sb, plan, src, tmp, env, res, runStep, stepLog(StepInstall))
+			return install(ctx, p, sb, plan, realSrc, tmp, env, res, runStep, stepLog(StepInstall))
 		})
 		if err != nil {
 			return nil, err
@@ -264,14 +280,19 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 }
 
 // install restores the dependency cache, runs the install command, and saves the cache when it was missing.
-// A broken cache only costs time: it is logged and the install runs without it.
+// A broken cache only costs time: it is logged and the install runs without it. src is the checkout's real path.
 func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp string, env []string, res *Result,
 	runStep func(step, rel, command string, env []string) error, log *slog.Logger) error {
 	key := ""
 	command := plan.Install
+	// The install folder with its in-repository links resolved: the cache is never unpacked through a link.
+	instDir, err := inCheckout(src, plan.InstallDir)
+	if err != nil {
+		return ferry.Errorf(ferry.EINVALID, "%s leads outside the repository through a link", plan.InstallDir)
+	}
 	// node_modules alone is enough when it can be cached (npm then downloads nothing), and it halves what a
 	// restore writes to disk, which is what a cache hit spends its time on.
-	modules := path.Join("src", plan.InstallDir, "node_modules")
+	modules := path.Join("src", instDir, "node_modules")
 	parts := []string{modules, "cache/corepack"}
 	if _, err := os.Lstat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil {
 		log.Info("node_modules is in the repository; only the download cache is cached")
@@ -379,9 +400,15 @@ func lookupEnv(env []string, key string) (string, bool) {
 	return "", false
 }
 
-// readConfig reads ferry.json at the repository's top, if there is one.
+// readConfig reads ferry.json at the repository's top, if there is one. It may be a link within the
+// repository, never one to a host file.
 func readConfig(src string) (*siteconfig.File, error) {
-	b, err := os.ReadFile(filepath.Join(src, "ferry.json"))
+	r, err := os.OpenRoot(src)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "open checkout: %w", err)
+	}
+	defer r.Close()
+	b, err := r.ReadFile("ferry.json")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -480,6 +507,26 @@ func checkOutput(realSrc, outDir string, maxBytes int64) error {
 		return ferry.Errorf(ferry.EINTERNAL, "check output folder: %w", err)
 	}
 	return err
+}
+
+// inCheckout resolves rel (slash-separated, inside the checkout at realSrc) through any links and returns the
+// real path relative to realSrc. A path that does not exist comes back as it is; one that leads out is an error.
+func inCheckout(realSrc, rel string) (string, error) {
+	real, err := filepath.EvalSymlinks(filepath.Join(realSrc, filepath.FromSlash(rel)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return rel, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if !within(realSrc, real) {
+		return "", fmt.Errorf("%s resolves to %s, outside the checkout", rel, real)
+	}
+	r, err := filepath.Rel(realSrc, real)
+	if err != nil {
+		return "", err
+	}
+	return filepath.ToSlash(r), nil
 }
 
 func within(root, p string) bool {

@@ -157,7 +157,7 @@ func untar(r io.Reader, root string, parts []string) error {
 	return nil
 }
 
-// noLinkOnPath fails when any folder from root down to dir is a symlink.
+// noLinkOnPath fails when any folder from root down to dir, dir included, is a symlink.
 func noLinkOnPath(root, dir string) error {
 	rel, err := filepath.Rel(root, dir)
 	if err != nil {
@@ -177,15 +177,22 @@ func noLinkOnPath(root, dir string) error {
 			return err
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("cache archive writes through the link %s", cur)
+			return fmt.Errorf("%s is a link; the dependency cache is never read or written through links", cur)
 		}
 	}
 	return nil
 }
 
 // cacheSave packs the parts of root into a tar.gz and stores it at key unless an archive is already there.
-// Links are kept only when they point inside their part, which is all a package manager makes.
+// Links are kept only when they point inside their part, which is all a package manager makes. The build has
+// just run and owns root, so a part behind a link (src or cache swapped for a link to a host folder) is refused
+// rather than packed.
 func cacheSave(ctx context.Context, st storage.Storage, key, root string, parts []string, tmpDir string) (int64, error) {
+	for _, part := range parts {
+		if err := noLinkOnPath(root, filepath.Join(root, filepath.FromSlash(part))); err != nil {
+			return 0, fmt.Errorf("pack dependency cache: %w", err)
+		}
+	}
 	if _, err := st.Stat(ctx, key); err == nil {
 		return 0, nil
 	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
