@@ -229,6 +229,7 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 	if s.dropUID {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: sandboxUID, Gid: sandboxUID, Groups: []uint32{}}
 	}
+	closeInheritedFiles()
 	if err := cmd.Start(); err != nil {
 		return ferry.Errorf(ferry.EINTERNAL, "start %s: %w", step, err)
 	}
@@ -268,6 +269,21 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 		return ce
 	}
 	return ferry.Errorf(ferry.EINTERNAL, "run %s: %w", step, err)
+}
+
+// closeInheritedFiles marks every descriptor above stderr close-on-exec. Go opens its own files that way, but
+// descriptors that ferry's parent left open (a supervisor's socket, a secret passed on a pipe) are not, and
+// neither prlimit nor bwrap closes them: without this, the build could read them.
+func closeInheritedFiles() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
 }
 
 // bwrapFailed recognises bubblewrap's own setup errors ("bwrap: ..."), which are the host's fault.

@@ -2,9 +2,11 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,6 +183,34 @@ echo STARTED $i
 		wantCode(t, err, ferry.EBUILD, "outside")
 		if keys, _ := e.st.List(context.Background(), "projects/web/blobs/"); len(keys) != 0 {
 			t.Errorf("host files were published: %v", keys)
+		}
+	})
+
+	t.Run("file descriptors that ferry build inherited", func(t *testing.T) {
+		e := newTestEnv(t, "")
+		// A parent (a supervisor, a test runner, a builder passing a secret on a pipe) may start ferry build with
+		// descriptors that are not close-on-exec; they must not reach the build.
+		secret := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(secret, []byte("canary-fd-0c5e"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_SETFD, 0); errno != 0 {
+			t.Fatal(errno)
+		}
+		logs, err := escapeBuild(t, e, fmt.Sprintf("ls /proc/self/fd | sed 's/^/FD: /'; cat <&%d; mkdir -p dist && echo ok > dist/index.html", f.Fd()), Limits{})
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		if !strings.Contains(logs, "FD: 0") {
+			t.Fatalf("the probe did not run:\n%s", logs)
+		}
+		if strings.Contains(logs, "canary-fd-0c5e") {
+			t.Errorf("the build read an inherited descriptor:\n%s", logs)
 		}
 	})
 
