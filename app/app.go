@@ -168,7 +168,11 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prometheus
 	if err != nil {
 		return nil, err
 	}
-	rcfg, err := jobs.ClientConfig(jobs.Deps{
+	cipher, err := envCipher(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	rcfg, err := jobs.ClientConfig(jobs.Deps{EnvCipher: cipher,
 		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, StorageURL: cfg.Storage,
 		Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
 	}, cfg.Concurrency)

@@ -47,6 +47,11 @@ type Config struct {
 	DevSignIn func(link string)
 	// Builder picks where builds run: "local" (the default) runs `ferry build` as a sub-process.
 	Builder string
+	// SecretKeyFile holds the key that encrypts projects' env vars: 32 random bytes, raw or base64
+	// (store.LoadSecretKey; `ferry dev` makes one with store.EnsureSecretKeyFile). Empty: env vars are off.
+	SecretKeyFile string
+	// AllowLocalRepos lets users create projects from local paths and file:// URLs (`ferry dev` only).
+	AllowLocalRepos bool
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
 	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (25 MB, GitHub's own cap).
@@ -127,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.GitHubClientSecret, "github-client-secret", "", "the GitHub App's OAuth client `secret` (prefer FERRY_GITHUB_CLIENT_SECRET_FILE)")
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
 	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "`file` with the key that encrypts env vars: 32 random bytes, raw or base64 (head -c 32 /dev/urandom | base64); without it env vars are off")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
