@@ -19,7 +19,7 @@ const chromiumPath = "/usr/bin/chromium"
 // TestPullRequestPreview is the whole path of issue 8: a real pull_request delivery builds the fixture in the
 // sandbox, publishes it to versitygw and reports to GitHub; Chromium renders the preview and a client-side
 // route on a full page load; a second commit moves the alias and edits the one comment while the old
-// deployment keeps serving; closing the PR removes the alias and marks the deployments inactive.
+// Deployment keeps serving; closing the PR removes the alias and marks the deployments inactive.
 func TestPullRequestPreview(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") != "" {
@@ -27,41 +27,41 @@ func TestPullRequestPreview(t *testing.T) {
 		}
 		t.Skipf("no %s: apt-get install -y chromium", chromiumPath)
 	}
-	w := newWorld(t)
-	repo, err := w.git.CreateRepo(owner+"/"+repoName, []map[string]string{
-		siteFixture(t, 0),
-		siteFixture(t, 0, "Hello from Ferry", "Hello again from Ferry", "app.8d3e5b7c.js", "app.5e1f0a9b.js")})
+	w := NewWorld(t)
+	repo, err := w.Git.CreateRepo(Owner+"/"+RepoName, []map[string]string{
+		SiteFixture(t, 0),
+		SiteFixture(t, 0, "Hello from Ferry", "Hello again from Ferry", "app.8d3e5b7c.js", "app.5e1f0a9b.js")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.startProxy()
-	appAddr := freeAddr(t)
-	w.startApp(appAddr)
-	_, proxyPort, _ := net.SplitHostPort(w.proxyAddr)
+	w.StartProxy()
+	appAddr := FreeAddr(t)
+	w.StartApp(appAddr)
+	_, proxyPort, _ := net.SplitHostPort(w.ProxyAddr)
 	const pr = 2
-	aliasHost := fmt.Sprintf("pr-%d--%s.localhost", pr, project)
+	aliasHost := fmt.Sprintf("pr-%d--%s.localhost", pr, Project)
 
 	// 1. Opened.
 	t0 := time.Now()
-	if code := deliver(t, appAddr, "pull_request", "e2e-opened", w.prPayload("pull_request/opened.payload.json", repo, pr, repo.Commits[0], "")); code != http.StatusAccepted {
+	if code := Deliver(t, appAddr, "pull_request", "e2e-opened", w.PRPayload("pull_request/opened.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[0]})); code != http.StatusAccepted {
 		t.Fatalf("opened: status %d", code)
 	}
-	ds := w.waitDeployments(2*time.Minute, "first deployment ready", func(ds []deployment) bool {
+	ds := w.WaitDeployments(2*time.Minute, "first Deployment ready", func(ds []Deployment) bool {
 		return len(ds) == 1 && ds[0].Status != "queued" && ds[0].Status != "building"
 	})
 	first := ds[0]
 	if first.Status != "ready" || first.Alias != fmt.Sprintf("pr-%d", pr) || first.PR != pr {
-		t.Fatalf("first deployment: %+v", first)
+		t.Fatalf("first Deployment: %+v", first)
 	}
 	t.Logf("webhook to ready: %s", time.Since(t0).Round(10*time.Millisecond))
 
-	ghDeps := w.gh.Deployments(owner, repoName)
+	ghDeps := w.GH.Deployments(Owner, RepoName)
 	if len(ghDeps) != 1 || ghDeps[0].SHA != repo.Commits[0] || ghDeps[0].Environment != fmt.Sprintf("preview/pr-%d", pr) || !ghDeps[0].TransientEnvironment {
 		t.Fatalf("GitHub deployments: %+v", ghDeps)
 	}
 	wantAliasURL := fmt.Sprintf("http://%s:%s", aliasHost, proxyPort)
 	assertStates(t, w, ghDeps[0].ID, []string{"queued", "in_progress", "success"}, wantAliasURL)
-	comments := w.gh.Comments(owner, repoName, pr)
+	comments := w.GH.Comments(Owner, RepoName, pr)
 	if len(comments) != 1 || !strings.Contains(comments[0].Body, wantAliasURL) || !strings.Contains(comments[0].Body, first.ID) {
 		t.Fatalf("PR comments: %+v", comments)
 	}
@@ -79,56 +79,56 @@ func TestPullRequestPreview(t *testing.T) {
 	if got := render(t, browser, base+"/docs/getting-started"); !strings.Contains(got, "Section: getting-started") {
 		t.Fatalf("rendered /docs/getting-started: %q", got)
 	}
-	if code, _ := w.get(aliasHost, "/home"); code != http.StatusMovedPermanently {
+	if code, _ := w.Get(aliasHost, "/home"); code != http.StatusMovedPermanently {
 		t.Errorf("_redirects /home: %d, want 301", code)
 	}
 
 	// 3. Synchronize: a second commit.
-	if code := deliver(t, appAddr, "pull_request", "e2e-sync", w.prPayload("pull_request/synchronize.payload.json", repo, pr, repo.Commits[1], repo.Commits[0])); code != http.StatusAccepted {
+	if code := Deliver(t, appAddr, "pull_request", "e2e-sync", w.PRPayload("pull_request/synchronize.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[1], Before: repo.Commits[0]})); code != http.StatusAccepted {
 		t.Fatalf("synchronize: status %d", code)
 	}
-	ds = w.waitDeployments(2*time.Minute, "second deployment ready", func(ds []deployment) bool {
+	ds = w.WaitDeployments(2*time.Minute, "second Deployment ready", func(ds []Deployment) bool {
 		return len(ds) == 2 && ds[1].Status != "queued" && ds[1].Status != "building"
 	})
 	second := ds[1]
 	if second.Status != "ready" {
-		t.Fatalf("second deployment: %+v", second)
+		t.Fatalf("second Deployment: %+v", second)
 	}
 	waitFor(t, "the alias to move", func() bool { return strings.Contains(render(t, browser, base+"/"), "Hello again from Ferry") })
-	oldHost := fmt.Sprintf("%s--%s.localhost", first.ID, project)
+	oldHost := fmt.Sprintf("%s--%s.localhost", first.ID, Project)
 	if got := render(t, browser, fmt.Sprintf("http://%s:%s/", oldHost, proxyPort)); !strings.Contains(got, "Hello from Ferry") || strings.Contains(got, "again") {
-		t.Fatalf("old deployment URL renders %q, want the first commit's page", got)
+		t.Fatalf("old Deployment URL renders %q, want the first commit's page", got)
 	}
 	waitFor(t, "the comment to be edited", func() bool {
-		c := w.gh.Comments(owner, repoName, pr)
+		c := w.GH.Comments(Owner, RepoName, pr)
 		return len(c) == 1 && c[0].Edits > edits && strings.Contains(c[0].Body, second.ID)
 	})
-	ghDeps = w.gh.Deployments(owner, repoName)
+	ghDeps = w.GH.Deployments(Owner, RepoName)
 	if len(ghDeps) != 2 {
 		t.Fatalf("GitHub deployments after synchronize: %+v", ghDeps)
 	}
 	assertStates(t, w, ghDeps[1].ID, []string{"queued", "in_progress", "success"}, wantAliasURL)
 
-	// 4. Closed: the alias is gone and the deployment inactive.
-	if code := deliver(t, appAddr, "pull_request", "e2e-closed", w.prPayload("pull_request/closed.payload.json", repo, pr, repo.Commits[1], "")); code != http.StatusAccepted {
+	// 4. Closed: the alias is gone and the Deployment inactive.
+	if code := Deliver(t, appAddr, "pull_request", "e2e-closed", w.PRPayload("pull_request/closed.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[1]})); code != http.StatusAccepted {
 		t.Fatalf("closed: status %d", code)
 	}
-	waitFor(t, "the alias to answer 404", func() bool { code, _ := w.get(aliasHost, "/"); return code == http.StatusNotFound })
-	waitFor(t, "the GitHub deployment to be inactive", func() bool {
-		st := w.gh.DeploymentStatuses(ghDeps[1].ID)
+	waitFor(t, "the alias to answer 404", func() bool { code, _ := w.Get(aliasHost, "/"); return code == http.StatusNotFound })
+	waitFor(t, "the GitHub Deployment to be inactive", func() bool {
+		st := w.GH.DeploymentStatuses(ghDeps[1].ID)
 		return len(st) > 0 && st[len(st)-1].State == "inactive"
 	})
-	if c := w.gh.Comments(owner, repoName, pr); len(c) != 1 {
+	if c := w.GH.Comments(Owner, RepoName, pr); len(c) != 1 {
 		t.Errorf("PR comments after close: %d, want the one sticky comment", len(c))
 	}
 }
 
-// assertStates checks the deployment statuses that Ferry created (GitHub's automatic inactive ones aside).
-func assertStates(t *testing.T, w *world, id int64, want []string, envURL string) {
+// assertStates checks the Deployment statuses that Ferry created (GitHub's automatic inactive ones aside).
+func assertStates(t *testing.T, w *World, id int64, want []string, envURL string) {
 	t.Helper()
 	var got []string
 	var last string
-	for _, s := range w.gh.DeploymentStatuses(id) {
+	for _, s := range w.GH.DeploymentStatuses(id) {
 		if s.Auto {
 			continue
 		}
@@ -136,7 +136,7 @@ func assertStates(t *testing.T, w *world, id int64, want []string, envURL string
 		last = s.EnvironmentURL
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("deployment %d statuses %v, want %v", id, got, want)
+		t.Fatalf("Deployment %d statuses %v, want %v", id, got, want)
 	}
 	if !strings.HasPrefix(last, envURL) {
 		t.Errorf("success environment_url %q, want %s", last, envURL)

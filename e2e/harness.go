@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,18 +40,29 @@ import (
 	"github.com/ferryhq/ferry/internal/storage/s3test"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
-
+// The repositories and project names the payloads use.
 const (
-	realdata = "../../shared/realdata/github-webhooks"
-	owner    = "Codertocat"
-	repoName = "Hello-World"
-	project  = "hello-world" // site.ProjectNameFromRepo("Hello-World")
-	secret   = "e2e webhook secret"
+	Owner    = "Codertocat"
+	RepoName = "Hello-World"
+	Project  = "hello-world" // site.ProjectNameFromRepo("Hello-World")
+	// BrokenRepoName is a second repository (id BrokenRepoID) for a project whose clone always fails.
+	BrokenRepoName = "Broken"
+	BrokenRepoID   = 186853999
+	// Secret is the webhook secret the App runs with.
+	Secret = "e2e webhook secret"
 )
 
-// need skips (or, on CI, fails) a test whose external tool is missing.
-func need(t *testing.T, tool, hint string) {
+// root is the repository's root folder, found from this file's place in it.
+func root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// realdata holds the real webhook payloads, next to the checkout.
+func realdata() string { return filepath.Join(root(), "..", "shared", "realdata", "github-webhooks") }
+
+// Need skips (or, on CI, fails) a test whose external tool is missing.
+func Need(t *testing.T, tool, hint string) {
 	t.Helper()
 	if _, err := exec.LookPath(tool); err != nil {
 		if os.Getenv("CI") != "" {
@@ -66,8 +78,8 @@ var (
 	binErr  error
 )
 
-// ferryBinary builds the real ferry binary once per test run.
-func ferryBinary(t *testing.T) string {
+// FerryBinary builds the real ferry binary once per test run.
+func FerryBinary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "ferry-e2e-bin-")
@@ -77,7 +89,7 @@ func ferryBinary(t *testing.T) string {
 		}
 		binPath = filepath.Join(dir, "ferry")
 		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = ".."
+		cmd.Dir = root()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -88,60 +100,75 @@ func ferryBinary(t *testing.T) string {
 	return binPath
 }
 
-// world is one complete set of real parts for a test.
-type world struct {
-	t       *testing.T
-	bin     string
-	dbURL   string
-	pool    *pgxpool.Pool
-	s3      *s3test.Server
-	storage string
-	gh      *ghfake.Server
-	git     *gitserver.Server
-	gitURL  string
-	keyFile string
-	dir     string
+// World is one complete set of real parts for a test: a migrated database of its own, versitygw, the fake
+// GitHub API with installation 1 on Codertocat/Hello-World and Codertocat/Broken, and a git smart-HTTP server
+// whose repositories under /broken/ always answer 503 (an infrastructure step that always fails).
+type World struct {
+	T *testing.T
+	// Bin is the ferry binary under test.
+	Bin string
+	// DBURL is the database's URL, Pool a pool on it for assertions.
+	DBURL string
+	Pool  *pgxpool.Pool
+	// S3 is versitygw; Storage the storage URL the app and the proxy use.
+	S3      *s3test.Server
+	Storage string
+	GH      *ghfake.Server
+	// Git holds the fixture repositories, served at GitURL.
+	Git    *gitserver.Server
+	GitURL string
+	// Dir is a scratch folder (logs, the App key).
+	Dir string
+	// ProxyAddr is the proxy's address once StartProxy ran.
+	ProxyAddr string
 
-	proxyAddr string
+	keyFile string
 }
 
-func newWorld(t *testing.T) *world {
+// NewWorld starts the parts; each stops at the test's end.
+func NewWorld(t *testing.T) *World {
 	t.Helper()
-	need(t, "git", "apt-get install git")
-	need(t, "npm", "apt-get install nodejs npm")
-	need(t, "bwrap", "apt-get install bubblewrap")
-	w := &world{t: t, bin: ferryBinary(t), dir: t.TempDir()}
-	w.dbURL = pgtest.NewURL(t)
-	pool, err := pgxpool.New(context.Background(), w.dbURL)
+	Need(t, "git", "apt-get install git")
+	Need(t, "npm", "apt-get install nodejs npm")
+	Need(t, "bwrap", "apt-get install bubblewrap")
+	w := &World{T: t, Bin: FerryBinary(t), Dir: t.TempDir()}
+	w.DBURL = pgtest.NewURL(t)
+	pool, err := pgxpool.New(context.Background(), w.DBURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	w.pool = pool
-	w.s3 = s3test.StartVersityGW(t)
-	w.storage = w.s3.URL("sites")
-	w.gh = ghfake.New(t)
-	w.gh.AddInstallation(1, owner+"/"+repoName)
-	w.keyFile = filepath.Join(w.dir, "app-key.pem")
-	if err := os.WriteFile(w.keyFile, w.gh.PrivateKeyPEM, 0o600); err != nil {
+	w.Pool = pool
+	w.S3 = s3test.StartVersityGW(t)
+	w.Storage = w.S3.URL("sites")
+	w.GH = ghfake.New(t)
+	w.GH.AddInstallation(1, Owner+"/"+RepoName, Owner+"/"+BrokenRepoName)
+	w.keyFile = filepath.Join(w.Dir, "app-key.pem")
+	if err := os.WriteFile(w.keyFile, w.GH.PrivateKeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if w.git, err = gitserver.New(filepath.Join(w.dir, "git"), ""); err != nil {
+	if w.Git, err = gitserver.New(filepath.Join(w.Dir, "git"), ""); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(w.git)
+	hs := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/broken/") {
+			http.Error(rw, "the git server is down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Git.ServeHTTP(rw, r)
+	}))
 	t.Cleanup(hs.Close)
-	w.gitURL = hs.URL
+	w.GitURL = hs.URL
 	// The pull_request payloads name installation 1; record it as its installation event would have.
 	if _, err := store.New(pool).InstallationUpsert(context.Background(), store.InstallationUpsertParams{
-		ID: 1, AccountLogin: owner, AccountType: "User", AccountID: 21031067}); err != nil {
+		ID: 1, AccountLogin: Owner, AccountType: "User", AccountID: 21031067}); err != nil {
 		t.Fatal(err)
 	}
 	return w
 }
 
-// freeAddr returns a loopback address nobody listens on (for servers that must come back on the same one).
-func freeAddr(t *testing.T) string {
+// FreeAddr returns a loopback address nobody listens on (for servers that must come back on the same one).
+func FreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,8 +178,8 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// proc is a running ferry subcommand in its own process group.
-type proc struct {
+// Proc is a running ferry subcommand in its own process group.
+type Proc struct {
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
 	exited chan struct{}
@@ -169,26 +196,26 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-func (w *world) start(name string, args ...string) *proc {
-	w.t.Helper()
-	cmd := exec.Command(w.bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "TMPDIR=" + os.TempDir()}, w.s3.Env()...)
+func (w *World) start(name string, args ...string) *Proc {
+	w.T.Helper()
+	cmd := exec.Command(w.Bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.Dir, "TMPDIR=" + os.TempDir()}, w.S3.Env()...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logFile, err := os.CreateTemp(w.dir, name+"-*.log")
+	logFile, err := os.CreateTemp(w.Dir, name+"-*.log")
 	if err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	p := &Proc{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
 		close(p.exited)
 	}()
-	w.t.Cleanup(func() {
+	w.T.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-p.exited:
@@ -196,16 +223,16 @@ func (w *world) start(name string, args ...string) *proc {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-p.exited
 		}
-		if w.t.Failed() {
+		if w.T.Failed() {
 			b, _ := os.ReadFile(logFile.Name())
-			w.t.Logf("%s log:\n%s", name, tail(string(b), 60))
+			w.T.Logf("%s log:\n%s", name, tail(string(b), 60))
 		}
 	})
 	return p
 }
 
-// kill9 is a crash: SIGKILL to the process group, nothing gets to clean up.
-func (p *proc) kill9(t *testing.T) {
+// Kill9 is a crash: SIGKILL to the process group, nothing gets to clean up.
+func (p *Proc) Kill9(t *testing.T) {
 	t.Helper()
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.exited
@@ -219,29 +246,29 @@ func tail(s string, lines int) string {
 	return strings.Join(l, "\n")
 }
 
-// startProxy runs `ferry proxy` on versitygw.
-func (w *world) startProxy() *proc {
-	w.t.Helper()
-	w.proxyAddr = freeAddr(w.t)
-	p := w.start("proxy", "proxy", "--listen", w.proxyAddr, "--storage", w.storage, "--domain", "localhost", "--alias-ttl", "500ms")
-	waitHealthy(w.t, "http://"+w.proxyAddr+"/healthz", p)
+// StartProxy runs `ferry proxy` on versitygw.
+func (w *World) StartProxy() *Proc {
+	w.T.Helper()
+	w.ProxyAddr = FreeAddr(w.T)
+	p := w.start("proxy", "proxy", "--listen", w.ProxyAddr, "--storage", w.Storage, "--domain", "localhost", "--alias-ttl", "500ms")
+	WaitHealthy(w.T, "http://"+w.ProxyAddr+"/healthz", p)
 	return p
 }
 
-// startApp runs `ferry app` on addr against everything in w.
-func (w *world) startApp(addr string, extra ...string) *proc {
-	w.t.Helper()
-	_, proxyPort, _ := net.SplitHostPort(w.proxyAddr)
-	args := append([]string{"app", "--listen", addr, "--database-url", w.dbURL, "--storage", w.storage,
+// StartApp runs `ferry app` on addr against everything in w.
+func (w *World) StartApp(addr string, extra ...string) *Proc {
+	w.T.Helper()
+	_, proxyPort, _ := net.SplitHostPort(w.ProxyAddr)
+	args := append([]string{"app", "--listen", addr, "--database-url", w.DBURL, "--storage", w.Storage,
 		"--domain", "localhost:" + proxyPort, "--public-url", "http://ferry.test",
-		"--github-app-id", fmt.Sprint(w.gh.AppID), "--github-private-key-file", w.keyFile,
-		"--github-api-url", w.gh.URL, "--webhook-secret", secret}, extra...)
+		"--github-app-id", fmt.Sprint(w.GH.AppID), "--github-private-key-file", w.keyFile,
+		"--github-api-url", w.GH.URL, "--webhook-secret", Secret}, extra...)
 	p := w.start("app", args...)
-	waitHealthy(w.t, "http://"+addr+"/healthz", p)
+	WaitHealthy(w.T, "http://"+addr+"/healthz", p)
 	return p
 }
 
-func waitHealthy(t *testing.T, url string, p *proc) {
+func WaitHealthy(t *testing.T, url string, p *Proc) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -267,7 +294,7 @@ func waitHealthy(t *testing.T, url string, p *proc) {
 // payload reads a real webhook delivery and lets edit change it (clone URL, SHAs, PR number).
 func payload(t *testing.T, file string, edit func(m map[string]any)) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(realdata, file))
+	b, err := os.ReadFile(filepath.Join(realdata(), file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,28 +310,52 @@ func payload(t *testing.T, file string, edit func(m map[string]any)) []byte {
 	return out
 }
 
-// prPayload is a pull_request delivery for PR n of the fixture repository at head.
-func (w *world) prPayload(file string, repo *gitserver.Repo, n int, head, before string) []byte {
-	return payload(w.t, file, func(m map[string]any) {
-		clone := w.gitURL + repo.Path
-		m["number"] = n
-		m["repository"].(map[string]any)["clone_url"] = clone
-		pr := m["pull_request"].(map[string]any)
-		pr["number"] = n
-		pr["head"].(map[string]any)["sha"] = head
-		pr["head"].(map[string]any)["ref"] = fmt.Sprintf("change-%d", n)
-		pr["head"].(map[string]any)["repo"].(map[string]any)["clone_url"] = clone
-		pr["base"].(map[string]any)["repo"].(map[string]any)["clone_url"] = clone
-		if before != "" {
-			m["before"], m["after"] = before, head
+// PR describes a pull_request delivery made from a real payload.
+type PR struct {
+	// Repo is the fixture repository the clone URL points at.
+	Repo *gitserver.Repo
+	// Broken points the clone URL at /broken/..., which always answers 503.
+	Broken bool
+	// RepoID and RepoName replace the payload's repository (another project); zero keeps Hello-World.
+	RepoID   int64
+	RepoName string
+	// Number is the PR number; Head the head SHA; Before, for synchronize, the previous head.
+	Number       int
+	Head, Before string
+}
+
+// PRPayload is the real payload in file, edited to describe pr.
+func (w *World) PRPayload(file string, pr PR) []byte {
+	return payload(w.T, file, func(m map[string]any) {
+		clone := w.GitURL + pr.Repo.Path
+		if pr.Broken {
+			clone = w.GitURL + "/broken" + pr.Repo.Path
+		}
+		m["number"] = pr.Number
+		repo := m["repository"].(map[string]any)
+		p := m["pull_request"].(map[string]any)
+		p["number"] = pr.Number
+		head, base := p["head"].(map[string]any), p["base"].(map[string]any)
+		head["sha"] = pr.Head
+		head["ref"] = fmt.Sprintf("change-%d", pr.Number)
+		for _, r := range []map[string]any{repo, head["repo"].(map[string]any), base["repo"].(map[string]any)} {
+			r["clone_url"] = clone
+			if pr.RepoID != 0 {
+				r["id"] = pr.RepoID
+				r["name"] = pr.RepoName
+				r["full_name"] = Owner + "/" + pr.RepoName
+			}
+		}
+		if pr.Before != "" {
+			m["before"], m["after"] = pr.Before, pr.Head
 		}
 	})
 }
 
-// deliver posts a signed delivery as GitHub does and returns the status code.
-func deliver(t *testing.T, appAddr, event, id string, body []byte) int {
+// Deliver posts a signed delivery as GitHub does and returns the status code.
+func Deliver(t *testing.T, appAddr, event, id string, body []byte) int {
 	t.Helper()
-	mac := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, []byte(Secret))
 	mac.Write(body)
 	req, _ := http.NewRequest(http.MethodPost, "http://"+appAddr+"/webhooks/github", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -320,45 +371,46 @@ func deliver(t *testing.T, appAddr, event, id string, body []byte) int {
 	return resp.StatusCode
 }
 
-// deployment is the part of a deployments row the tests look at.
-type deployment struct {
+// Deployment is the part of a deployments row the tests look at.
+type Deployment struct {
 	ID, Status, Error, Alias, URL, AliasURL string
 	PR, Attempt                             int
 }
 
-func (w *world) deployments() []deployment {
-	w.t.Helper()
-	rows, err := w.pool.Query(context.Background(), `
+// Deployments lists every deployment, oldest first.
+func (w *World) Deployments() []Deployment {
+	w.T.Helper()
+	rows, err := w.Pool.Query(context.Background(), `
 		SELECT id, status, error, alias, url, alias_url, coalesce(pr_number, 0), attempt FROM deployments ORDER BY created_at, id`)
 	if err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
 	defer rows.Close()
-	var out []deployment
+	var out []Deployment
 	for rows.Next() {
-		var d deployment
+		var d Deployment
 		if err := rows.Scan(&d.ID, &d.Status, &d.Error, &d.Alias, &d.URL, &d.AliasURL, &d.PR, &d.Attempt); err != nil {
-			w.t.Fatal(err)
+			w.T.Fatal(err)
 		}
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
-		w.t.Fatal(err)
+		w.T.Fatal(err)
 	}
 	return out
 }
 
-// waitDeployments polls until ok holds for the deployments, or fails after timeout.
-func (w *world) waitDeployments(timeout time.Duration, what string, ok func([]deployment) bool) []deployment {
-	w.t.Helper()
+// WaitDeployments polls until ok holds for the deployments, or fails after timeout.
+func (w *World) WaitDeployments(timeout time.Duration, what string, ok func([]Deployment) bool) []Deployment {
+	w.T.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		ds := w.deployments()
+		ds := w.Deployments()
 		if ok(ds) {
 			return ds
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("%s: not after %s; deployments: %+v", what, timeout, ds)
+			w.T.Fatalf("%s: not after %s; deployments: %+v", what, timeout, ds)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -367,25 +419,25 @@ func (w *world) waitDeployments(timeout time.Duration, what string, ok func([]de
 // noRedirects shows redirects as they are answered.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-// get fetches path from the proxy as host (Go's resolver does not map *.localhost to loopback: dial the
+// Get fetches path from the proxy as host (Go's resolver does not map *.localhost to loopback: dial the
 // proxy and set Host).
-func (w *world) get(host, path string) (int, string) {
-	w.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+w.proxyAddr+path, nil)
+func (w *World) Get(host, path string) (int, string) {
+	w.T.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+w.ProxyAddr+path, nil)
 	req.Host = host
 	resp, err := noRedirects.Do(req)
 	if err != nil {
-		w.t.Fatalf("GET %s%s: %v", host, path, err)
+		w.T.Fatalf("GET %s%s: %v", host, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
 
-// siteFixture is examples/spa under src/, with a dependency-free npm build that copies it to dist/ (after
+// SiteFixture is examples/spa under src/, with a dependency-free npm build that copies it to dist/ (after
 // delay seconds), and replace applied to its files' names and contents. A changed asset needs a new name, as a
 // bundler would give it: the proxy serves hashed names as immutable, so browsers keep the old one.
-func siteFixture(t *testing.T, delay int, replace ...string) map[string]string {
+func SiteFixture(t *testing.T, delay int, replace ...string) map[string]string {
 	t.Helper()
 	files := map[string]string{
 		"package.json":      `{"name":"e2e-site","version":"1.0.0","private":true,"scripts":{"build":"node build.js"}}`,
@@ -395,8 +447,8 @@ setTimeout(() => { fs.cpSync("src", "dist", {recursive: true}); }, %d);
 `, delay*1000),
 	}
 	r := strings.NewReplacer(replace...)
-	root := "../examples/spa"
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	spa := filepath.Join(root(), "examples", "spa")
+	err := filepath.WalkDir(spa, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -404,7 +456,7 @@ setTimeout(() => { fs.cpSync("src", "dist", {recursive: true}); }, %d);
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
+		rel, _ := filepath.Rel(spa, p)
 		files[r.Replace("src/"+filepath.ToSlash(rel))] = r.Replace(string(b))
 		return nil
 	})
