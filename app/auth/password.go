@@ -57,7 +57,7 @@ func CheckPassword(hash, password string) (bool, error) {
 	var mem, iter uint32
 	var threads uint8
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil ||
-		mem == 0 || mem > 1<<20 || iter == 0 || iter > 100 || threads == 0 {
+		mem == 0 || mem > 1<<18 || iter == 0 || iter > 100 || threads == 0 {
 		return false, ferry.Errorf(ferry.EINTERNAL, "check password: bad argon2 parameters %q", parts[3])
 	}
 	salt, err := b64.DecodeString(parts[4])
