@@ -3,10 +3,9 @@ package webhook
 import (
 	"context"
 
-	"github.com/ferryhq/ferry/app/jobs"
+	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
-	"github.com/ferryhq/ferry/internal/site"
 )
 
 // projectForEvent finds the project a push or pull request belongs to. A repository Ferry does not know yet
@@ -49,42 +48,18 @@ func projectForEvent(ctx context.Context, d *Delivery, r repo, installationID in
 }
 
 // newDeployment describes a deployment that deploymentEnqueue stores.
-type newDeployment struct {
-	store.DeploymentCreateParams // ID is filled in
-	// Fork marks a pull request from another repository: built without the project's secrets.
-	Fork bool
-	// AwaitingApproval stores the deployment with no job, until a maintainer approves it.
-	AwaitingApproval bool
-}
+type newDeployment = projects.EnqueueParams
 
 // deploymentEnqueue stores a queued deployment, cancels the older unfinished ones of the same pull request or
-// branch, and enqueues its build, all in the intake transaction. A fork build is marked twice, on the
-// deployment row and in its job's args, so that the worker withholds the project's secrets whichever it reads.
+// branch, and enqueues its build, all in the intake transaction: projects.Enqueue, the one way a deployment
+// starts, shared with "deploy now" and redeploy.
 func deploymentEnqueue(ctx context.Context, d *Delivery, nd newDeployment) (*store.Deployment, error) {
-	nd.ID = site.NewDeploymentID()
-	dep, err := d.Store.DeploymentCreate(ctx, nd.DeploymentCreateParams)
-	if err != nil {
-		return nil, err
-	}
-	if nd.Fork {
-		if err := d.Store.DeploymentSetFork(ctx, store.DeploymentSetForkParams{ID: dep.ID, AwaitingApproval: nd.AwaitingApproval}); err != nil {
-			return nil, err
-		}
-	}
-	superseded, err := d.Store.DeploymentSupersede(ctx, store.DeploymentSupersedeParams{
-		NewID: dep.ID, ProjectID: dep.ProjectID, PRNumber: dep.PRNumber, Ref: dep.Ref,
-	})
+	dep, superseded, err := projects.Enqueue(ctx, d.Store, d.Tx, d.River, nd)
 	if err != nil {
 		return nil, err
 	}
 	for _, old := range superseded {
 		d.Log.InfoContext(ctx, "deployment superseded", "deployment", old.ID, "by", dep.ID, "was", old.Status)
-	}
-	if nd.AwaitingApproval {
-		return dep, nil
-	}
-	if err := jobs.InsertDeployArgs(ctx, d.River, d.Tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: nd.Fork}); err != nil {
-		return nil, ferry.Wrap(ferry.EUNAVAILABLE, err)
 	}
 	return dep, nil
 }
