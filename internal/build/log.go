@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -91,10 +92,11 @@ func (h *textHandler) WithGroup(name string) slog.Handler { return h }
 // masker replaces secrets (the clone token, project env values) with "***" wherever they would be logged.
 type masker struct {
 	mu      sync.RWMutex
-	secrets []string
+	secrets []string // longest first, so a secret that contains another is masked whole
 }
 
-// add registers a secret and the encodings in which it tends to leak (base64 in an Authorization header).
+// add registers a secret and the encodings in which it tends to leak (base64 in an Authorization header). A
+// multi-line secret (a PEM key) is printed line by line, so each of its longer lines is a secret too.
 func (m *masker) add(s string) {
 	if len(s) < 4 { // masking "1" or "on" would shred every line and protect nothing
 		return
@@ -102,6 +104,24 @@ func (m *masker) add(s string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.secrets = append(m.secrets, s, base64.StdEncoding.EncodeToString([]byte("x-access-token:"+s)))
+	if strings.ContainsAny(s, "\r\n") {
+		for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }) {
+			if l = strings.TrimSpace(l); len(l) >= 8 {
+				m.secrets = append(m.secrets, l)
+			}
+		}
+	}
+	sort.SliceStable(m.secrets, func(i, j int) bool { return len(m.secrets[i]) > len(m.secrets[j]) })
+}
+
+// longest is the length of the longest secret: a line cut short of that past the cut may hold a whole one.
+func (m *masker) longest() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.secrets) == 0 {
+		return 0
+	}
+	return len(m.secrets[0])
 }
 
 func (m *masker) mask(s string) string {
@@ -135,8 +155,16 @@ func (h *maskHandler) Handle(ctx context.Context, r slog.Record) error {
 
 func (h *maskHandler) maskAttr(a slog.Attr) slog.Attr {
 	a.Value = a.Value.Resolve()
-	if a.Value.Kind() == slog.KindString || a.Value.Kind() == slog.KindAny {
+	switch a.Value.Kind() {
+	case slog.KindString, slog.KindAny:
 		a.Value = slog.StringValue(h.m.mask(a.Value.String()))
+	case slog.KindGroup:
+		group := a.Value.Group()
+		masked := make([]slog.Attr, len(group))
+		for i, g := range group {
+			masked[i] = h.maskAttr(g)
+		}
+		a.Value = slog.GroupValue(masked...)
 	}
 	return a
 }
@@ -188,23 +216,37 @@ type lineWriter struct {
 	m      *masker
 	buf    []byte
 	tail   []string
+	skip   bool // the current line was logged cut; drop the rest of it
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if w.skip {
+			if i < 0 {
+				break
+			}
+			p, w.skip = p[i+1:], false
+			continue
 		}
-		w.line(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
+		if i >= 0 {
+			w.buf = append(w.buf, p[:i]...)
+			p = p[i+1:]
+			w.line(string(w.buf))
+			w.buf = w.buf[:0]
+			continue
+		}
+		w.buf = append(w.buf, p...)
+		p = nil
+		// A line too long to keep is logged cut, but only once a secret that starts before the cut has surely
+		// arrived whole, so that masking sees it; the rest of the line is dropped.
+		if len(w.buf) > maxLineBytes+w.m.longest() {
+			w.line(string(w.buf))
+			w.buf, w.skip = w.buf[:0], true
+		}
 	}
-	if len(w.buf) > maxLineBytes {
-		w.line(string(w.buf))
-		w.buf = w.buf[:0]
-	}
-	return len(p), nil
+	return n, nil
 }
 
 // flush logs a final line that had no newline.
@@ -213,6 +255,7 @@ func (w *lineWriter) flush() {
 		w.line(string(w.buf))
 		w.buf = nil
 	}
+	w.skip = false
 }
 
 func (w *lineWriter) line(s string) {
@@ -220,13 +263,13 @@ func (w *lineWriter) line(s string) {
 	if i := strings.LastIndexByte(s, '\r'); i >= 0 { // progress bars: keep what the terminal would show
 		s = s[i+1:]
 	}
+	s = w.m.mask(s) // before the cut, which could otherwise split a secret and show its first part
 	if len(s) > maxLineBytes {
 		s = s[:maxLineBytes] + " [line cut]"
 	}
 	if strings.TrimSpace(s) == "" {
 		return
 	}
-	s = w.m.mask(s)
 	w.tail = append(w.tail, s)
 	if len(w.tail) > tailLines {
 		w.tail = w.tail[len(w.tail)-tailLines:]
