@@ -42,7 +42,7 @@ func TestMaskLongLines(t *testing.T) {
 		// The secret straddles the cut at maxLineBytes.
 		"across the cut": {strings.Repeat("a", maxLineBytes-6) + secret + " tail\n"},
 		// A long line arrives in two writes, split inside the secret.
-		"across writes": {strings.Repeat("a", maxLineBytes+900) + secret[:5], secret[5:] + " tail\n"},
+		"across writes":              {strings.Repeat("a", maxLineBytes+900) + secret[:5], secret[5:] + " tail\n"},
 		"across writes near the cut": {strings.Repeat("a", maxLineBytes-3) + secret[:5], secret[5:] + " tail\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
