@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/ferryhq/ferry/app/builder"
+	"github.com/ferryhq/ferry/app/buildevents"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
@@ -73,7 +74,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newQueueCollector(pool, logger))
 
-	riverCfg, err := workers(ctx, cfg, pool, reg, logger)
+	events, err := buildevents.New(buildevents.Config{DB: pool, Logger: logger})
+	if err != nil {
+		return err
+	}
+	riverCfg, err := workers(ctx, cfg, pool, events, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -107,6 +112,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/github", intake)
+	mux.Handle("/internal/builds/", events.Handler())
 	mux.HandleFunc("GET /healthz", healthz(pool))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if err := mountWeb(ctx, cfg, pool, rc, mux, logger); err != nil {
@@ -149,7 +155,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 }
 
 // workers builds the River configuration with every worker registered (app/jobs).
-func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
+func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
 	st, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -164,8 +170,14 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, reg prometheus
 	} else {
 		logger.WarnContext(ctx, "no GitHub App configured (--github-app-id): nothing is reported to GitHub")
 	}
-	b, err := builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand})
-	if err != nil {
+	var b builder.Builder
+	if cfg.Builder == "ecs" {
+		ecsCfg := cfg.ECS
+		ecsCfg.Grants, ecsCfg.EventsURL, ecsCfg.Logger = events, cfg.PublicURL, logger
+		if b, err = builder.NewECS(ctx, ecsCfg); err != nil {
+			return nil, err
+		}
+	} else if b, err = builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand}); err != nil {
 		return nil, err
 	}
 	cipher, err := envCipher(ctx, cfg, logger)

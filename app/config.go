@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
@@ -45,8 +46,12 @@ type Config struct {
 	// DevSignIn, when set, is called once at start with a one-time sign-in link for dev@localhost (created if
 	// needed), for `ferry dev`.
 	DevSignIn func(link string)
-	// Builder picks where builds run: "local" (the default) runs `ferry build` as a sub-process.
+	// Builder picks where builds run: "local" (the default) runs `ferry build` as a sub-process, "ecs" as one
+	// ECS task per build (configured by ECS).
 	Builder string
+	// ECS configures the ECS builder (--ecs-* flags). Grants, EventsURL and the clients are filled in by Run:
+	// EventsURL from PublicURL, the clients from the SDK's default chain unless set (tests).
+	ECS builder.ECSConfig
 	// SecretKeyFile holds the key that encrypts projects' env vars: 32 random bytes, raw or base64
 	// (store.LoadSecretKey; `ferry dev` makes one with store.EnsureSecretKeyFile). Empty: env vars are off.
 	SecretKeyFile string
@@ -98,8 +103,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ferry.Errorf(ferry.EINVALID, "GitHub sign-in needs both --github-client-id and --github-client-secret (from the GitHub App's settings page), or neither")
 	case c.GitHubAppID == 0 && len(c.GitHubPrivateKey) > 0:
 		return c, ferry.Errorf(ferry.EINVALID, "a GitHub private key is set but no App id: pass --github-app-id or set FERRY_GITHUB_APP_ID")
-	case c.Builder != "local":
-		return c, ferry.Errorf(ferry.EINVALID, "unknown --builder %q (use local)", c.Builder)
+	case c.Builder != "local" && c.Builder != "ecs":
+		return c, ferry.Errorf(ferry.EINVALID, "unknown --builder %q (use local or ecs)", c.Builder)
+	case c.Builder == "ecs" && c.PublicURL == "":
+		return c, ferry.Errorf(ferry.EINVALID, "--builder ecs needs --public-url: build tasks send their logs to this server")
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
@@ -131,7 +138,19 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.GitHubClientID, "github-client-id", "", "the GitHub App's OAuth client `id`, for \"Sign in with GitHub\"; with --github-client-secret")
 	fs.StringVar(&c.GitHubClientSecret, "github-client-secret", "", "the GitHub App's OAuth client `secret` (prefer FERRY_GITHUB_CLIENT_SECRET_FILE)")
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
-	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process")
+	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process; ecs, one ECS task per build (--ecs-* flags)")
+	fs.StringVar(&c.ECS.Cluster, "ecs-cluster", "", "ECS `cluster` name or ARN for build tasks (--builder ecs)")
+	fs.StringVar(&c.ECS.TaskDefinition, "ecs-task-definition", "", "build task `definition` (family, family:revision or ARN)")
+	fs.StringVar(&c.ECS.Container, "ecs-container", "build", "`name` of the container that runs ferry build")
+	subnets := fs.String("ecs-subnets", "", "comma-separated `subnet ids` for build tasks")
+	groups := fs.String("ecs-security-groups", "", "comma-separated `security group ids` for build tasks")
+	fs.BoolVar(&c.ECS.AssignPublicIP, "ecs-assign-public-ip", false, "give build tasks a public IP (subnets without a NAT gateway)")
+	fs.StringVar(&c.ECS.CapacityProvider, "ecs-capacity-provider", "", "capacity `provider` such as FARGATE_SPOT (default: launch type FARGATE)")
+	fs.StringVar(&c.ECS.CPU, "ecs-cpu", "", "build task CPU `units` override, such as 2048 (default: the task definition's)")
+	fs.StringVar(&c.ECS.Memory, "ecs-memory", "", "build task memory override in `MiB`, such as 4096 (default: the task definition's)")
+	fs.StringVar(&c.ECS.BuildRoleARN, "ecs-build-role-arn", "", "`role` assumed per build with a session policy scoped to the project's storage prefix")
+	fs.DurationVar(&c.ECS.SessionDuration, "ecs-session-duration", time.Hour, "lifetime of a build's storage session; keep it above the build timeout")
+	fs.DurationVar(&c.ECS.StartTimeout, "ecs-start-timeout", 10*time.Minute, "how long a build task may take to start before the attempt is retried")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "`file` with the key that encrypts env vars: 32 random bytes, raw or base64 (head -c 32 /dev/urandom | base64); without it env vars are off")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
@@ -145,6 +164,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	if fs.NArg() > 0 {
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
 	}
+	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
 	if *keyFile != "" {
 		key, err := os.ReadFile(*keyFile)
 		if err != nil {
@@ -162,6 +182,17 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, err
 	}
 	return c, nil
+}
+
+// splitList splits a comma-separated flag, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // String hides the secrets, so that a Config can be logged.
