@@ -385,3 +385,23 @@ func TestOneTimeLink(t *testing.T) {
 		t.Fatal("a bad email made a link")
 	}
 }
+
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *auth.Config) { c.SessionTTL = time.Second })
+	b := e.browser()
+	wantStatus(t, b.signup("sweep@example.com", "sweep-password"), http.StatusSeeOther)
+	wantStatus(t, e.browser().login("sweep@example.com", "wrong-password"), http.StatusUnauthorized)
+	if _, err := e.pool.Exec(t.Context(), `UPDATE sessions SET expires_at = now() - interval '1 second'; UPDATE login_attempts SET at = now() - interval '1 hour'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.auth.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM login_attempts)`); n != 0 {
+		t.Fatalf("%d rows left after the sweep", n)
+	}
+	if got := b.whoami(); got != "anonymous" {
+		t.Fatalf("expired session still signs in: %q", got)
+	}
+}

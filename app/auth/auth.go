@@ -138,7 +138,43 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.ClientIP == nil {
 		cfg.ClientIP = remoteIP
 	}
+	if cfg.PublicURL == "" {
+		cfg.Logger.Warn("no public URL: session cookies are Secure, so signing in needs HTTPS; pass --public-url (http://localhost:8080 for local use)")
+	}
 	return &Auth{cfg: cfg, st: cfg.Store, secure: secure, logger: cfg.Logger, http: cfg.HTTPClient}, nil
+}
+
+// Sweep deletes expired sessions and sign-in links and failed log-ins older than the rate window, so that
+// the tables stay small however many attempts an attacker makes.
+func (a *Auth) Sweep(ctx context.Context) error {
+	n, err := a.st.SessionDeleteExpired(ctx, time.Now().Add(-a.cfg.RateWindow))
+	if err != nil {
+		return fmt.Errorf("sweep sessions: %w", err)
+	}
+	if n > 0 {
+		a.logger.InfoContext(ctx, "expired sessions deleted", "count", n)
+	}
+	return nil
+}
+
+// Run sweeps every interval (default 10 minutes) until ctx ends. Every replica may run it: the deletes are
+// idempotent.
+func (a *Auth) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.logger.WarnContext(ctx, "sweep sessions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // SecureCookies reports whether cookies carry the Secure flag.
