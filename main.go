@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryhq/ferry/action"
 	"github.com/ferryhq/ferry/app"
+	"github.com/ferryhq/ferry/app/api"
 	"github.com/ferryhq/ferry/app/dev"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
@@ -37,10 +38,11 @@ var commands = map[string]command{
 	"migrate": {migrations.Command, migrations.About},
 	"build":   {build.Command, build.About},
 	"app":     {app.Command, app.About},
+	"deploy":  {api.DeployCommand, api.DeployAbout},
 }
 
 // order is how `ferry -h` lists the subcommands.
-var order = []string{"dev", "app", "proxy", "build", "publish", "action", "migrate"}
+var order = []string{"dev", "app", "proxy", "build", "publish", "deploy", "action", "migrate"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
