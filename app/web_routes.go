@@ -30,6 +30,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if err != nil {
 		return err
 	}
+	go a.Run(ctx, 0) // deletes expired sessions and old failed log-ins until ctx ends
 	if cfg.DevSignIn != nil {
 		link, err := a.OneTimeLink(ctx, "dev@localhost")
 		if err != nil {
