@@ -202,7 +202,7 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 
 	// 4. Install and build, inside the sandbox.
 	if sb.dropUID {
-		if err := chownTree(ws, sandboxUID); err != nil {
+		if err := chownTree(ws, sb.uid); err != nil {
 			return nil, ferry.Errorf(ferry.EINTERNAL, "hand the workspace to the sandbox user: %w", err)
 		}
 	}
@@ -326,7 +326,7 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 		}
 		if sb.dropUID {
 			for _, part := range parts {
-				if err := chownTree(filepath.Join(sb.hostRoot, filepath.FromSlash(part)), sandboxUID); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if err := chownTree(filepath.Join(sb.hostRoot, filepath.FromSlash(part)), sb.uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
 				}
 			}

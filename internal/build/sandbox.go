@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,9 +82,17 @@ func (l Limits) withDefaults() Limits {
 	return d
 }
 
-// sandboxUID is the user that build commands run as, inside and (when ferry runs as root) outside the sandbox.
-// A non-root user outside is what makes RLIMIT_NPROC count: the kernel exempts root from it.
+// sandboxUID is the user that build commands run as inside the sandbox.
 const sandboxUID = 65534
+
+// Outside the sandbox (when ferry runs as root), each build runs as its own unused user, picked from
+// [buildUIDBase, buildUIDBase+buildUIDRange). A non-root user is what makes RLIMIT_NPROC count (the kernel
+// exempts root), and a user of its own is what makes the count this build's alone: with a shared one (nobody),
+// a concurrent build or a host service running as nobody would use up the limit and fail this build.
+const (
+	buildUIDBase  = 1 << 24
+	buildUIDRange = 1 << 24
+)
 
 // insideRoot is where the workspace appears inside the sandbox; host paths never show.
 const insideRoot = "/build"
@@ -98,7 +107,8 @@ type sandbox struct {
 	prlimit  string
 	binds    []string // extra read-only toolchain folders outside /usr
 	path     string   // PATH inside
-	dropUID  bool     // ferry is root: run as sandboxUID outside too
+	dropUID  bool     // ferry is root: run as uid outside
+	uid      int      // the build's own user outside the sandbox, when dropUID
 	log      *slog.Logger
 }
 
@@ -122,6 +132,7 @@ func newSandbox(mode, hostRoot, etcDir string, limits Limits, log *slog.Logger) 
 			return nil, ferry.Errorf(ferry.EINTERNAL, "prlimit is not installed (it applies the process and memory limits): install util-linux")
 		}
 		s.dropUID = os.Geteuid() == 0
+		s.uid = buildUIDBase + rand.IntN(buildUIDRange)
 	case SandboxNone:
 		log.Warn("SANDBOX DISABLED (--sandbox=none): install and build commands run on this host with its file system; use only for trusted code")
 	default:
@@ -227,7 +238,7 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if s.dropUID {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: sandboxUID, Gid: sandboxUID, Groups: []uint32{}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.uid), Groups: []uint32{}}
 	}
 	closeInheritedFiles()
 	if err := cmd.Start(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -126,6 +127,28 @@ echo STARTED $i
 			t.Errorf("error does not show the failed fork: %v", err)
 		}
 		waitNoLeftovers(t, "3737")
+	})
+
+	t.Run("process limit is not shared with other builds or host users", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to drop to the sandbox user")
+		}
+		// Processes of another build, or a service that runs as nobody (ferry dev's PostgreSQL), hold most of
+		// a limit of 64 if the build's user is shared.
+		for i := 0; i < 56; i++ {
+			cmd := exec.Command("sleep", "6363")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		}
+		e := newTestEnv(t, "")
+		logs, err := escapeBuild(t, e, `for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 0.3 & done; wait; mkdir -p dist && echo ok > dist/index.html`,
+			Limits{Processes: 64, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatalf("a build of 14 processes failed under a limit of 64 because other users' processes counted: %v\n%s", err, logs)
+		}
 	})
 
 	t.Run("classic fork bomb is contained by the timeout", func(t *testing.T) {
