@@ -27,7 +27,7 @@ func TestTemplatesParse(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	s := newStack(t)
 	owner := s.signup()
-	gitURL, _ := s.repo("<h1>v1</h1>")
+	gitURL := s.repo("<h1>v1</h1>")
 
 	// Bad input: clear messages, nothing created.
 	for _, tc := range []struct {
@@ -109,11 +109,11 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 	posts := map[string]url.Values{
-		"/projects/mine/deploy":               {"branch": {"main"}},
-		"/projects/mine/settings":             {"name": {"mine"}, "branch": {"evil"}},
-		"/projects/mine/env":                  {"environment": {"production"}, "key": {"EVIL"}, "value": {"x"}},
-		"/projects/mine/env/delete":           {"environment": {"production"}, "key": {"X"}},
-		"/projects/mine/delete":               {"confirm": {"mine"}},
+		"/projects/mine/deploy":                {"branch": {"main"}},
+		"/projects/mine/settings":              {"name": {"mine"}, "branch": {"evil"}},
+		"/projects/mine/env":                   {"environment": {"production"}, "key": {"EVIL"}, "value": {"x"}},
+		"/projects/mine/env/delete":            {"environment": {"production"}, "key": {"X"}},
+		"/projects/mine/delete":                {"confirm": {"mine"}},
 		"/deployments/" + dep.ID + "/redeploy": nil,
 		"/deployments/" + dep.ID + "/cancel":   nil,
 		"/deployments/" + dep.ID + "/promote":  nil,

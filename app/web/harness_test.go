@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -152,36 +151,15 @@ func newStack(t *testing.T) *stack {
 
 var repoCount atomic.Int64
 
-// repo makes a fixture repository with one static page and returns its clone URL and bare folder.
-func (s *stack) repo(body string) (cloneURL, bare string) {
+// repo makes a fixture repository with one static page and returns its clone URL.
+func (s *stack) repo(body string) string {
 	s.t.Helper()
 	name := fmt.Sprintf("acme/site%d", repoCount.Add(1))
 	r, err := s.git.CreateRepo(name, []map[string]string{{"index.html": body}})
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return s.gitURL + r.Path, r.Bare
-}
-
-// push commits a new index.html to main of the bare repository.
-func (s *stack) push(bare, body string) {
-	s.t.Helper()
-	dir := s.t.TempDir()
-	run := func(args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			s.t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	run("clone", "-q", "-b", "main", bare, ".")
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(body), 0o644); err != nil {
-		s.t.Fatal(err)
-	}
-	run("commit", "-q", "-am", "v2")
-	run("push", "-q", "origin", "main")
+	return s.gitURL + r.Path
 }
 
 // client is one browser's cookies, talking to the app without following redirects.
