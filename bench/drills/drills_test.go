@@ -65,8 +65,14 @@ func TestPoisonPill(t *testing.T) {
 	}
 	var state string
 	var attempt int
-	if err := w.Pool.QueryRow(t.Context(), `SELECT state::text, attempt FROM river_job WHERE kind = 'deploy' AND args->>'deployment_id' = $1`, p.ID).Scan(&state, &attempt); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// The last attempt records the error before River finalizes its job.
+		if err := w.Pool.QueryRow(t.Context(), `SELECT state::text, attempt FROM river_job WHERE kind = 'deploy' AND args->>'deployment_id' = $1`, p.ID).Scan(&state, &attempt); err != nil {
+			t.Fatal(err)
+		}
+		if state != "running" || time.Now().After(deadline) {
+			break
+		}
 	}
 	if state != "discarded" || attempt != 3 {
 		t.Fatalf("poison job: %s after %d attempts, want discarded after 3", state, attempt)
