@@ -265,7 +265,9 @@ func fetchError(repo, ref, stderr string, err error) error {
 		strings.Contains(low, "no such file or directory"):
 		return ferry.Errorf(ferry.ENOTFOUND, "repository %s not found (or the token cannot see it): %s", where, lastLine(stderr, nil))
 	case strings.Contains(low, "authentication failed"), strings.Contains(low, "could not read username"),
-		strings.Contains(low, "401"), strings.Contains(low, "403"):
+		// git prints the HTTP status as "The requested URL returned error: 403"; match that phrase, never the bare
+		// number, which a port or path may contain (":34035" is no refusal).
+		strings.Contains(low, "returned error: 401"), strings.Contains(low, "returned error: 403"):
 		return ferry.Errorf(ferry.EUNAUTHORIZED, "repository %s refused the credentials; check --token-file: %s", where, lastLine(stderr, nil))
 	case err == context.Canceled || err == context.DeadlineExceeded:
 		return ferry.Errorf(ferry.EUNAVAILABLE, "fetch %s from %s: %w", ref, where, err)

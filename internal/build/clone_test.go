@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -254,4 +255,14 @@ func TestCloneLocalOwnedByAnotherUser(t *testing.T) {
 	if out := gitOut(t, t.TempDir(), "-c", "safe.directory=*", "-C", work, "status", "--porcelain", "--ignored"); out != "" {
 		t.Errorf("the repository changed: %s", out)
 	}
+}
+
+// TestFetchErrorClassifiesByGitsWords checks that an outage stays retryable even when the URL's port or path
+// holds the digits of an HTTP refusal, and that a real refusal is the user's to fix.
+func TestFetchErrorClassifiesByGitsWords(t *testing.T) {
+	t.Parallel()
+	outage := "fatal: unable to access 'http://127.0.0.1:34035/acme/web.git/': The requested URL returned error: 503"
+	wantCode(t, fetchError("http://127.0.0.1:34035/acme/web.git", "main", outage, errors.New("exit status 128")), ferry.EUNAVAILABLE, "returned error: 503")
+	refused := "fatal: unable to access 'http://127.0.0.1:8080/acme/web.git/': The requested URL returned error: 403"
+	wantCode(t, fetchError("http://127.0.0.1:8080/acme/web.git", "main", refused, errors.New("exit status 128")), ferry.EUNAUTHORIZED, "refused the credentials")
 }
