@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferryhq/ferry/app"
+	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/pgcluster"
@@ -36,9 +37,11 @@ const About = "everything on one machine: database, app, builder and proxy (star
 const about = `Runs all of Ferry on this machine in one process: a private PostgreSQL in DIR/postgres (unless
 --database-url is given), file storage in DIR/storage, the App with its dashboard, API and webhook intake on
 --listen, the local sandboxed builder, and the proxy on --proxy-listen serving http://<project>.localhost.
-Data survives restarts. Ctrl-C stops everything, PostgreSQL included.
+Env vars are encrypted with a key kept in DIR/secret.key. Data survives restarts. Ctrl-C stops everything,
+PostgreSQL included. The banner prints a one-time link that signs in as dev@localhost.
 
-Without a GitHub App it still deploys (from the dashboard or with ferry deploy). With one, give its
+Without a GitHub App it still deploys a git URL or a local repository (from the dashboard, or with ferry
+deploy and an API token from the tokens page). With one, give its
 --github-app-id and --github-private-key-file, and forward its webhooks to /webhooks/github.`
 
 // databaseName is the database `ferry dev` creates in its private cluster.
@@ -46,7 +49,8 @@ const databaseName = "ferry"
 
 // Config is what `ferry dev` runs with.
 type Config struct {
-	// Dir holds everything ferry dev keeps: postgres/, storage/, webhook-secret. Default ".ferry".
+	// Dir holds everything ferry dev keeps: postgres/, storage/, webhook-secret and secret.key (the key that
+	// encrypts env vars). Default ".ferry".
 	Dir string
 	// Listen is the App's address. Default ":8080".
 	Listen string
@@ -82,7 +86,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
 	fs := flagenv.NewFlagSet("dev", "ferry dev [flags]", about, stderr)
 	var c Config
-	fs.StringVar(&c.Dir, "dir", ".ferry", "`folder` for the database, the sites and the webhook secret")
+	fs.StringVar(&c.Dir, "dir", ".ferry", "`folder` for the database, the sites, the webhook secret and the env var key")
 	fs.StringVar(&c.Listen, "listen", ":8080", "`address` of the App: dashboard, API and webhooks")
 	fs.StringVar(&c.ProxyListen, "proxy-listen", ":8081", "`address` of the proxy that serves the sites")
 	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in (<project>.D)")
@@ -182,6 +186,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
+	// Env vars are encrypted at rest even in dev; the key stays in dir, so they survive restarts.
+	keyFile := filepath.Join(dir, "secret.key")
+	if _, err := store.EnsureSecretKeyFile(keyFile); err != nil {
+		return err
+	}
 	appURL := "http://" + displayAddr(appLn.Addr())
 	// The App prints site URLs; they must name the proxy's port to be clickable.
 	siteDomain := cfg.Domain
@@ -208,12 +217,16 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	defer cancel()
 	ready := make(chan struct{})
 	appDone := make(chan error, 1)
+	// The App makes the link before it serves, in its own goroutine; close(ready) publishes it to this one.
+	var signIn string
 	go func() {
 		appDone <- app.Run(rctx, app.Config{
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
-			Ready: func(string) { close(ready) },
+			SecretKeyFile: keyFile, AllowLocalRepos: true,
+			DevSignIn: func(link string) { signIn = link },
+			Ready:     func(string) { close(ready) },
 		}, logger)
 		cancel()
 	}()
@@ -225,12 +238,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 
 	select {
 	case <-ready:
-		link, err := signInLink(rctx, dbURL, appURL)
-		if err != nil {
-			logger.WarnContext(ctx, "create the first user", "err", err)
-		}
 		printBanner(stdout, banner{app: appURL, proxyAddr: proxyLn.Addr(), domain: cfg.Domain, dir: dir, dbURL: dbURL,
-			ownDB: cfg.DatabaseURL == "", storage: storageURL, secretFile: secretFile, github: cfg.GitHubAppID != 0, signIn: link})
+			ownDB: cfg.DatabaseURL == "", storage: storageURL, secretFile: secretFile, keyFile: keyFile,
+			github: cfg.GitHubAppID != 0, signIn: signIn})
 	case <-rctx.Done():
 	}
 	<-rctx.Done()
@@ -282,13 +292,6 @@ func webhookSecret(given, dir string) (secret, file string, err error) {
 	return secret, file, nil
 }
 
-// signInLink is the ACCOUNTS HOOK (issue 6): once the App serves, make sure a first user exists and return a
-// one-time sign-in link for it, which the banner prints. Until accounts land there is nothing to sign in to,
-// and it returns "".
-func signInLink(ctx context.Context, databaseURL, appURL string) (string, error) {
-	return "", nil
-}
-
 // displayAddr turns a listener's address into what a browser on this machine opens: a wildcard or loopback
 // host becomes "localhost".
 func displayAddr(a net.Addr) string {
@@ -311,6 +314,7 @@ type banner struct {
 	ownDB      bool
 	storage    string
 	secretFile string
+	keyFile    string
 	github     bool
 	signIn     string
 }
@@ -333,9 +337,14 @@ Ferry is running.
   Webhooks:           POST %s/webhooks/github
   Database:           %s
   Storage:            %s
-`, b.app, sites, previews, health, b.app, db, b.storage)
+  Env var key:        %s
+`, b.app, sites, previews, health, b.app, db, b.storage, b.keyFile)
 	if b.signIn != "" {
-		fmt.Fprintf(w, "  Sign in:            %s\n", b.signIn)
+		fmt.Fprintf(w, `
+Sign in as dev@localhost (the link works once, for 15 minutes; restart for a new one):
+  %s
+Then create an API token at %s/account/tokens for: ferry deploy --server %s --token TOKEN <git-url|path>
+`, b.signIn, b.app, b.app)
 	}
 	secret := "the one given with --webhook-secret"
 	if b.secretFile != "" {

@@ -8,8 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"flag"
+	"html"
 	"io"
+	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/pgcluster"
 )
 
@@ -94,6 +99,15 @@ func TestDev(t *testing.T) {
 		if got := ping(t, d.app, strings.TrimSpace(string(secret))); got != want {
 			t.Fatalf("ping delivery (first run %v): status %d, want %d", first, got, want)
 		}
+		// The banner's one-time link signs in as the first user; on the first run that user deploys a local
+		// repository with an env var through the real ferry deploy, and the second run still serves it.
+		c := signIn(t, d)
+		if first {
+			deployLocal(t, bin, d, c, work)
+		}
+		if got := siteBody(t, d, "http://dev-site.localhost"); !strings.Contains(got, "hello from ferry-dev") {
+			t.Fatalf("site after restart (first run %v): %q", first, got)
+		}
 		postmasterPID := readPostmasterPID(t, dir)
 		if err := syscall.Kill(postmasterPID, 0); err != nil {
 			t.Fatalf("postgres %d not running while ferry dev runs: %v", postmasterPID, err)
@@ -141,6 +155,7 @@ func (d *devProcess) output() string {
 
 var (
 	appLine   = regexp.MustCompile(`Dashboard and API:\s+(http://\S+)`)
+	linkLine  = regexp.MustCompile(`(?m)^\s+(http://\S+/auth/link\?token=\S+)$`)
 	healthURL = regexp.MustCompile(`Proxy health:\s+(http://\S+)/healthz`)
 )
 
@@ -190,7 +205,7 @@ func startDev(t *testing.T, bin, work string) *devProcess {
 		t.Fatalf("banner lacks the URLs:\n%s", out)
 	}
 	d.app, d.proxy = m1[1], m2[1]
-	for _, want := range []string{".localhost:", "webhook-secret", "/webhooks/github"} {
+	for _, want := range []string{".localhost:", "webhook-secret", "/webhooks/github", "secret.key", "/account/tokens"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}
@@ -244,4 +259,130 @@ func readPostmasterPID(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return pid
+}
+
+// signIn follows the banner's one-time link with a fresh cookie jar and expects to land, signed in, on the
+// projects page. The link works once only.
+func signIn(t *testing.T, d *devProcess) *http.Client {
+	t.Helper()
+	m := linkLine.FindStringSubmatch(d.output())
+	if m == nil {
+		t.Fatalf("banner has no sign-in link:\n%s", d.output())
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	body, status, final := get(t, c, m[1])
+	if status != http.StatusOK || final != d.app+"/projects" || !strings.Contains(body, "<h1>Projects</h1>") || !strings.Contains(body, "dev@localhost") {
+		t.Fatalf("sign-in link: %d at %s:\n%s", status, final, body)
+	}
+	// Used once: a second visit does not sign a fresh browser in.
+	again, _ := cookiejar.New(nil)
+	if body, _, final := get(t, &http.Client{Jar: again, Timeout: 30 * time.Second}, m[1]); strings.Contains(body, "dev@localhost") {
+		t.Fatalf("the sign-in link worked twice (at %s)", final)
+	}
+	return c
+}
+
+func get(t *testing.T, c *http.Client, u string) (body string, status int, final string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), resp.StatusCode, resp.Request.URL.String()
+}
+
+var (
+	csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+	newToken  = regexp.MustCompile(`<code class="token" id="new-token">([^<]+)</code>`)
+)
+
+// deployLocal creates an API token on the tokens page, makes a project of a local repository whose build
+// prints an env var, saves that env var through the API (encrypted with ferry dev's key), and runs the real
+// `ferry deploy` on the repository's path: it streams the log and prints the URL that the proxy serves.
+func deployLocal(t *testing.T, bin string, d *devProcess, c *http.Client, work string) {
+	t.Helper()
+	page, _, _ := get(t, c, d.app+"/account/tokens")
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("tokens page has no CSRF field:\n%s", page)
+	}
+	resp, err := c.PostForm(d.app+"/account/tokens", url.Values{"csrf_token": {m[1]}, "name": {"dev test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tm := newToken.FindStringSubmatch(string(b))
+	if resp.StatusCode != http.StatusCreated || tm == nil {
+		t.Fatalf("create token: %d\n%s", resp.StatusCode, b)
+	}
+	token := html.UnescapeString(tm[1])
+
+	repo, err := gitserver.CreateRepo(filepath.Join(work, "repos"), "dev-site", []map[string]string{{
+		"ferry.json": `{"installCommand": "", "buildCommand": "sh build.sh", "outputDirectory": "dist"}`,
+		"build.sh":   "mkdir -p dist\necho \"<p>hello from $GREETING</p>\" > dist/index.html\n",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := func(method, path, body string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, d.app+"/api/v1"+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d: %s", method, path, resp.StatusCode, want, b)
+		}
+	}
+	api("POST", "/projects", `{"gitUrl": "`+repo.Bare+`", "name": "dev-site"}`, http.StatusCreated)
+	api("PUT", "/projects/dev-site/env/production/GREETING", `{"value": "ferry-dev"}`, http.StatusOK)
+
+	start := time.Now()
+	cmd := exec.Command(bin, "deploy", "--server", d.app, "--poll", "200ms", "--timeout", "3m", repo.Bare)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "FERRY_TOKEN=" + token}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ferry deploy: %v\n%s\n%s\nferry dev:\n%s", err, stdout.String(), stderr.String(), d.output())
+	}
+	t.Logf("ferry deploy of a local repository under ferry dev took %s", time.Since(start).Round(time.Millisecond))
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(d.proxy, "http://"))
+	if got, want := strings.TrimSpace(stdout.String()), "http://dev-site.localhost:"+port; got != want {
+		t.Fatalf("ferry deploy printed %q, want %q\n%s", got, want, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ready: ") || !strings.Contains(stderr.String(), "sh build.sh") {
+		t.Fatalf("ferry deploy did not stream the build log:\n%s", stderr.String())
+	}
+}
+
+// siteBody asks the proxy for site's root page by host name, whatever that host resolves to here.
+func siteBody(t *testing.T, d *devProcess, site string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.proxy+"/", nil)
+	req.Host = strings.TrimPrefix(site, "http://")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %s", site, resp.StatusCode, b)
+	}
+	return string(b)
 }
