@@ -115,34 +115,20 @@ type Deletion struct {
 	Done  int `json:"done"`
 }
 
-// Settings are a project's build and preview options, stored as JSON in projects.settings.
-type Settings struct {
-	// BuildForks builds pull requests from forks (without the project's env vars). Default true.
-	BuildForks bool `json:"buildForks"`
-	// RequireForkApproval holds fork pull requests until a maintainer adds the ferry:approve label.
-	RequireForkApproval bool `json:"requireForkApproval"`
-	// Overrides win over the repository's ferry.json.
-	Overrides Overrides `json:"overrides"`
-}
+// Settings are a project's build and preview options, stored as JSON in projects.settings (store.ProjectSettings,
+// which webhook intake and the deploy worker read too).
+type Settings = store.ProjectSettings
 
 // Overrides replace ferry.json's build settings; nil keeps ferry.json's (or the detected) value, and an empty
 // BuildCommand builds nothing.
-type Overrides struct {
-	RootDirectory   *string `json:"rootDirectory,omitempty"`
-	InstallCommand  *string `json:"installCommand,omitempty"`
-	BuildCommand    *string `json:"buildCommand,omitempty"`
-	OutputDirectory *string `json:"outputDirectory,omitempty"`
-}
+type Overrides = store.ProjectOverrides
 
 // DefaultSettings are a new project's settings.
-func DefaultSettings() Settings { return Settings{BuildForks: true} }
+func DefaultSettings() Settings { return store.DefaultProjectSettings() }
 
 // parseSettings reads stored settings; keys it does not know are kept by mergeSettings.
 func parseSettings(raw json.RawMessage) Settings {
-	s := DefaultSettings()
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &s) // the schema keeps it valid JSON; a wrong type leaves the default
-	}
+	s, _ := store.ParseProjectSettings(raw) // the schema keeps it valid JSON; a wrong type leaves the default
 	return s
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -32,6 +33,45 @@ type Project struct {
 	Settings         json.RawMessage // project settings as JSON, "{}" by default
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+// ProjectSettings are a project's build and preview options, stored as JSON in projects.settings. They are
+// defined here, next to Project, because three parts read them: app/projects edits them (as
+// projects.Settings), webhook intake decides fork builds by them, and the deploy worker hands their overrides
+// to the builder.
+type ProjectSettings struct {
+	// BuildForks builds pull requests from forks (without the project's env vars). Default true.
+	BuildForks bool `json:"buildForks"`
+	// RequireForkApproval holds fork pull requests until a maintainer adds the ferry:approve label.
+	RequireForkApproval bool `json:"requireForkApproval"`
+	// Overrides win over the repository's ferry.json.
+	Overrides ProjectOverrides `json:"overrides"`
+}
+
+// ProjectOverrides replace ferry.json's build settings; nil keeps ferry.json's (or the detected) value, and an
+// empty BuildCommand or InstallCommand skips that step.
+type ProjectOverrides struct {
+	RootDirectory   *string `json:"rootDirectory,omitempty"`
+	InstallCommand  *string `json:"installCommand,omitempty"`
+	BuildCommand    *string `json:"buildCommand,omitempty"`
+	OutputDirectory *string `json:"outputDirectory,omitempty"`
+}
+
+// DefaultProjectSettings are a new project's settings, and what keys missing from stored settings mean.
+func DefaultProjectSettings() ProjectSettings { return ProjectSettings{BuildForks: true} }
+
+// ParseProjectSettings reads stored settings over the defaults. Keys it does not know are ignored. Invalid
+// JSON gives the defaults and a value of the wrong type leaves that key's default, both with an error, so
+// that each caller picks its own safe reading.
+func ParseProjectSettings(raw json.RawMessage) (ProjectSettings, error) {
+	s := DefaultProjectSettings()
+	if len(raw) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return s, fmt.Errorf("read project settings: %w", err)
+	}
+	return s, nil
 }
 
 // DeploymentKind says whether a deployment moves the production alias or a preview alias.

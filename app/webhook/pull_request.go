@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 
 	"github.com/google/go-github/v66/github"
@@ -18,15 +17,9 @@ import (
 // later pushes build too, still without the project's secrets. Removing the label stops new fork builds.
 const ApproveLabel = "ferry:approve"
 
-// projectSettings are the project settings intake reads (projects.settings, JSON).
-type projectSettings struct {
-	// RequireForkApproval holds fork pull requests until a maintainer adds ApproveLabel.
-	RequireForkApproval bool `json:"requireForkApproval"`
-}
-
 // PullRequestHandler deploys pull requests to previews at their pr-<n> alias and retires them when they close.
-// Pull requests from forks build without the project's secrets, and wait for ApproveLabel when the project
-// asks for approval.
+// Pull requests from forks build without the project's secrets, wait for ApproveLabel when the project asks
+// for approval, and do not build at all when the project's settings say {"buildForks": false}.
 type PullRequestHandler struct{}
 
 var _ EventHandler = PullRequestHandler{}
@@ -85,10 +78,14 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 	log = log.With("project", p.Name)
 
 	fork := isFork(pr)
-	var settings projectSettings
-	if err := json.Unmarshal(p.Settings, &settings); err != nil {
-		log.WarnContext(ctx, "project settings are not valid JSON; fork approval assumed required", "err", err)
+	settings, err := store.ParseProjectSettings(p.Settings)
+	if err != nil {
+		log.WarnContext(ctx, "project settings are unreadable; fork approval assumed required", "err", err)
 		settings.RequireForkApproval = true
+	}
+	if fork && !settings.BuildForks {
+		log.InfoContext(ctx, "pull request from a fork not built: the project's settings turn fork builds off (buildForks: false)", "action", action)
+		return OutcomeIgnored, nil
 	}
 	needsApproval := fork && settings.RequireForkApproval && !hasLabel(pr, ApproveLabel)
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -665,6 +666,50 @@ func TestForkPullRequest(t *testing.T) {
 	if f, _ := e.st.DeploymentForkGet(ctx, ds[1].ID); !f.Fork {
 		t.Fatal("pull request from a deleted fork not flagged")
 	}
+}
+
+// TestForkPullRequestBuildForksOff checks that {"buildForks": false} keeps fork pull requests from building at
+// all (202, logged, nothing stored or queued), while the project's own pull requests still build.
+func TestForkPullRequestBuildForksOff(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := newEnv(t, func(c *webhook.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	p := e.seed(`{"buildForks": false, "overrides": {"buildCommand": "make"}}`)
+	before := e.counts()
+	e.deliver("pull_request", forkPR(t, "opened.payload.json"), http.StatusAccepted)
+	approve := edit(t, forkPR(t, "labeled.payload.json"), func(m map[string]any) { obj(m, "label")["name"] = webhook.ApproveLabel })
+	e.deliver("pull_request", approve, http.StatusAccepted)
+	after := e.counts()
+	if after.deployments != before.deployments || after.jobs != before.jobs {
+		t.Fatalf("a fork pull request was built with buildForks off: before %+v, after %+v", before, after)
+	}
+	if !strings.Contains(logs.String(), "pull request from a fork not built") || !strings.Contains(logs.String(), "buildForks") {
+		t.Fatalf("no log line says why the fork was skipped:\n%s", logs.String())
+	}
+	e.deliver("pull_request", payload(t, "pull_request/opened.payload.json"), http.StatusAccepted)
+	ds := e.deployments(p.ID)
+	if len(ds) != 1 {
+		t.Fatalf("the project's own pull request under buildForks false: %+v", ds)
+	}
+	wantDeployJobs(t, e.jobs(), false, ds[0].ID)
+}
+
+// syncBuffer is a bytes.Buffer that a logger and the test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestForkPullRequestApproval(t *testing.T) {
