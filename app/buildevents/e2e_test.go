@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/ferryhq/ferry/app/builder"
+	"github.com/ferryhq/ferry/app/builder/ecsfake"
 	"github.com/ferryhq/ferry/app/buildevents"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
@@ -35,95 +35,6 @@ import (
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage/s3test"
 )
-
-// taskFake is an ECS control plane (JSON 1.1 over HTTP) whose "tasks" are local processes: RunTask starts the
-// test binary as ferry with the container override's command and environment, plus what the build task
-// definition sets (FERRY_SANDBOX=none), and nothing of this process's environment: no AWS keys, no token.
-type taskFake struct {
-	t   *testing.T
-	mu  sync.Mutex
-	run map[string]*exec.Cmd
-	out map[string]*strings.Builder
-	// exit holds the exit code of each finished task.
-	exit map[string]int
-	// runBodies are the raw RunTask requests.
-	runBodies []string
-}
-
-func (f *taskFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonEC2ContainerServiceV20141113.")
-	raw, _ := io.ReadAll(r.Body)
-	var in map[string]any
-	_ = json.Unmarshal(raw, &in)
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch op {
-	case "RunTask":
-		f.runBodies = append(f.runBodies, string(raw))
-		co := in["overrides"].(map[string]any)["containerOverrides"].([]any)[0].(map[string]any)
-		var args []string
-		for _, a := range co["command"].([]any) {
-			args = append(args, a.(string))
-		}
-		env := []string{"FERRY_BUILDEVENTS_TEST_AS_FERRY=1", "PATH=" + os.Getenv("PATH"), "HOME=" + f.t.TempDir(),
-			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + f.t.TempDir()}
-		for _, kv := range co["environment"].([]any) {
-			m := kv.(map[string]any)
-			env = append(env, m["name"].(string)+"="+m["value"].(string))
-		}
-		arn := fmt.Sprintf("arn:aws:ecs:eu-west-1:123456789012:task/ferry/%d", len(f.runBodies))
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = env
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = io.Discard, &lockedWriter{mu: &f.mu, b: out}
-		if err := cmd.Start(); err != nil {
-			f.t.Errorf("start fake task: %v", err)
-		}
-		f.run[arn], f.out[arn] = cmd, out
-		go func() {
-			err := cmd.Wait()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			}
-			f.mu.Lock()
-			f.exit[arn] = code
-			f.mu.Unlock()
-		}()
-		_ = json.NewEncoder(w).Encode(map[string]any{"tasks": []any{map[string]any{"taskArn": arn, "lastStatus": "PROVISIONING"}}})
-	case "DescribeTasks":
-		arn := in["tasks"].([]any)[0].(string)
-		t := map[string]any{"taskArn": arn, "lastStatus": "RUNNING", "containers": []any{map[string]any{"name": "build"}}}
-		if code, done := f.exit[arn]; done {
-			t = map[string]any{"taskArn": arn, "lastStatus": "STOPPED", "stopCode": "EssentialContainerExited",
-				"stoppedReason": "Essential container in task exited",
-				"containers":    []any{map[string]any{"name": "build", "exitCode": code}}}
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"tasks": []any{t}})
-	case "StopTask":
-		arn := in["task"].(string)
-		if c := f.run[arn]; c != nil && c.Process != nil {
-			_ = c.Process.Kill()
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"task": map[string]any{"taskArn": arn}})
-	default:
-		w.WriteHeader(400)
-		_ = json.NewEncoder(w).Encode(map[string]any{"__type": "UnknownOperationException"})
-	}
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	// The fake's lock is held by ServeHTTP only briefly; a task's stderr is small.
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
 
 // TestECSBuildEndToEnd runs a deployment from its job to ready with the ECS builder: River picks the job up,
 // the builder assumes the build role (STS fake) and starts a task (ECS fake), the task (`ferry build` as a
@@ -182,35 +93,23 @@ func TestECSBuildEndToEnd(t *testing.T) {
 	appSrv := httptest.NewServer(events.Handler())
 	t.Cleanup(appSrv.Close)
 
-	// STS hands out the gofakes3 keys as the scoped session; ECS runs local processes.
-	var policy string
-	stsSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		policy = r.PostForm.Get("Policy")
-		fmt.Fprintf(w, `<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
-<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>session</SessionToken>
-<Expiration>%s</Expiration></Credentials>
-<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/b/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
-</AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>`,
-			s3.AccessKey, s3.SecretKey, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
-	}))
-	t.Cleanup(stsSrv.Close)
-	tasks := &taskFake{t: t, run: map[string]*exec.Cmd{}, out: map[string]*strings.Builder{}, exit: map[string]int{}}
-	ecsSrv := httptest.NewServer(tasks)
-	t.Cleanup(ecsSrv.Close)
-	t.Cleanup(func() {
-		tasks.mu.Lock()
-		defer tasks.mu.Unlock()
-		for _, c := range tasks.run {
-			_ = c.Process.Kill()
-		}
+	// STS hands out the gofakes3 keys as the scoped session. ECS runs each task as this test binary acting as
+	// ferry (TestMain), with the container override's command and environment plus what the build task
+	// definition sets (FERRY_SANDBOX=none), and nothing of this process's environment: no AWS keys, no token.
+	stsFake := ecsfake.NewSTS(t, ecsfake.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, SessionToken: "session"})
+	taskHome, taskWork := t.TempDir(), t.TempDir()
+	ecsFake := ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], task.Command...)
+		cmd.Env = append([]string{"FERRY_BUILDEVENTS_TEST_AS_FERRY=1", "PATH=" + os.Getenv("PATH"), "HOME=" + taskHome,
+			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork}, task.Env...)
+		return cmd
 	})
 	appCreds := credentials.NewStaticCredentialsProvider("AKIDAPP", "app-secret", "")
 	b, err := builder.NewECS(ctx, builder.ECSConfig{
 		Cluster: "ferry", TaskDefinition: "ferry-build", Subnets: []string{"subnet-a"},
 		BuildRoleARN: "arn:aws:iam::123456789012:role/ferry-build", EventsURL: appSrv.URL, Grants: events,
-		ECS:     ecs.New(ecs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(ecsSrv.URL), Credentials: appCreds}),
-		STS:     sts.New(sts.Options{Region: "eu-west-1", BaseEndpoint: aws.String(stsSrv.URL), Credentials: appCreds}),
+		ECS:     ecs.New(ecs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(ecsFake.URL), Credentials: appCreds}),
+		STS:     sts.New(sts.Options{Region: "eu-west-1", BaseEndpoint: aws.String(stsFake.URL), Credentials: appCreds}),
 		PollMin: 50 * time.Millisecond, PollMax: 200 * time.Millisecond, StartTimeout: time.Minute, Logger: logger,
 	})
 	if err != nil {
@@ -271,13 +170,11 @@ func TestECSBuildEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	tasks.mu.Lock()
 	var taskLog strings.Builder
-	for arn, o := range tasks.out {
-		fmt.Fprintf(&taskLog, "%s:\n%s\n", arn, o.String())
+	for _, task := range ecsFake.Tasks() {
+		fmt.Fprintf(&taskLog, "%s:\n%s\n", task.ARN, task.Output())
 	}
-	runBodies := append([]string(nil), tasks.runBodies...)
-	tasks.mu.Unlock()
+	runs := ecsFake.Calls("RunTask")
 	lines, _ := st.DeploymentLogList(ctx, store.DeploymentLogListParams{DeploymentID: d.ID})
 	var logText strings.Builder
 	for _, l := range lines {
@@ -305,15 +202,15 @@ func TestECSBuildEndToEnd(t *testing.T) {
 		t.Errorf("log lacks the builder's lines:\n%s", text)
 	}
 	// Nothing secret went through ECS.
-	if len(runBodies) != 1 {
-		t.Fatalf("RunTask calls: %d", len(runBodies))
+	if len(runs) != 1 {
+		t.Fatalf("RunTask calls: %d", len(runs))
 	}
 	for _, secret := range []string{"ghs_", "env-value-not-in-ecs", s3.SecretKey, s3.AccessKey} {
-		if strings.Contains(runBodies[0], secret) {
+		if strings.Contains(runs[0].Raw, secret) {
 			t.Errorf("RunTask request holds %q", secret)
 		}
 	}
-	if !strings.Contains(policy, "sites/projects/site/deployments/"+d.ID+".json") {
+	if policy := stsFake.Requests()[0].Get("Policy"); !strings.Contains(policy, "sites/projects/site/deployments/"+d.ID+".json") {
 		t.Errorf("session policy does not name the deployment's manifest: %s", policy)
 	}
 	// The tokens died with the build.
