@@ -37,8 +37,42 @@ type Request struct {
 	Domain string
 	// Storage is the storage URL the build publishes to (credentials come from the builder's environment).
 	Storage string
+	// Overrides are the project's build settings that win over the repository's ferry.json.
+	Overrides Overrides
 	// Log receives each log line as the build writes it; nil discards. It is called from one goroutine.
 	Log func(LogLine)
+}
+
+// Overrides replace ferry.json's build settings for one build: the project's settings.overrides, edited in
+// the dashboard. nil keeps ferry.json's (or the detected) value; an empty InstallCommand or BuildCommand skips
+// that step; an empty RootDirectory or OutputDirectory keeps ferry.json's. Build commands are not secrets:
+// they travel in argv and in the ECS task's command.
+type Overrides struct {
+	RootDirectory   *string
+	InstallCommand  *string
+	BuildCommand    *string
+	OutputDirectory *string
+}
+
+// Args are ferry build's flags for o. They use the --flag=value form, so that a command starting with "-"
+// stays a value.
+func (o Overrides) Args() []string {
+	var args []string
+	for _, f := range []struct {
+		name      string
+		v         *string
+		keepEmpty bool
+	}{
+		{"root-directory", o.RootDirectory, false},
+		{"install-command", o.InstallCommand, true},
+		{"build-command", o.BuildCommand, true},
+		{"output-directory", o.OutputDirectory, false},
+	} {
+		if f.v != nil && (*f.v != "" || f.keepEmpty) {
+			args = append(args, "--"+f.name+"="+*f.v)
+		}
+	}
+	return args
 }
 
 // LogLine is one line of a build's log.

@@ -249,7 +249,7 @@ func (e *ECS) Command(req Request) []string {
 	for _, a := range req.Aliases {
 		args = append(args, "--alias", a)
 	}
-	return args
+	return append(args, req.Overrides.Args()...)
 }
 
 // run starts the task. The client token makes RunTask idempotent per attempt: the SDK's own retries (after a

@@ -493,3 +493,21 @@ func TestSessionPolicyScope(t *testing.T) {
 		t.Errorf("partition: %s", cn)
 	}
 }
+
+// TestECSCommandOverrides: the project's overrides reach the build task's command as ferry build's flags.
+func TestECSCommandOverrides(t *testing.T) {
+	t.Parallel()
+	w := newECSWorld(t, nil)
+	req := testRequest()
+	dir, cmd := "web", "npm run build:prod"
+	req.Overrides = builder.Overrides{RootDirectory: &dir, BuildCommand: &cmd}
+	got := w.b.Command(req)
+	want := []string{"--root-directory=web", "--build-command=npm run build:prod"}
+	if !reflect.DeepEqual(got[len(got)-2:], want) {
+		t.Fatalf("command %q does not end in %q", got, want)
+	}
+	req.Overrides = builder.Overrides{}
+	if got := w.b.Command(req); strings.Contains(strings.Join(got, " "), "-command") || strings.Contains(strings.Join(got, " "), "-directory") {
+		t.Fatalf("command without overrides: %q", got)
+	}
+}

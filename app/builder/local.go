@@ -94,6 +94,7 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 	for _, a := range req.Aliases {
 		args = append(args, "--alias", a)
 	}
+	args = append(args, req.Overrides.Args()...)
 	if l.cfg.Sandbox != "" {
 		args = append(args, "--sandbox", l.cfg.Sandbox)
 	}

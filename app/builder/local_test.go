@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -344,4 +346,66 @@ func leftovers(marker string) []string {
 		}
 	}
 	return found
+}
+
+// TestLocalBuildOverrides runs a real build whose ferry.json would fail: the overrides move it to another
+// folder, skip the install, replace the build command and name the output folder, and the result is what the
+// overriding command made.
+func TestLocalBuildOverrides(t *testing.T) {
+	t.Parallel()
+	requireBwrap(t)
+	e := newEnv(t)
+	r := e.repo(t, "acme/overrides", map[string]string{
+		"ferry.json":      `{"installCommand": "exit 7", "buildCommand": "exit 8", "outputDirectory": "nowhere"}`,
+		"site/ferry.json": `{"installCommand": "exit 7", "buildCommand": "exit 8", "outputDirectory": "nowhere"}`,
+		"site/page.txt":   "overridden",
+	})
+	str := func(s string) *string { return &s }
+	var log lines
+	id := site.NewDeploymentID()
+	res, err := newLocal(t).Build(context.Background(), builder.Request{
+		DeploymentID: id, Project: "over", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0], Token: e.token,
+		Storage: e.storeURL, Log: log.add,
+		Overrides: builder.Overrides{RootDirectory: str("site"), InstallCommand: str(""),
+			BuildCommand: str("mkdir -p out && cp page.txt out/index.html"), OutputDirectory: str("out")},
+	})
+	if err != nil {
+		t.Fatalf("build: %v\nlog:\n%s", err, log.text())
+	}
+	m, err := site.NewStore(e.st).ManifestGet(context.Background(), "over", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := m.Files["/index.html"]
+	if !ok || res.Files != 1 {
+		t.Fatalf("published files %v (result %+v)\nlog:\n%s", m.Files, res, log.text())
+	}
+	rc, err := e.st.Get(context.Background(), site.BlobKey("over", f.Blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "overridden" {
+		t.Fatalf("index.html = %q", b)
+	}
+}
+
+func TestOverridesArgs(t *testing.T) {
+	t.Parallel()
+	str := func(s string) *string { return &s }
+	for _, c := range []struct {
+		o    builder.Overrides
+		want []string
+	}{
+		{builder.Overrides{}, nil},
+		// Empty commands skip their step; empty folders keep ferry.json's.
+		{builder.Overrides{RootDirectory: str(""), InstallCommand: str(""), BuildCommand: str(""), OutputDirectory: str("")},
+			[]string{"--install-command=", "--build-command="}},
+		{builder.Overrides{RootDirectory: str("web"), InstallCommand: str("npm ci"), BuildCommand: str("-x && make"), OutputDirectory: str("dist")},
+			[]string{"--root-directory=web", "--install-command=npm ci", "--build-command=-x && make", "--output-directory=dist"}},
+	} {
+		if got := c.o.Args(); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Args() = %q, want %q", got, c.want)
+		}
+	}
 }

@@ -102,7 +102,7 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	w.logLine(ctx, log, id, fmt.Sprintf("attempt %d of %d", job.Attempt, job.MaxAttempts))
 
 	req := builder.Request{DeploymentID: id, Project: p.Name, CloneURL: p.CloneURL, Ref: d.CommitSHA,
-		Domain: w.deps.Domain, Storage: w.deps.StorageURL}
+		Domain: w.deps.Domain, Storage: w.deps.StorageURL, Overrides: buildOverrides(ctx, log, p)}
 	if gh := w.github(p); gh != nil {
 		if req.Token, err = w.deps.GitHub.InstallationToken(ctx, gh.inst); err != nil {
 			return w.infra(ctx, log, job, p, id, fmt.Errorf("get a clone token: %w", err))
@@ -387,4 +387,17 @@ func (b *logBatcher) flush() {
 func (b *logBatcher) close() {
 	close(b.quit)
 	<-b.done
+}
+
+// buildOverrides are the project's settings.overrides for the builder. Unreadable settings build with
+// ferry.json alone, and say so in the server's log.
+func buildOverrides(ctx context.Context, log *slog.Logger, p *store.Project) builder.Overrides {
+	s, err := store.ParseProjectSettings(p.Settings)
+	if err != nil {
+		log.WarnContext(ctx, "project settings are unreadable; building with ferry.json alone", "project", p.Name, "err", err)
+		return builder.Overrides{}
+	}
+	o := s.Overrides
+	return builder.Overrides{RootDirectory: o.RootDirectory, InstallCommand: o.InstallCommand,
+		BuildCommand: o.BuildCommand, OutputDirectory: o.OutputDirectory}
 }

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -406,6 +407,40 @@ func TestPushToDefaultBranchDeploysProduction(t *testing.T) {
 	}
 	if n := counter(t, h.reg, "ferry_jobs_total", "deploy", "ok"); n != 1 {
 		t.Errorf("ferry_jobs_total{deploy,ok} = %v", n)
+	}
+}
+
+// TestProjectOverridesReachTheBuild: the project's settings.overrides (the dashboard's build settings) win over
+// the repository's ferry.json in the real build: here ferry.json's commands would fail.
+func TestProjectOverridesReachTheBuild(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, opts{})
+	p, r := h.newProject("over", map[string]string{
+		"ferry.json":     `{"installCommand": "exit 7", "buildCommand": "exit 8"}`,
+		"app/page.txt":   "built with the project's overrides",
+		"app/ferry.json": `{"buildCommand": "exit 9"}`,
+	})
+	if _, err := h.pool.Exec(h.ctx, `UPDATE projects SET settings = $1 WHERE id = $2`, `{"buildForks": true, "overrides": {
+		"rootDirectory": "app", "installCommand": "", "buildCommand": "mkdir -p site && cp page.txt site/index.html",
+		"outputDirectory": "site"}}`, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := h.waitStatus(h.deploy(p, r.Commits[0], "main", 0).ID, store.StatusReady)
+	m, err := h.site.ManifestGet(h.ctx, p.Name, d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := m.Files["/index.html"]
+	if !ok {
+		t.Fatalf("published %v\nlog:\n%s", m.Files, h.logText(d.ID))
+	}
+	rc, err := h.storage.Get(h.ctx, site.BlobKey(p.Name, f.Blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "built with the project's overrides" {
+		t.Fatalf("index.html = %q", b)
 	}
 }
 
