@@ -78,7 +78,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	riverCfg, err := workers(ctx, cfg, pool, events, reg, logger)
+	gh, err := githubApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	riverCfg, err := workers(ctx, cfg, pool, events, gh, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -115,7 +119,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	mux.Handle("/internal/builds/", events.Handler())
 	mux.HandleFunc("GET /healthz", healthz(pool))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if err := mountWeb(ctx, cfg, pool, rc, mux, logger); err != nil {
+	if err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger); err != nil {
 		return err
 	}
 
@@ -154,21 +158,25 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	return nil
 }
 
-// workers builds the River configuration with every worker registered (app/jobs).
-func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
+// githubApp is the one GitHub App client of this process, shared by the workers (reports, clone tokens) and
+// the projects service (deploy now on private repositories). nil when no App is configured.
+func githubApp(ctx context.Context, cfg Config, logger *slog.Logger) (*ghreport.App, error) {
+	if cfg.GitHubAppID == 0 {
+		logger.WarnContext(ctx, "no GitHub App configured (--github-app-id): nothing is reported to GitHub")
+		return nil, nil
+	}
+	return ghreport.NewApp(ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger}, cfg.GitHubAppID, cfg.GitHubPrivateKey)
+}
+
+// workers builds the River configuration with every worker registered (app/jobs). app may be nil.
+func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, app *ghreport.App, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
 	st, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
 	}
 	var gh jobs.GitHub
-	if cfg.GitHubAppID != 0 {
-		app, err := ghreport.NewApp(ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger}, cfg.GitHubAppID, cfg.GitHubPrivateKey)
-		if err != nil {
-			return nil, err
-		}
+	if app != nil { // a nil *ghreport.App in the interface would not compare equal to nil
 		gh = app
-	} else {
-		logger.WarnContext(ctx, "no GitHub App configured (--github-app-id): nothing is reported to GitHub")
 	}
 	var b builder.Builder
 	if cfg.Builder == "ecs" {

@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
+	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -22,7 +23,7 @@ import (
 // account pages (app/auth), the dashboard with its live updates (app/web, app/events) and the static assets.
 // Routes mux already has (webhooks, /healthz, /metrics) stay outside the middleware. It starts the one
 // LISTEN connection of this process, which stops when ctx ends.
-func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], mux *http.ServeMux, logger *slog.Logger) error {
+func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) error {
 	st := store.New(pool)
 	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
@@ -46,8 +47,11 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if err != nil {
 		return err
 	}
-	svc, err := projects.New(projects.Config{Store: st, River: rc, Site: site.NewStore(blobs), Domain: cfg.Domain,
-		PublicURL: cfg.PublicURL, Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos})
+	var tokens tokenSource
+	if gh != nil { // a nil *ghreport.App in the interface would not compare equal to nil
+		tokens = gh
+	}
+	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, tokens, logger)
 	if err != nil {
 		return err
 	}
@@ -70,4 +74,25 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	ui.Handle("GET /static/", web.Assets())
 	mux.Handle("/", a.Middleware(ui))
 	return nil
+}
+
+// tokenSource hands out GitHub App installation tokens: *ghreport.App, or a fake in tests.
+type tokenSource interface {
+	InstallationToken(ctx context.Context, installationID int64) (string, error)
+}
+
+// cloneTokens is projects.Config.Tokens: "deploy now" looks up a branch with `git ls-remote`, which needs the
+// installation's token on a private repository, exactly as the build's clone does. nil (no App configured)
+// looks branches up anonymously.
+func cloneTokens(ts tokenSource) func(ctx context.Context, installationID int64) (string, error) {
+	if ts == nil {
+		return nil
+	}
+	return ts.InstallationToken
+}
+
+// newProjects is the projects service that the dashboard and the API share. tokens may be nil.
+func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *site.Store, cipher *store.EnvCipher, tokens tokenSource, logger *slog.Logger) (*projects.Service, error) {
+	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens)})
 }
