@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"io"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
 	"github.com/ferryhq/ferry/internal/pgtest"
 )
@@ -108,6 +113,77 @@ func TestFlags(t *testing.T) {
 				t.Errorf("%s: %q does not mention %q", c.name, err, w)
 			}
 		}
+	}
+}
+
+// TestGitHubPrivateKeyFlags: the App's key comes from a file or, for ECS secrets, as the PEM value itself;
+// exactly one of them per level, the command line winning over the environment.
+func TestGitHubPrivateKeyFlags(t *testing.T) {
+	t.Parallel()
+	const key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----"
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.key")
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN RSA PRIVATE KEY-----\nFROMFILE\n-----END RSA PRIVATE KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{"FERRY_DATABASE_URL": "postgres://x/y", "FERRY_STORAGE": "file:///tmp/x", "FERRY_WEBHOOK_SECRET": "s", "FERRY_GITHUB_APP_ID": "7"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // a part of the key, or of the error with wantErr
+		err  bool
+	}{
+		{"value in the environment (ECS)", nil, with("FERRY_GITHUB_PRIVATE_KEY", key), "MIIEabc", false},
+		{"value on one line with \\n", nil, with("FERRY_GITHUB_PRIVATE_KEY", strings.ReplaceAll(key, "\n", `\n`)), "KEY-----\nMIIEabc\n-----END", false},
+		{"value flag", []string{"--github-private-key", key}, base, "MIIEabc", false},
+		{"file flag", []string{"--github-private-key-file", keyFile}, base, "FROMFILE", false},
+		{"file variable", nil, with("FERRY_GITHUB_PRIVATE_KEY_FILE", keyFile), "FROMFILE", false},
+		{"command line wins over the environment", []string{"--github-private-key", key}, with("FERRY_GITHUB_PRIVATE_KEY_FILE", keyFile), "MIIEabc", false},
+		{"file flag wins over the value variable", []string{"--github-private-key-file", keyFile}, with("FERRY_GITHUB_PRIVATE_KEY", key), "FROMFILE", false},
+		{"both flags", []string{"--github-private-key", key, "--github-private-key-file", keyFile}, base, "not both", true},
+		{"both variables", nil, with("FERRY_GITHUB_PRIVATE_KEY", key, "FERRY_GITHUB_PRIVATE_KEY_FILE", keyFile), "not both", true},
+		{"a path given as the value", []string{"--github-private-key", keyFile}, base, "--github-private-key-file", true},
+		{"neither", nil, base, "--github-private-key (FERRY_GITHUB_PRIVATE_KEY)", true},
+	} {
+		cfg, err := parseFlags(c.args, io.Discard, envOf(c.env))
+		if c.err {
+			if ferry.ErrorCode(err) != ferry.EINVALID || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: err %v, want EINVALID mentioning %q", c.name, err, c.want)
+			}
+			continue
+		}
+		if err != nil || !strings.Contains(string(cfg.GitHubPrivateKey), c.want) || !strings.HasPrefix(string(cfg.GitHubPrivateKey), "-----BEGIN") {
+			t.Errorf("%s: key %q, err %v; want it to hold %q", c.name, cfg.GitHubPrivateKey, err, c.want)
+		}
+	}
+	// A real key, given as the one-line value that a secret store may hold, is one that the App client takes.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)})
+	cfg, err := parseFlags(nil, io.Discard, envOf(with("FERRY_GITHUB_PRIVATE_KEY", strings.ReplaceAll(string(real), "\n", `\n`))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ghreport.NewApp(ghreport.Config{}, cfg.GitHubAppID, cfg.GitHubPrivateKey); err != nil {
+		t.Fatalf("the App client refuses the key given as a value: %v", err)
+	}
+	var usage bytes.Buffer
+	_, _ = parseFlags([]string{"-h"}, &usage, envOf(nil))
+	if !strings.Contains(usage.String(), "-github-private-key PEM") || !strings.Contains(usage.String(), "FERRY_GITHUB_PRIVATE_KEY") {
+		t.Errorf("-h does not document --github-private-key:\n%s", usage.String())
 	}
 }
 

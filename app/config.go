@@ -98,7 +98,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.WebhookSecret == "":
 		return c, ferry.Errorf(ferry.EINVALID, "no webhook secret: pass --webhook-secret, or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE (the secret set in the GitHub App's settings)")
 	case c.GitHubAppID != 0 && len(c.GitHubPrivateKey) == 0:
-		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no private key: pass --github-private-key-file or set FERRY_GITHUB_PRIVATE_KEY_FILE")
+		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no private key: pass --github-private-key-file FILE (FERRY_GITHUB_PRIVATE_KEY_FILE) or the PEM itself with --github-private-key (FERRY_GITHUB_PRIVATE_KEY)")
 	case (c.GitHubClientID == "") != (c.GitHubClientSecret == ""):
 		return c, ferry.Errorf(ferry.EINVALID, "GitHub sign-in needs both --github-client-id and --github-client-secret (from the GitHub App's settings page), or neither")
 	case c.GitHubAppID == 0 && len(c.GitHubPrivateKey) > 0:
@@ -132,8 +132,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.Storage, "storage", "", "storage `URL` builds publish to: file:///var/lib/ferry or s3://BUCKET/PREFIX?region=R (required)")
 	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in")
 	fs.StringVar(&c.PublicURL, "public-url", "", "this server's public `URL`, for build log links on GitHub (default: no links)")
-	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file")
-	keyFile := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key")
+	privateKey := GitHubKeyFlags(fs)
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required; prefer FERRY_WEBHOOK_SECRET_FILE)")
 	fs.StringVar(&c.GitHubClientID, "github-client-id", "", "the GitHub App's OAuth client `id`, for \"Sign in with GitHub\"; with --github-client-secret")
 	fs.StringVar(&c.GitHubClientSecret, "github-client-secret", "", "the GitHub App's OAuth client `secret` (prefer FERRY_GITHUB_CLIENT_SECRET_FILE)")
@@ -165,13 +165,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
 	}
 	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
-	if *keyFile != "" {
-		key, err := os.ReadFile(*keyFile)
-		if err != nil {
-			return c, ferry.Errorf(ferry.EINVALID, "read --github-private-key-file: %w", err)
-		}
-		c.GitHubPrivateKey = key
+	key, err := privateKey(getenv)
+	if err != nil {
+		return c, err
 	}
+	c.GitHubPrivateKey = key
 	if c.Concurrency < 1 {
 		return c, ferry.Errorf(ferry.EINVALID, "--concurrency %d: run at least 1 build at once", c.Concurrency)
 	}
@@ -182,6 +180,61 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, err
 	}
 	return c, nil
+}
+
+// GitHubKeyFlags adds --github-private-key-file and --github-private-key to fs, and returns the function that,
+// after flagenv.Parse, gives the key from whichever was set (nil for neither). The value form exists because
+// ECS and other secret stores inject secrets as environment variable values, not files.
+//
+// A command-line flag wins over the environment; two at the same level are an error. flagenv also fills
+// --github-private-key from FERRY_GITHUB_PRIVATE_KEY_FILE (its _FILE rule) with the key that
+// --github-private-key-file names through the same variable: that is one key, and it is read from the file.
+func GitHubKeyFlags(fs *flag.FlagSet) func(getenv func(string) string) ([]byte, error) {
+	file := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
+	value := fs.String("github-private-key", "", "the GitHub App's private key itself (`PEM`), for secret stores that inject values, such as ECS; instead of --github-private-key-file (prefer FERRY_GITHUB_PRIVATE_KEY)")
+	return func(getenv func(string) string) ([]byte, error) {
+		cmdline := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { cmdline[f.Name] = true })
+		valueCmd, fileCmd := cmdline["github-private-key"], cmdline["github-private-key-file"]
+		valueEnv := getenv("FERRY_GITHUB_PRIVATE_KEY") != ""
+		fileEnv := getenv("FERRY_GITHUB_PRIVATE_KEY_FILE") != ""
+		useValue := false
+		switch {
+		case valueCmd && fileCmd:
+			return nil, ferry.Errorf(ferry.EINVALID, "pass either --github-private-key-file or --github-private-key, not both")
+		case valueCmd:
+			useValue = true
+		case fileCmd:
+		case valueEnv && fileEnv:
+			return nil, ferry.Errorf(ferry.EINVALID, "set either FERRY_GITHUB_PRIVATE_KEY or FERRY_GITHUB_PRIVATE_KEY_FILE, not both")
+		case valueEnv:
+			useValue = true
+		}
+		if useValue {
+			return pemValue(*value)
+		}
+		if *file == "" {
+			return nil, nil
+		}
+		key, err := os.ReadFile(*file)
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "read --github-private-key-file: %w", err)
+		}
+		return key, nil
+	}
+}
+
+// pemValue checks a key given as a value. Some secret stores keep it on one line with its newlines written
+// as \n; those are turned back into newlines.
+func pemValue(v string) ([]byte, error) {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "\n") && strings.Contains(v, `\n`) {
+		v = strings.ReplaceAll(v, `\n`, "\n")
+	}
+	if !strings.HasPrefix(v, "-----BEGIN ") {
+		return nil, ferry.Errorf(ferry.EINVALID, "--github-private-key (FERRY_GITHUB_PRIVATE_KEY) does not hold a PEM key, which starts with -----BEGIN; to name a file, use --github-private-key-file")
+	}
+	return []byte(v + "\n"), nil
 }
 
 // splitList splits a comma-separated flag, dropping blanks.

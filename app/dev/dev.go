@@ -94,8 +94,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.Storage, "storage", "", "storage `URL` to use instead of file storage in DIR/storage")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the App's public `URL`, for build log links (default http://localhost:<port of --listen>)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (default: a random one kept in DIR/webhook-secret)")
-	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id`, with --github-private-key-file (default: no GitHub App; nothing is reported to GitHub)")
-	keyFile := fs.String("github-private-key-file", "", "`file` holding the GitHub App's private key (PEM)")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id`, with --github-private-key-file or --github-private-key (default: no GitHub App; nothing is reported to GitHub)")
+	privateKey := app.GitHubKeyFlags(fs)
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
@@ -107,13 +107,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	if fs.NArg() > 0 {
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry dev takes flags only; see ferry dev -h)", strings.Join(fs.Args(), " "))
 	}
-	if *keyFile != "" {
-		key, err := os.ReadFile(*keyFile)
-		if err != nil {
-			return c, ferry.Errorf(ferry.EINVALID, "read --github-private-key-file: %w", err)
-		}
-		c.GitHubPrivateKey = key
+	key, err := privateKey(getenv)
+	if err != nil {
+		return c, err
 	}
+	c.GitHubPrivateKey = key
 	if c.Concurrency < 1 {
 		return c, ferry.Errorf(ferry.EINVALID, "--concurrency %d: run at least 1 build at once", c.Concurrency)
 	}
