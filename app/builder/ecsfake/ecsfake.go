@@ -56,7 +56,8 @@ func (t *Task) Output() string { return t.out.String() }
 
 // Launch turns a task into the command for its container process. The command's environment must be set in
 // full: what the task definition sets plus t.Env, and nothing of the test's own (a real task has none of the
-// App's credentials). The fake sets Stdout and Stderr and starts it.
+// App's credentials). The fake sets Stdout and Stderr, puts it in its own process group (unless it sets
+// SysProcAttr) and starts it.
 type Launch func(t *Task) *exec.Cmd
 
 // ECS is the ECS API. RunTask starts a process with Launch; DescribeTasks reports it RUNNING until it exits,
@@ -85,7 +86,7 @@ func New(t testing.TB, launch Launch) *ECS {
 		tasks := append([]*Task(nil), e.tasks...)
 		e.mu.Unlock()
 		for _, task := range tasks {
-			_ = task.cmd.Process.Kill()
+			kill(task.cmd)
 			select {
 			case <-task.done:
 			case <-time.After(10 * time.Second):
@@ -169,6 +170,9 @@ func (e *ECS) runTask(w http.ResponseWriter, in map[string]any) {
 	e.mu.Unlock()
 	cmd := e.launch(task)
 	cmd.Stdout, cmd.Stderr = &task.out, &task.out
+	// A grandchild that outlives the task must not hold Wait (and so the task's STOPPED) on its output.
+	cmd.WaitDelay = time.Second
+	isolate(cmd)
 	if err := cmd.Start(); err != nil {
 		e.t.Errorf("ECS fake: start task %s: %v", task.ARN, err)
 		answer(w, http.StatusInternalServerError, awsError("ServerException", "the fake could not start the task"))
@@ -242,7 +246,7 @@ func (e *ECS) stopTask(w http.ResponseWriter, in map[string]any) {
 			task.reason = reason
 		}
 		e.mu.Unlock()
-		_ = task.cmd.Process.Kill()
+		kill(task.cmd)
 	}
 	answer(w, http.StatusOK, map[string]any{"task": map[string]any{"taskArn": arn, "lastStatus": "RUNNING", "desiredStatus": "STOPPED"}})
 }
