@@ -17,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/ferryhq/ferry/app/builder/ecsfake"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/build/gitserver"
 )
 
 // TestECSPullRequest is issue 7's whole path on the real binaries: a real, signed pull_request delivery reaches
@@ -30,64 +34,8 @@ import (
 // publishes to versitygw with that session, and streams its log to /internal/builds/<id>/events. The deployment
 // then serves through `ferry proxy` and GitHub hears about it.
 func TestECSPullRequest(t *testing.T) {
-	w := NewWorld(t)
-	repo, err := w.Git.CreateRepo(Owner+"/"+RepoName, []map[string]string{SiteFixture(t, 0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The git server accepts only an installation token that the GitHub fake issued for the repository: the
-	// task can only have it from its claim.
-	var tokMu sync.Mutex
-	var cloneTokens []string
-	gitSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		if !ok || user != "x-access-token" || !installationToken(w, pass) {
-			rw.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(rw, "authentication required", http.StatusUnauthorized)
-			return
-		}
-		tokMu.Lock()
-		cloneTokens = append(cloneTokens, pass)
-		tokMu.Unlock()
-		w.Git.ServeHTTP(rw, r)
-	}))
-	// As in NewWorld: keep "401" and "403" out of the URL, which build's fetchError would read as a refusal.
-	for strings.Contains(gitSrv.Listener.Addr().String(), "401") || strings.Contains(gitSrv.Listener.Addr().String(), "403") {
-		gitSrv.Listener.Close()
-		if gitSrv.Listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gitSrv.Start()
-	t.Cleanup(gitSrv.Close)
-	w.GitURL = gitSrv.URL
-
-	// The scoped session STS hands out is versitygw's own key pair: the task has no other keys, so a publish
-	// that works went through the claimed session. It carries no session token, since versitygw refuses one
-	// with a permanent key (InvalidToken); app/buildevents' end-to-end test covers a token on gofakes3.
-	sts := ecsfake.NewSTS(t, ecsfake.Credentials{AccessKeyID: w.S3.AccessKey, SecretAccessKey: w.S3.SecretKey})
-	taskRoot := t.TempDir()
-	ecs := ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
-		home := filepath.Join(taskRoot, filepath.Base(task.ARN))
-		if err := os.MkdirAll(filepath.Join(home, "work"), 0o755); err != nil {
-			t.Error(err)
-		}
-		cmd := exec.Command(w.Bin, task.Command...)
-		// The build task definition's environment (deploy/terraform/ecs.tf) and the override's, nothing else.
-		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + filepath.Join(home, "work"),
-			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s"}, task.Env...)
-		cmd.Dir = home
-		return cmd
-	})
-
-	w.StartProxy()
-	appAddr := FreeAddr(t)
-	publicURL := "http://" + appAddr // the task reaches the App here
-	startApp(w, appAddr, []string{"AWS_ENDPOINT_URL_ECS=" + ecs.URL, "AWS_ENDPOINT_URL_STS=" + sts.URL},
-		"--public-url", publicURL, "--builder", "ecs", "--ecs-cluster", "ferry-builds",
-		"--ecs-task-definition", "ferry-build:7", "--ecs-subnets", "subnet-0a1b2c3d, subnet-4e5f6a7b",
-		"--ecs-security-groups", "sg-0123456789abcdef0", "--ecs-assign-public-ip", "--ecs-cpu", "2048",
-		"--ecs-memory", "4096", "--ecs-build-role-arn", "arn:aws:iam::123456789012:role/ferry-build")
+	e, repo := newECSWorld(t, SiteFixture(t, 0))
+	w, ecs, sts, appAddr, publicURL := e.World, e.ECS, e.STS, e.AppAddr, e.PublicURL
 	_, proxyPort, _ := net.SplitHostPort(w.ProxyAddr)
 	domain := "localhost:" + proxyPort
 	const pr = 7
@@ -139,7 +87,7 @@ func TestECSPullRequest(t *testing.T) {
 			"assignPublicIp": "ENABLED"}},
 		"overrides": map[string]any{"cpu": "2048", "memory": "4096", "containerOverrides": []any{map[string]any{
 			"name": "build",
-			"command": strs("build", "--repo", gitSrv.URL+repo.Path, "--project", Project, "--storage", w.Storage,
+			"command": strs("build", "--repo", w.GitURL+repo.Path, "--project", Project, "--storage", w.Storage,
 				"--deployment-id", d.ID, "--json", "--log-format", "json",
 				"--events-url", events+"/events", "--secrets-url", events+"/secrets",
 				"--ref", head, "--domain", domain), // no --alias: the App moves the alias once the build is ready
@@ -155,9 +103,9 @@ func TestECSPullRequest(t *testing.T) {
 		t.Errorf("attempt %d, want 1", d.Attempt)
 	}
 	// Nothing secret went through the ECS API, which anyone with ecs:DescribeTasks (and CloudTrail) reads.
-	tokMu.Lock()
-	seen := append([]string(nil), cloneTokens...)
-	tokMu.Unlock()
+	e.mu.Lock()
+	seen := append([]string(nil), e.cloneTokens...)
+	e.mu.Unlock()
 	if len(seen) == 0 {
 		t.Fatal("the task cloned without an installation token")
 	}
@@ -257,6 +205,151 @@ func TestECSPullRequest(t *testing.T) {
 	if c := w.GH.Comments(Owner, RepoName, pr); len(c) != 1 || !strings.Contains(c[0].Body, aliasHost) {
 		t.Errorf("PR comments: %+v", c)
 	}
+}
+
+// TestECSSupersede: a new commit on the pull request while its first build runs as an ECS task stops that
+// task with StopTask (its process group dies, as a container would), and only the new commit's build, a task
+// of its own with its own client token, moves the alias.
+func TestECSSupersede(t *testing.T) {
+	e, repo := newECSWorld(t, SiteFixture(t, 30),
+		SiteFixture(t, 0, "Hello from Ferry", "Hello again from Ferry", "app.8d3e5b7c.js", "app.5e1f0a9b.js"))
+	const pr = 8
+	alias := fmt.Sprintf("pr-%d", pr)
+	if code := Deliver(t, e.AppAddr, "pull_request", "e2e-ecs-slow", e.PRPayload("pull_request/opened.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[0]})); code != http.StatusAccepted {
+		t.Fatalf("opened: status %d", code)
+	}
+	// Wait for the first task to sit in its 30-second build step.
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		if ts := e.ECS.Tasks(); len(ts) == 1 && strings.Contains(ts[0].Output(), `"step":"build"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the first task never reached its build step; tasks: %d, deployments: %+v", len(e.ECS.Tasks()), e.Deployments())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	first := e.ECS.Tasks()[0]
+	next := e.PRPayload("pull_request/synchronize.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[1], Before: repo.Commits[0]})
+	if code := Deliver(t, e.AppAddr, "pull_request", "e2e-ecs-sync", next); code != http.StatusAccepted {
+		t.Fatalf("synchronize: status %d", code)
+	}
+	ds := e.WaitDeployments(60*time.Second, "both Deployments to finish", func(ds []Deployment) bool {
+		return len(ds) == 2 && ds[0].Status != "queued" && ds[0].Status != "building" && ds[1].Status != "queued" && ds[1].Status != "building"
+	})
+	if ds[0].Status != "canceled" || ds[1].Status != "ready" || ds[1].Alias != alias {
+		t.Fatalf("Deployments %+v, want the first canceled and the second ready", ds)
+	}
+	if _, exited := first.Exited(); !exited {
+		t.Error("the superseded task still runs")
+	}
+	stops := e.ECS.Calls("StopTask")
+	if len(stops) != 1 || stops[0].Body["cluster"] != "ferry-builds" || stops[0].Body["task"] != first.ARN ||
+		!strings.Contains(fmt.Sprint(stops[0].Body["reason"]), "superseded") {
+		t.Errorf("StopTask calls: %+v", stops)
+	}
+	runs := e.ECS.Calls("RunTask")
+	if len(runs) != 2 || runs[0].Body["clientToken"] != ds[0].ID+"-1" || runs[1].Body["clientToken"] != ds[1].ID+"-1" {
+		t.Errorf("RunTask client tokens: %d calls %v", len(runs), clientTokens(runs))
+	}
+	host := alias + "--" + Project + ".localhost"
+	if code, js := e.Get(host, "/assets/app.5e1f0a9b.js"); code != http.StatusOK || !strings.Contains(js, "Hello again from Ferry") {
+		t.Errorf("GET %s/assets/app.5e1f0a9b.js: %d %.200q", host, code, js)
+	}
+	manifest := func(id string) error {
+		_, err := e.S3.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e.S3.Bucket),
+			Key: aws.String("sites/projects/" + Project + "/deployments/" + id + ".json")})
+		return err
+	}
+	if err := manifest(ds[1].ID); err != nil {
+		t.Errorf("the new build's manifest: %v", err)
+	}
+	if manifest(ds[0].ID) == nil {
+		t.Error("the superseded build published a manifest")
+	}
+}
+
+func clientTokens(calls []ecsfake.Call) []any {
+	var out []any
+	for _, c := range calls {
+		out = append(out, c.Body["clientToken"])
+	}
+	return out
+}
+
+// ecsWorld is a World whose `ferry app` runs builds on the ECS fake, as TestECSPullRequest describes.
+type ecsWorld struct {
+	*World
+	ECS *ecsfake.ECS
+	STS *ecsfake.STS
+	// AppAddr is the app's address; PublicURL its --public-url, where tasks send their events.
+	AppAddr, PublicURL string
+
+	mu          sync.Mutex
+	cloneTokens []string
+}
+
+// newECSWorld starts the parts, the proxy and `ferry app --builder ecs`, with Owner/RepoName holding commits
+// on a git server that wants an installation token.
+func newECSWorld(t *testing.T, commits ...map[string]string) (*ecsWorld, *gitserver.Repo) {
+	w := NewWorld(t)
+	repo, err := w.Git.CreateRepo(Owner+"/"+RepoName, commits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &ecsWorld{World: w}
+	// The git server accepts only an installation token that the GitHub fake issued for the repository: the
+	// task can only have it from its claim.
+	gitSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || user != "x-access-token" || !installationToken(w, pass) {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(rw, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		e.mu.Lock()
+		e.cloneTokens = append(e.cloneTokens, pass)
+		e.mu.Unlock()
+		w.Git.ServeHTTP(rw, r)
+	}))
+	// As in NewWorld: keep "401" and "403" out of the URL, which build's fetchError would read as a refusal.
+	for strings.Contains(gitSrv.Listener.Addr().String(), "401") || strings.Contains(gitSrv.Listener.Addr().String(), "403") {
+		gitSrv.Listener.Close()
+		if gitSrv.Listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gitSrv.Start()
+	t.Cleanup(gitSrv.Close)
+	w.GitURL = gitSrv.URL
+
+	// The scoped session STS hands out is versitygw's own key pair: the task has no other keys, so a publish
+	// that works went through the claimed session. It carries no session token, since versitygw refuses one
+	// with a permanent key (InvalidToken); app/buildevents' end-to-end test covers a token on gofakes3.
+	e.STS = ecsfake.NewSTS(t, ecsfake.Credentials{AccessKeyID: w.S3.AccessKey, SecretAccessKey: w.S3.SecretKey})
+	taskRoot := t.TempDir()
+	e.ECS = ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
+		home := filepath.Join(taskRoot, filepath.Base(task.ARN))
+		if err := os.MkdirAll(filepath.Join(home, "work"), 0o755); err != nil {
+			t.Error(err)
+		}
+		cmd := exec.Command(w.Bin, task.Command...)
+		// The build task definition's environment (deploy/terraform/ecs.tf) and the override's, nothing else.
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + filepath.Join(home, "work"),
+			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s"}, task.Env...)
+		cmd.Dir = home
+		return cmd
+	})
+
+	w.StartProxy()
+	e.AppAddr = FreeAddr(t)
+	e.PublicURL = "http://" + e.AppAddr // the task reaches the App here
+	startApp(w, e.AppAddr, []string{"AWS_ENDPOINT_URL_ECS=" + e.ECS.URL, "AWS_ENDPOINT_URL_STS=" + e.STS.URL},
+		"--public-url", e.PublicURL, "--builder", "ecs", "--ecs-cluster", "ferry-builds",
+		"--ecs-task-definition", "ferry-build:7", "--ecs-subnets", "subnet-0a1b2c3d, subnet-4e5f6a7b",
+		"--ecs-security-groups", "sg-0123456789abcdef0", "--ecs-assign-public-ip", "--ecs-cpu", "2048",
+		"--ecs-memory", "4096", "--ecs-build-role-arn", "arn:aws:iam::123456789012:role/ferry-build")
+	return e, repo
 }
 
 // installationToken says whether tok is an installation token the GitHub fake issued for the repository.

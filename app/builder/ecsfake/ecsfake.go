@@ -54,6 +54,16 @@ type Task struct {
 // Output is what the task's process wrote to stdout and stderr so far (what CloudWatch Logs would hold).
 func (t *Task) Output() string { return t.out.String() }
 
+// Exited reports whether the task's process has ended, and its exit code (-1 when it was killed).
+func (t *Task) Exited() (code int, ok bool) {
+	select {
+	case <-t.done:
+		return t.exit, true
+	default:
+		return 0, false
+	}
+}
+
 // Launch turns a task into the command for its container process. The command's environment must be set in
 // full: what the task definition sets plus t.Env, and nothing of the test's own (a real task has none of the
 // App's credentials). The fake sets Stdout and Stderr, puts it in its own process group (unless it sets
