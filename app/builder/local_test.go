@@ -10,33 +10,32 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
-// The test binary doubles as the ferry binary: with FERRY_BUILDER_TEST_AS_FERRY set it runs `ferry build` the
-// way main does (same exit codes, same final error line), so the tests need no `go build` of the whole module.
+// The test binary doubles as the ferry binary (buildtest.Command); the child first records what it was started
+// with when BUILDER_TEST_DUMP names a file.
 func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_BUILDER_TEST_AS_FERRY") != "" {
-		os.Exit(runFerry(os.Args[1:]))
-	}
-	os.Exit(m.Run())
+	dumpInvocation(os.Args[1:])
+	buildtest.Main(m, nil)
 }
 
-func runFerry(args []string) int {
+// dumpInvocation writes the arguments and environment of a build runner started with BUILDER_TEST_DUMP, which
+// only newLocal's extra environment sets, and the mode of its token file.
+func dumpInvocation(args []string) {
 	if dump := os.Getenv("BUILDER_TEST_DUMP"); dump != "" {
 		rec := map[string]any{"args": args, "env": os.Environ()}
 		for i, a := range args {
@@ -49,17 +48,6 @@ func runFerry(args []string) int {
 		b, _ := json.Marshal(rec)
 		_ = os.WriteFile(dump, b, 0o644)
 	}
-	if len(args) == 0 || args[0] != "build" {
-		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
-	}
-	return ferry.ExitCode(err)
 }
 
 type env struct {
@@ -119,8 +107,8 @@ func (e *env) repo(t *testing.T, name string, files map[string]string) *gitserve
 func newLocal(t *testing.T, extraEnv ...string) *builder.Local {
 	t.Helper()
 	l, err := builder.NewLocal(builder.LocalConfig{
-		Command:   []string{os.Args[0], "build"},
-		Env:       append([]string{"FERRY_BUILDER_TEST_AS_FERRY=1"}, extraEnv...),
+		Command:   buildtest.Command(),
+		Env:       extraEnv,
 		Timeout:   2 * time.Minute,
 		KillGrace: 2 * time.Second,
 	})
@@ -209,7 +197,7 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 		}
 	}
 	for _, kv := range rec.Env {
-		if strings.HasPrefix(kv, "FERRY_") && !strings.HasPrefix(kv, "FERRY_BUILDER_TEST_AS_FERRY=") {
+		if strings.HasPrefix(kv, "FERRY_") && kv != buildtest.Env {
 			t.Errorf("the build runner inherited %s", kv)
 		}
 	}

@@ -7,43 +7,22 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/app/buildevents"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
 // The test binary doubles as the ferry binary of the fake ECS tasks (e2e_test.go).
-func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_BUILDEVENTS_TEST_AS_FERRY") != "" {
-		os.Exit(runFerry(os.Args[1:]))
-	}
-	pgtest.Main(m)
-}
-
-func runFerry(args []string) int {
-	if len(args) == 0 || args[0] != "build" {
-		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
-	}
-	return ferry.ExitCode(err)
-}
+func TestMain(m *testing.M) { buildtest.Main(m, pgtest.Main) }
 
 var projects atomic.Int64
 

@@ -28,6 +28,7 @@ import (
 	"github.com/ferryhq/ferry/app/buildevents"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
@@ -100,7 +101,7 @@ func TestECSBuildEndToEnd(t *testing.T) {
 	taskHome, taskWork := t.TempDir(), t.TempDir()
 	ecsFake := ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], task.Command...)
-		cmd.Env = append([]string{"FERRY_BUILDEVENTS_TEST_AS_FERRY=1", "PATH=" + os.Getenv("PATH"), "HOME=" + taskHome,
+		cmd.Env = append([]string{buildtest.Env, "PATH=" + os.Getenv("PATH"), "HOME=" + taskHome,
 			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork}, task.Env...)
 		return cmd
 	})

@@ -9,11 +9,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -27,7 +25,7 @@ import (
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
@@ -37,27 +35,8 @@ import (
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
-// The test binary doubles as the ferry binary (FERRY_JOBS_TEST_AS_FERRY: `ferry build`, as main runs it).
-func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_JOBS_TEST_AS_FERRY") != "" {
-		os.Exit(runFerry(os.Args[1:]))
-	}
-	pgtest.Main(m)
-}
-
-func runFerry(args []string) int {
-	if len(args) == 0 || args[0] != "build" {
-		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
-	}
-	return ferry.ExitCode(err)
-}
+// The test binary doubles as the ferry binary of the local builder (buildtest.Command).
+func TestMain(m *testing.M) { buildtest.Main(m, pgtest.Main) }
 
 const (
 	installationID  = 77
@@ -152,7 +131,7 @@ func newHarness(t *testing.T, o opts) *harness {
 
 func (h *harness) deps() jobs.Deps {
 	b, err := builder.NewLocal(builder.LocalConfig{
-		Command: []string{os.Args[0], "build"}, Env: []string{"FERRY_JOBS_TEST_AS_FERRY=1"},
+		Command: buildtest.Command(),
 		Timeout: 2 * time.Minute, KillGrace: 2 * time.Second,
 	})
 	if err != nil {

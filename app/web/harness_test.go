@@ -12,11 +12,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,35 +22,15 @@ import (
 
 	"github.com/ferryhq/ferry/app"
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
-	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/internal/storage"
 	"github.com/ferryhq/ferry/proxy"
 )
 
-// The test binary doubles as the ferry binary for the local builder (FERRY_WEB_TEST_AS_FERRY: `ferry build`).
-func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_WEB_TEST_AS_FERRY") != "" {
-		os.Exit(runFerry(os.Args[1:]))
-	}
-	pgtest.Main(m)
-}
-
-func runFerry(args []string) int {
-	if len(args) == 0 || args[0] != "build" {
-		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
-	}
-	return ferry.ExitCode(err)
-}
+// The test binary doubles as the ferry binary for the local builder (buildtest.Command).
+func TestMain(m *testing.M) { buildtest.Main(m, pgtest.Main) }
 
 // stack is the whole of Ferry in this process: `ferry app` (app.Run, with the real local builder), the proxy
 // serving what it publishes, a git server with fixture repositories, PostgreSQL and file storage.
@@ -127,7 +105,7 @@ func newStack(t *testing.T) *stack {
 		appDone <- app.Run(ctx, app.Config{
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: "localhost:" + s.proxyPort,
 			PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second,
-			BuildCommand: []string{"/usr/bin/env", "FERRY_WEB_TEST_AS_FERRY=1", os.Args[0], "build"},
+			BuildCommand: buildtest.Command(),
 			Ready:        func(string) { close(ready) },
 		}, logger)
 	}()

@@ -16,12 +16,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,9 +30,8 @@ import (
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
-	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
 	"github.com/ferryhq/ferry/internal/pgtest"
@@ -44,18 +40,8 @@ import (
 	"github.com/ferryhq/ferry/proxy"
 )
 
-func TestMain(m *testing.M) {
-	if os.Getenv("FERRY_BENCH_AS_FERRY") != "" { // the test binary doubles as `ferry build`
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := build.Command(ctx, os.Args[2:], os.Stdout, os.Stderr)
-		stop()
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
-		}
-		os.Exit(ferry.ExitCode(err))
-	}
-	pgtest.Main(m)
-}
+// The test binary doubles as the ferry binary of the local builder (buildtest.Command).
+func TestMain(m *testing.M) { buildtest.Main(m, pgtest.Main) }
 
 // fixture is a small npm site with no dependencies: npm ci and a node build script.
 var fixture = map[string]string{
@@ -104,7 +90,7 @@ func BenchmarkDeployOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bld, err := builder.NewLocal(builder.LocalConfig{Command: []string{os.Args[0], "build"}, Env: []string{"FERRY_BENCH_AS_FERRY=1"}})
+	bld, err := builder.NewLocal(builder.LocalConfig{Command: buildtest.Command()})
 	if err != nil {
 		b.Fatal(err)
 	}

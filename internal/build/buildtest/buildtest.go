@@ -1,0 +1,58 @@
+// Package buildtest lets a package's test binary stand in for the ferry binary, so that tests of the parts that
+// run `ferry build` as a process (the local builder, the jobs, the App, a fake ECS task) need no `go build` of
+// the whole module: the child runs build.Command the way main does, with the same exit codes and the same
+// final error line.
+package buildtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/ferry"
+)
+
+// envName is set in the environment of a test binary that is to act as ferry.
+const envName = "FERRY_TEST_AS_FERRY"
+
+// Env is the environment entry that makes a test binary calling Main act as ferry, for callers that start the
+// test binary themselves (a fake ECS task: os.Args[0] with the task's command).
+const Env = envName + "=1"
+
+// Main is the package's TestMain: in a child started with Env it runs `ferry build` and exits with
+// ferry.ExitCode; otherwise it runs the tests with next (pgtest.Main for packages that use PostgreSQL), or
+// with m.Run and os.Exit when next is nil.
+func Main(m *testing.M, next func(*testing.M)) {
+	if os.Getenv(envName) != "" {
+		os.Exit(run(os.Args[1:]))
+	}
+	if next == nil {
+		os.Exit(m.Run())
+	}
+	next(m)
+}
+
+// Command is the command line that runs this test binary as `ferry build`, for builder.LocalConfig.Command and
+// app.Config.BuildCommand. It sets Env through /usr/bin/env because app.Config has no environment of its own.
+// The test package's TestMain must call Main.
+func Command() []string {
+	return []string{"/usr/bin/env", Env, os.Args[0], "build"}
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] != "build" {
+		fmt.Fprintln(os.Stderr, "test ferry: only build is supported")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := build.Command(ctx, args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
+	}
+	return ferry.ExitCode(err)
+}
