@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -344,8 +343,8 @@ func newECSWorld(t *testing.T, commits ...map[string]string) (*ecsWorld, *gitser
 	w.StartProxy()
 	e.AppAddr = FreeAddr(t)
 	e.PublicURL = "http://" + e.AppAddr // the task reaches the App here
-	startApp(w, e.AppAddr, []string{"AWS_ENDPOINT_URL_ECS=" + e.ECS.URL, "AWS_ENDPOINT_URL_STS=" + e.STS.URL},
-		"--public-url", e.PublicURL, "--builder", "ecs", "--ecs-cluster", "ferry-builds",
+	w.AppEnv = []string{"AWS_ENDPOINT_URL_ECS=" + e.ECS.URL, "AWS_ENDPOINT_URL_STS=" + e.STS.URL}
+	w.StartApp(e.AppAddr, "--public-url", e.PublicURL, "--builder", "ecs", "--ecs-cluster", "ferry-builds",
 		"--ecs-task-definition", "ferry-build:7", "--ecs-subnets", "subnet-0a1b2c3d, subnet-4e5f6a7b",
 		"--ecs-security-groups", "sg-0123456789abcdef0", "--ecs-assign-public-ip", "--ecs-cpu", "2048",
 		"--ecs-memory", "4096", "--ecs-build-role-arn", "arn:aws:iam::123456789012:role/ferry-build")
@@ -393,45 +392,4 @@ func strs(s ...string) []any {
 		out[i] = v
 	}
 	return out
-}
-
-// startApp is StartApp with extra environment variables for the app's process (the AWS endpoints).
-func startApp(w *World, addr string, env []string, extra ...string) {
-	w.T.Helper()
-	_, proxyPort, _ := net.SplitHostPort(w.ProxyAddr)
-	args := append([]string{"app", "--listen", addr, "--database-url", w.DBURL, "--storage", w.Storage,
-		"--domain", "localhost:" + proxyPort, "--public-url", "http://ferry.test",
-		"--github-app-id", fmt.Sprint(w.GH.AppID), "--github-private-key-file", w.keyFile,
-		"--github-api-url", w.GH.URL, "--webhook-secret", Secret}, extra...)
-	cmd := exec.Command(w.Bin, args...)
-	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.Dir, "TMPDIR=" + os.TempDir()}, w.S3.Env()...), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	logFile, err := os.CreateTemp(w.Dir, "app-*.log")
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		w.T.Fatal(err)
-	}
-	p := &Proc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	w.T.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.exited
-		}
-		if w.T.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			w.T.Logf("app log:\n%s", tail(string(b), 60))
-		}
-	})
-	WaitHealthy(w.T, "http://"+addr+"/healthz", p)
 }

@@ -121,6 +121,8 @@ type World struct {
 	Dir string
 	// ProxyAddr is the proxy's address once StartProxy ran.
 	ProxyAddr string
+	// AppEnv is added to the environment of `ferry app` by StartApp (the ECS test's AWS endpoints).
+	AppEnv []string
 
 	keyFile string
 }
@@ -208,10 +210,11 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.Buffer.Write(p)
 }
 
-func (w *World) start(name string, args ...string) *Proc {
+// start runs the ferry binary with args, with a scratch HOME, versitygw's keys and env as its environment.
+func (w *World) start(name string, env []string, args ...string) *Proc {
 	w.T.Helper()
 	cmd := exec.Command(w.Bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.Dir, "TMPDIR=" + os.TempDir()}, w.S3.Env()...)
+	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.Dir, "TMPDIR=" + os.TempDir()}, w.S3.Env()...), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	logFile, err := os.CreateTemp(w.Dir, name+"-*.log")
 	if err != nil {
@@ -262,7 +265,7 @@ func tail(s string, lines int) string {
 func (w *World) StartProxy() *Proc {
 	w.T.Helper()
 	w.ProxyAddr = FreeAddr(w.T)
-	p := w.start("proxy", "proxy", "--listen", w.ProxyAddr, "--storage", w.Storage, "--domain", "localhost", "--alias-ttl", "500ms")
+	p := w.start("proxy", nil, "proxy", "--listen", w.ProxyAddr, "--storage", w.Storage, "--domain", "localhost", "--alias-ttl", "500ms")
 	WaitHealthy(w.T, "http://"+w.ProxyAddr+"/healthz", p)
 	return p
 }
@@ -275,7 +278,7 @@ func (w *World) StartApp(addr string, extra ...string) *Proc {
 		"--domain", "localhost:" + proxyPort, "--public-url", "http://ferry.test",
 		"--github-app-id", fmt.Sprint(w.GH.AppID), "--github-private-key-file", w.keyFile,
 		"--github-api-url", w.GH.URL, "--webhook-secret", Secret}, extra...)
-	p := w.start("app", args...)
+	p := w.start("app", w.AppEnv, args...)
 	WaitHealthy(w.T, "http://"+addr+"/healthz", p)
 	return p
 }
