@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -118,16 +117,6 @@ func newLocal(t *testing.T, extraEnv ...string) *builder.Local {
 	return l
 }
 
-func requireBwrap(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("bwrap is not installed; CI must apt-get install bubblewrap")
-		}
-		t.Skip("bwrap is not installed: apt-get install bubblewrap")
-	}
-}
-
 type lines struct {
 	mu sync.Mutex
 	l  []builder.LogLine
@@ -211,7 +200,7 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 
 func TestLocalBuildUserFailureIsFinal(t *testing.T) {
 	t.Parallel()
-	requireBwrap(t)
+	buildtest.RequireBwrap(t)
 	e := newEnv(t)
 	r := e.repo(t, "acme/broken", map[string]string{
 		"ferry.json": `{"buildCommand": "echo the build broke >&2; exit 3"}`,
@@ -264,7 +253,7 @@ func TestLocalBuildMissingBinaryIsRetryable(t *testing.T) {
 
 func TestLocalBuildCancelKillsEverything(t *testing.T) {
 	t.Parallel()
-	requireBwrap(t)
+	buildtest.RequireBwrap(t)
 	e := newEnv(t)
 	marker := fmt.Sprintf("ferry-cancel-marker-%d", time.Now().UnixNano())
 	r := e.repo(t, "acme/slow", map[string]string{
@@ -341,7 +330,7 @@ func leftovers(marker string) []string {
 // overriding command made.
 func TestLocalBuildOverrides(t *testing.T) {
 	t.Parallel()
-	requireBwrap(t)
+	buildtest.RequireBwrap(t)
 	e := newEnv(t)
 	r := e.repo(t, "acme/overrides", map[string]string{
 		"ferry.json":      `{"installCommand": "exit 7", "buildCommand": "exit 8", "outputDirectory": "nowhere"}`,

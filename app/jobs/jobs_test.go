@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,7 +70,7 @@ type opts struct {
 
 func newHarness(t *testing.T, o opts) *harness {
 	t.Helper()
-	requireBwrap(t)
+	buildtest.RequireBwrap(t)
 	if o.concurrency == 0 {
 		o.concurrency = 2
 	}
@@ -176,16 +175,6 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
-}
-
-func requireBwrap(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("bwrap is not installed; CI must apt-get install bubblewrap")
-		}
-		t.Skip("bwrap is not installed: apt-get install bubblewrap")
-	}
 }
 
 var repoIDs atomic.Int64

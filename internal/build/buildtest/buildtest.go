@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
@@ -55,4 +56,16 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "ferry build: %v\n", err)
 	}
 	return ferry.ExitCode(err)
+}
+
+// RequireBwrap stops a test that runs `ferry build` in its sandbox when bubblewrap is missing: a skip with the
+// install hint locally, a failure when CI is set, since CI installs it.
+func RequireBwrap(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("bwrap is not installed; CI must apt-get install bubblewrap")
+		}
+		t.Skip("bwrap is not installed: apt-get install bubblewrap")
+	}
 }
