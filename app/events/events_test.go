@@ -491,6 +491,10 @@ func TestProjectStream(t *testing.T) {
 	if ev.Name != "deployment" || !strings.Contains(ev.Data, old.ID) {
 		t.Fatalf("first event %+v, want the existing deployment", ev)
 	}
+	// Then "project": production may have moved before the page connected, so it re-reads it.
+	if ev = c.next(); ev.Name != "project" {
+		t.Fatalf("second event %+v, want project", ev)
+	}
 	d := e.deployment(p)
 	ev = c.next()
 	var s DeploymentState
@@ -513,5 +517,50 @@ func TestProjectStream(t *testing.T) {
 	ev = c.next()
 	if err := json.Unmarshal([]byte(ev.Data), &s); err != nil || s.ID != d.ID || s.Status != "failed" {
 		t.Fatalf("event %+v, want %s failed", ev, d.ID)
+	}
+	// A finished deployment may have moved an alias: the page re-reads the project's facts.
+	if ev = c.next(); ev.Name != "project" {
+		t.Fatalf("after a deployment finished: %+v, want project", ev)
+	}
+}
+
+// TestProductionMovesReachPages: a promote or rollback moves an alias in storage and records a line on the
+// deployment, nothing else in the database; the project page and the pages of the project's deployments hear of it.
+func TestProductionMovesReachPages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.server(&Streams{Hub: e.hub, Store: e.st})
+	p := e.project()
+	a, b := e.deployment(p), e.deployment(p)
+	seen := e.hub.SubscribeProject(p.ID)
+	for _, d := range []*store.Deployment{a, b} {
+		e.status(d.ID, store.StatusBuilding)
+		e.status(d.ID, store.StatusReady)
+	}
+	// The streams start after these notifications arrived, so that only the rollback below reaches them.
+	waitFor(t, seen, func(ev Event) bool { return ev.DeploymentID == b.ID && ev.Status == "ready" })
+	seen.Close()
+	proj := dial(t, srv.URL+"/projects/"+strconv.FormatInt(p.ID, 10), "")
+	pageA := dial(t, srv.URL+"/deployments/"+a.ID, "")
+	pageB := dial(t, srv.URL+"/deployments/"+b.ID, "")
+	for _, c := range []*sseClient{proj, pageA, pageB} {
+		for ev := c.next(); ev.Name != "project" && ev.Name != "status"; ev = c.next() {
+		}
+	}
+	e.log(a.ID, "rolled back to production (was "+b.ID+")")
+	for ev := proj.next(); ev.Name != "project"; ev = proj.next() {
+		if ev.Name != "deployment" {
+			t.Fatalf("project stream after a rollback: %+v", ev)
+		}
+	}
+	// a's own page gets the line and its status again (to re-read its buttons); b's page hears production moved.
+	if ev := pageA.next(); ev.Name != "log" {
+		t.Fatalf("a's page: %+v, want the log line", ev)
+	}
+	if st := pageA.status("ready"); st.LogSeq != 1 {
+		t.Fatalf("a's status after the line: %+v", st)
+	}
+	if ev := pageB.next(); ev.Name != "project" {
+		t.Fatalf("b's page after a's rollback: %+v, want project", ev)
 	}
 }

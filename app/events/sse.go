@@ -84,15 +84,24 @@ var errGone = errors.New("deployment deleted")
 // line after the client's position (the Last-Event-ID header, or the "after" query parameter for the first
 // connection of a page that rendered the log so far), then every change as it happens. A deleted deployment
 // gets a "deleted" event and the stream ends.
+//
+// The stream also follows the deployment's project: when another deployment of it finishes or changes after
+// finishing (a promote or rollback records a line on it), or the project's row changes, it sends a "project"
+// event, because where production points (this deployment's tag and the move it offers) may have changed.
 func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, id string) {
+	ctx := r.Context()
 	sub := s.Hub.SubscribeDeployment(id) // before the first read: nothing slips between
 	defer sub.Close()
+	var others *Subscription
+	if d, err := s.Store.DeploymentGetByID(ctx, id); err == nil {
+		others = s.Hub.SubscribeProject(d.ProjectID)
+		defer others.Close()
+	}
 	after := resumePoint(r)
 	sw, ok := s.start(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	var lastState []byte
 	send := func() error {
 		cur, err := s.Store.DeploymentGetByID(ctx, id)
@@ -119,7 +128,12 @@ func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, id string) 
 			}
 		}
 		// The status goes after the lines, so a page that sees "ready" has every line already.
-		// New lines alone do not resend the status: LogSeq is left out of the comparison.
+		// New lines alone do not resend the status while it builds: LogSeq is left out of the comparison then.
+		// Once finished, a new line means something happened to the deployment (a promote or rollback records
+		// one), so the status is sent again for the page to re-read what depends on production.
+		if st.Finished {
+			st.LogSeq = after
+		}
 		key, _ := json.Marshal(st)
 		if string(key) != string(lastState) {
 			st.LogSeq = after
@@ -129,13 +143,40 @@ func (s *Streams) Deployment(w http.ResponseWriter, r *http.Request, id string) 
 		}
 		return sw.flush()
 	}
-	s.loop(ctx, sw, sub, func([]Event, bool) error { return send() }, send)
+	changed := func([]Event, bool) error { return send() }
+	if others == nil {
+		s.loop(ctx, sw, sub, nil, changed, send)
+		return
+	}
+	othersChanged := func(evs []Event, resync bool) error {
+		moved := resync
+		for _, ev := range evs {
+			if ev.DeploymentID != id && (ev.DeploymentID == "" || ev.Status == "deleted" || store.DeploymentStatus(ev.Status).Finished()) {
+				moved = true
+			}
+		}
+		if moved {
+			sw.event("project", "", []byte(`{"id":`+strconv.FormatInt(others.project, 10)+`}`))
+		}
+		return sw.flush()
+	}
+	s.loop(ctx, sw, sub, &also{others, othersChanged}, changed, send)
+}
+
+// also is a second subscription that a stream follows, with what to do when it has events.
+type also struct {
+	sub     *Subscription
+	changed func([]Event, bool) error
 }
 
 // Project streams a project's deployments: a "deployment" event (DeploymentState) for each of its newest
-// deployments at the start and after a resync, then one whenever a deployment is created or changes; a
-// "project" event when the project's own row changes (settings, a moved alias), and "deleted" with the id of a
-// deleted deployment.
+// deployments at the start and after a resync, then one whenever a deployment is created or changes, and
+// "deleted" with the id of a deleted deployment. A "project" event says that project-level facts (where
+// production points, the aliases) may have moved, so the page re-reads them: it comes at the start and after a
+// resync (they may have moved while nobody listened), when the project's own row changes, and when a
+// deployment finishes or changes after finishing (a build that goes ready moves its alias first; a promote or
+// rollback moves production and records a line on the deployment). Aliases live in storage, not in the
+// database, so these are the signals that reach every replica.
 func (s *Streams) Project(w http.ResponseWriter, r *http.Request, projectID int64) {
 	sub := s.Hub.SubscribeProject(projectID)
 	defer sub.Close()
@@ -156,6 +197,7 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, projectID int6
 			last[d.ID] = string(b)
 		}
 	}
+	projectEvent := []byte(`{"id":` + strconv.FormatInt(projectID, 10) + `}`)
 	all := func() error {
 		res, err := s.Store.DeploymentListByProject(ctx, store.DeploymentListByProjectParams{ProjectID: projectID, Limit: n})
 		if err != nil {
@@ -164,21 +206,24 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, projectID int6
 		for i := len(res.Deployments) - 1; i >= 0; i-- { // oldest first, so that new rows stack up in order
 			sendOne(res.Deployments[i])
 		}
+		sw.event("project", "", projectEvent)
 		return sw.flush()
 	}
 	changed := func(evs []Event, resync bool) error {
 		if resync {
 			return all()
 		}
+		moved := false
 		for _, ev := range evs {
 			if ev.DeploymentID == "" {
-				sw.event("project", "", []byte(`{"id":`+strconv.FormatInt(projectID, 10)+`}`))
+				moved = true
 				continue
 			}
 			d, err := s.Store.DeploymentGetByID(ctx, ev.DeploymentID)
 			if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 				delete(last, ev.DeploymentID)
 				sw.event("deleted", "", []byte(`{"id":`+strconv.Quote(ev.DeploymentID)+`}`))
+				moved = true
 				continue
 			}
 			if err != nil {
@@ -186,15 +231,20 @@ func (s *Streams) Project(w http.ResponseWriter, r *http.Request, projectID int6
 			}
 			if d.ProjectID == projectID {
 				sendOne(d)
+				moved = moved || d.Status.Finished()
 			}
+		}
+		if moved {
+			sw.event("project", "", projectEvent)
 		}
 		return sw.flush()
 	}
-	s.loop(ctx, sw, sub, changed, all)
+	s.loop(ctx, sw, sub, nil, changed, all)
 }
 
-// loop sends the initial state, then changes and heartbeats until the client leaves or a read fails.
-func (s *Streams) loop(ctx context.Context, sw *sseWriter, sub *Subscription, changed func([]Event, bool) error, initial func() error) {
+// loop sends the initial state, then changes and heartbeats until the client leaves or a read fails. extra,
+// if not nil, is a second subscription the stream follows.
+func (s *Streams) loop(ctx context.Context, sw *sseWriter, sub *Subscription, extra *also, changed func([]Event, bool) error, initial func() error) {
 	logger := s.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -209,6 +259,10 @@ func (s *Streams) loop(ctx context.Context, sw *sseWriter, sub *Subscription, ch
 	}
 	t := time.NewTicker(hb)
 	defer t.Stop()
+	var extraC <-chan struct{} // nil blocks for ever: no second subscription
+	if extra != nil {
+		extraC = extra.sub.C()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -218,6 +272,12 @@ func (s *Streams) loop(ctx context.Context, sw *sseWriter, sub *Subscription, ch
 		case <-sub.C():
 			evs, resync := sub.Take()
 			if err := changed(evs, resync); err != nil {
+				s.end(ctx, logger, sw, err)
+				return
+			}
+		case <-extraC:
+			evs, resync := extra.sub.Take()
+			if err := extra.changed(evs, resync); err != nil {
 				s.end(ctx, logger, sw, err)
 				return
 			}

@@ -124,6 +124,14 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("statuses seen %s (no reload: %v), want Queued,Building,Ready without a reload", seen, b.eval(`window.__noReload === true`))
 	}
 	v1 := s.latest("browser")
+	// The production line and the aliases follow without a reload: v1 went live as the first production build.
+	b.waitJS(`(document.getElementById("production-deployment") || {}).textContent === "`+v1.ID+`" &&
+		document.querySelector('#aliases tr[data-alias="production"]') !== null &&
+		document.querySelector('#aliases tr[data-alias="production"]').textContent.indexOf("`+v1.ID+`") >= 0 &&
+		document.querySelector('#deployments-body tr[data-id="`+v1.ID+`"] .tag') !== null`, 30*time.Second)
+	if !b.eval(`window.__noReload === true`) {
+		t.Fatal("the project page reloaded to show production")
+	}
 	b.shot(out, "project.png")
 	// The same page at phone width has no sideways scrolling.
 	b.do("phone width", chromedp.EmulateViewport(390, 844))
@@ -162,6 +170,10 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`form[action$="/deploy"] button`)),
 		chromedp.WaitVisible(chromedp.CSS("#build-log-empty, #build-log li")),
 	)
+	// While it runs, Cancel is offered and Redeploy is not.
+	if !b.eval(`document.querySelector('#deployment-actions form[action$="/cancel"]') !== null && document.querySelector('#deployment-actions form[action$="/redeploy"]') === null`) {
+		t.Errorf("a running deployment's buttons: %s", b.evalString(`document.getElementById("deployment-actions").innerText`))
+	}
 	b.eval(`window.__noReload = true; window.__lines = [];
 		new MutationObserver(function () {
 			var n = document.querySelectorAll("#build-log li").length;
@@ -175,22 +187,70 @@ func TestBrowser(t *testing.T) {
 	if streamed < 2 || !b.eval(`window.__noReload === true`) || !strings.Contains(logText, "compiled v2") {
 		t.Fatalf("log growth %q (no reload: %v), want lines added batch by batch while building; log %q", lines, b.eval(`window.__noReload === true`), logText)
 	}
+	// Once ready, without a reload: no Cancel, Redeploy offered, no Promote (it went to production itself).
+	buttons := `Array.from(document.querySelectorAll("#deployment-actions form")).map(function (f) { return f.action.split("/").pop(); }).join(",") + "|" + document.getElementById("deployment-production").textContent.trim()`
+	b.waitJS(buttons+` === "redeploy|production"`, 20*time.Second)
 	b.shot(out, "deployment.png")
 	v2 := s.latest("browser")
 	if v2.ID == v1.ID {
 		t.Fatal("the second deployment was not created")
 	}
 	prodURL := fmt.Sprintf("http://browser.localhost:%s/", s.proxyPort)
-	b.waitPage(prodURL, "v2")
 
-	// 6. Roll back to v1 from the project page; production serves v1 again.
-	b.do("roll back",
-		chromedp.Navigate(s.appURL+"/projects/browser"),
+	// 6. Roll back to v1 from another tab, with the project page and v2's page open: both follow without a
+	// reload, and production serves v1 again.
+	b.eval(`window.__noReload = true`)
+	proj := b.tab()
+	proj.do("open the project page", chromedp.Navigate(s.appURL+"/projects/browser"), chromedp.WaitVisible(chromedp.CSS("#live.live-on")))
+	proj.waitJS(`(document.getElementById("production-deployment") || {}).textContent === "`+v2.ID+`"`, 20*time.Second)
+	proj.eval(`window.__noReload = true`)
+	other := b.tab()
+	other.waitPage(prodURL, "v2")
+	other.do("roll back",
+		chromedp.Navigate(s.appURL+"/deployments/"+v1.ID),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
 		chromedp.Click(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	)
-	b.waitPage(prodURL, "v1")
+	other.waitPage(prodURL, "v1")
+	proj.waitJS(`document.getElementById("production-deployment").textContent === "`+v1.ID+`" &&
+		document.querySelector('#aliases tr[data-alias="production"]').textContent.indexOf("`+v1.ID+`") >= 0 &&
+		document.querySelector('#deployments-body tr[data-id="`+v2.ID+`"] form[action$="/promote"]') !== null &&
+		document.querySelector('#deployments-body tr[data-id="`+v2.ID+`"] .tag') === null &&
+		document.querySelector('#deployments-body tr[data-id="`+v1.ID+`"] .tag') !== null`, 20*time.Second)
+	b.waitJS(buttons+` === "redeploy,promote|"`, 20*time.Second)
+	if !proj.eval(`window.__noReload === true`) || !b.eval(`window.__noReload === true`) {
+		t.Fatal("a page reloaded to follow the rollback")
+	}
+
+	// A deployment made elsewhere (Redeploy in the other tab) appears at the top of the project page, and
+	// becomes production there when it is ready.
+	other.do("redeploy", chromedp.Navigate(s.appURL+"/deployments/"+v1.ID),
+		chromedp.WaitVisible(chromedp.CSS(`form[action$="/redeploy"] button`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/redeploy"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(".flash")))
+	v3 := s.latest("browser")
+	if v3.ID == v2.ID || v3.ID == v1.ID {
+		t.Fatal("the redeploy made no deployment")
+	}
+	proj.waitJS(`document.querySelector("#deployments-body tr").dataset.id === "`+v3.ID+`"`, 20*time.Second)
+	proj.waitJS(`document.querySelector("#deployments-body tr .badge").textContent === "Ready" &&
+		document.getElementById("production-deployment").textContent === "`+v3.ID+`"`, time.Minute)
+	if !proj.eval(`window.__noReload === true`) {
+		t.Fatal("the project page reloaded to show the new deployment")
+	}
+	proj.shot(out, "project-live.png")
+}
+
+// tab opens another tab in the same browser (same cookies), closed at the end of the test.
+func (b *browser) tab() *browser {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open a tab: %v", err)
+	}
+	return &browser{t: b.t, ctx: ctx}
 }
 
 // browser runs steps in one Chromium tab, failing the test on errors.

@@ -1,7 +1,10 @@
 package web
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +50,7 @@ func (d *Dashboard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /projects", d.signedIn(d.createProject))
 	mux.HandleFunc("GET /projects/{name}", d.signedIn(d.projectPage))
 	mux.HandleFunc("GET /projects/{name}/events", d.signedIn(d.projectEvents))
+	mux.HandleFunc("GET /projects/{name}/live", d.signedIn(d.projectLive))
 	mux.HandleFunc("POST /projects/{name}/deploy", d.signedIn(d.deployNow))
 	mux.HandleFunc("GET /projects/{name}/settings", d.signedIn(d.settingsPage))
 	mux.HandleFunc("POST /projects/{name}/settings", d.signedIn(d.saveSettings))
@@ -55,6 +59,7 @@ func (d *Dashboard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /projects/{name}/delete", d.signedIn(d.deleteProject))
 	mux.HandleFunc("GET /deployments/{id}", d.signedIn(d.deploymentPage))
 	mux.HandleFunc("GET /deployments/{id}/events", d.signedIn(d.deploymentEvents))
+	mux.HandleFunc("GET /deployments/{id}/actions", d.signedIn(d.deploymentLive))
 	mux.HandleFunc("POST /deployments/{id}/{action}", d.signedIn(d.deploymentAction))
 }
 
@@ -66,7 +71,7 @@ func (d *Dashboard) signedIn(h userHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u := auth.UserFrom(r.Context())
 		if u == nil {
-			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, "/events") {
+			if r.Method == http.MethodGet && !fetched(r.URL.Path) {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -76,6 +81,17 @@ func (d *Dashboard) signedIn(h userHandler) http.HandlerFunc {
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r, u)
 	}
+}
+
+// fetched reports whether path is one that dashboard.js fetches (a stream or a fragment) rather than a page a
+// person opens: those answer 401, since a redirect to the log-in page would only be swapped into the page.
+func fetched(path string) bool {
+	for _, suffix := range []string{"/events", "/live", "/actions"} {
+		if strings.HasSuffix(path, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Dashboard) home(w http.ResponseWriter, r *http.Request) {
@@ -174,27 +190,35 @@ func (d *Dashboard) projectPage(w http.ResponseWriter, r *http.Request, u *store
 
 // renderProject draws the project page, with errMsg above it when a form on it was refused.
 func (d *Dashboard) renderProject(w http.ResponseWriter, r *http.Request, u *store.User, status int, errMsg string) {
+	data, err := d.projectData(r, u)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	data["Error"] = errMsg
+	Render(w, r, status, "project", data)
+}
+
+// projectData reads what the project page shows: the project, and unless it is being deleted its aliases, one
+// page of deployments (?cursor=) and the deployment in production.
+func (d *Dashboard) projectData(r *http.Request, u *store.User) (map[string]any, error) {
 	ctx := r.Context()
 	name := r.PathValue("name")
 	p, err := d.svc.ProjectGet(ctx, u.ID, name)
 	if err != nil {
-		d.fail(w, r, err)
-		return
+		return nil, err
 	}
-	data := map[string]any{"Title": p.Name, "Project": p, "Error": errMsg}
+	data := map[string]any{"Title": p.Name, "Project": p}
 	if p.Deletion != nil {
-		Render(w, r, status, "project", data)
-		return
+		return data, nil
 	}
 	aliases, err := d.svc.ProjectAliases(ctx, u.ID, name)
 	if err != nil {
-		d.fail(w, r, err)
-		return
+		return nil, err
 	}
 	list, err := d.svc.DeploymentList(ctx, u.ID, projects.DeploymentListParams{Project: name, Limit: 30, Cursor: r.URL.Query().Get("cursor")})
 	if err != nil {
-		d.fail(w, r, err)
-		return
+		return nil, err
 	}
 	var prod *projects.Deployment
 	rows := make([]deploymentRow, 0, len(list.Deployments))
@@ -208,7 +232,47 @@ func (d *Dashboard) renderProject(w http.ResponseWriter, r *http.Request, u *sto
 	}
 	data["Aliases"], data["Deployments"], data["NextCursor"] = aliases, rows, list.NextCursor
 	data["Production"] = prod
-	Render(w, r, status, "project", data)
+	return data, nil
+}
+
+// projectLive sends the project page's live parts alone (template project_live): the production line, the
+// aliases and the rows of the same page of deployments. dashboard.js swaps them in when production or an alias
+// may have moved, so the page never draws these facts a second way.
+func (d *Dashboard) projectLive(w http.ResponseWriter, r *http.Request, u *store.User) {
+	data, err := d.projectData(r, u)
+	if err == nil && data["Aliases"] == nil {
+		err = ferry.Errorf(ferry.ECONFLICT, "project %s is being deleted", r.PathValue("name"))
+	}
+	if err != nil {
+		http.Error(w, ferry.ErrorMessage(err), ferry.HTTPStatus(err))
+		return
+	}
+	renderFragment(w, r, "project", "project_live", data)
+}
+
+// renderFragment draws one named template of page without the layout, for dashboard.js to swap into a page
+// that is already open. Like Render it renders into a buffer first, so an error is a clean 500.
+func renderFragment(w http.ResponseWriter, r *http.Request, page, name string, data map[string]any) {
+	data["CSRF"] = auth.CSRFToken(r.Context())
+	ts, err := Templates()
+	var buf bytes.Buffer
+	if err == nil {
+		if t := ts[page]; t == nil {
+			err = fmt.Errorf("no template %q", page)
+		} else {
+			err = t.ExecuteTemplate(&buf, name, data)
+		}
+	}
+	if err != nil {
+		slog.ErrorContext(r.Context(), "render fragment", "page", page, "fragment", name, "err", err)
+		http.Error(w, "internal error: the page could not be drawn", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf.Bytes())
 }
 
 // moveKind says which production move a deployment offers: none unless it is ready and not in production;
@@ -259,7 +323,7 @@ func (d *Dashboard) deploymentPage(w http.ResponseWriter, r *http.Request, u *st
 func (d *Dashboard) renderDeployment(w http.ResponseWriter, r *http.Request, u *store.User, status int, errMsg string) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	dep, err := d.svc.DeploymentGet(ctx, u.ID, id)
+	data, err := d.deploymentData(r, u)
 	if err != nil {
 		d.fail(w, r, err)
 		return
@@ -281,6 +345,18 @@ func (d *Dashboard) renderDeployment(w http.ResponseWriter, r *http.Request, u *
 	if len(lines) > 0 {
 		last = lines[len(lines)-1].Seq
 	}
+	data["Lines"], data["LastSeq"], data["Error"] = lines, last, errMsg
+	Render(w, r, status, "deployment", data)
+}
+
+// deploymentData reads the deployment and which production move it offers: "promote", "rollback" (it is older
+// than the deployment in production) or "" (it is not ready, or it is in production).
+func (d *Dashboard) deploymentData(r *http.Request, u *store.User) (map[string]any, error) {
+	ctx := r.Context()
+	dep, err := d.svc.DeploymentGet(ctx, u.ID, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
 	move := ""
 	if dep.Status == store.StatusReady && !dep.Production {
 		move = "promote"
@@ -290,9 +366,18 @@ func (d *Dashboard) renderDeployment(w http.ResponseWriter, r *http.Request, u *
 			}
 		}
 	}
-	Render(w, r, status, "deployment", map[string]any{
-		"Title": "Deployment " + dep.ID, "D": dep, "Lines": lines, "LastSeq": last, "Move": move, "Error": errMsg,
-	})
+	return map[string]any{"Title": "Deployment " + dep.ID, "D": dep, "Move": move}, nil
+}
+
+// deploymentLive sends the deployment page's action buttons and production tag alone (template
+// deployment_live), for dashboard.js to swap in whenever the status changes.
+func (d *Dashboard) deploymentLive(w http.ResponseWriter, r *http.Request, u *store.User) {
+	data, err := d.deploymentData(r, u)
+	if err != nil {
+		http.Error(w, ferry.ErrorMessage(err), ferry.HTTPStatus(err))
+		return
+	}
+	renderFragment(w, r, "deployment", "deployment_live", data)
 }
 
 func (d *Dashboard) deploymentEvents(w http.ResponseWriter, r *http.Request, u *store.User) {

@@ -99,10 +99,21 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("promote production: %d %.300s", resp.StatusCode, resp.Header.Get("X-Test-Body"))
 	}
 
+	// The fragments that live updates swap in: the project's production line, aliases and rows; a ready
+	// deployment in production offers Redeploy only.
+	if resp, body := owner.get("/projects/mine/live"); resp.StatusCode != 200 || !strings.Contains(body, `id="production"`) ||
+		!strings.Contains(body, `id="aliases"`) || !strings.Contains(body, `data-id="`+dep.ID+`"`) || strings.Contains(body, "<html") {
+		t.Errorf("GET /projects/mine/live: %d %.1000s", resp.StatusCode, body)
+	}
+	if resp, body := owner.get("/deployments/" + dep.ID + "/actions"); resp.StatusCode != 200 || !strings.Contains(body, "/redeploy") ||
+		strings.Contains(body, "/cancel") || strings.Contains(body, "/promote") || !strings.Contains(body, `class="tag">production`) {
+		t.Errorf("GET actions of the production deployment: %d %.1000s", resp.StatusCode, body)
+	}
+
 	// Another user: every page and action is 404, exactly like a project that does not exist.
 	other := s.signup()
 	gets := []string{"/projects/mine", "/projects/mine/settings", "/projects/mine/events", "/deployments/" + dep.ID,
-		"/deployments/" + dep.ID + "/events", "/projects/nope", "/deployments/dpl-0000000000000000"}
+		"/deployments/" + dep.ID + "/events", "/projects/mine/live", "/deployments/" + dep.ID + "/actions", "/projects/nope", "/deployments/dpl-0000000000000000"}
 	for _, path := range gets {
 		if resp, _ := other.get(path); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s as another user: %d, want 404", path, resp.StatusCode)
@@ -140,8 +151,10 @@ func TestDashboard(t *testing.T) {
 	if resp, _ := anon.get("/projects/mine"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 		t.Errorf("anonymous project page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp, _ := anon.get("/deployments/" + dep.ID + "/events"); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("anonymous stream: %d", resp.StatusCode)
+	for _, path := range []string{"/deployments/" + dep.ID + "/events", "/projects/mine/live", "/deployments/" + dep.ID + "/actions"} {
+		if resp, _ := anon.get(path); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("anonymous GET %s: %d, want 401", path, resp.StatusCode)
+		}
 	}
 	// A post without the CSRF token is refused before it reaches the dashboard.
 	r, err := owner.http.PostForm(s.appURL+"/deployments/"+dep.ID+"/redeploy", url.Values{})

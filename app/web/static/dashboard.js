@@ -29,6 +29,35 @@
     el.className = ok ? "live live-on" : "live live-off";
   }
 
+  // refresher returns a function that fetches the server-rendered fragment at url() and hands it to apply as a
+  // DocumentFragment. The server draws these parts (which buttons a status allows, where production points), so
+  // this script never draws them a second way. One request runs at a time; a call meanwhile runs one more after.
+  function refresher(url, apply) {
+    var busy = false, again = false;
+    function run() {
+      if (busy) { again = true; return; }
+      busy = true;
+      fetch(url(), { credentials: "same-origin", headers: { Accept: "text/html" } }).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        if (html === null) return;
+        var t = document.createElement("template");
+        t.innerHTML = html;
+        apply(t.content);
+      }).catch(function () { /* the next event tries again */ }).then(function () {
+        busy = false;
+        if (again) { again = false; run(); }
+      });
+    }
+    return run;
+  }
+
+  // swap replaces the page's element #id with the fragment's.
+  function swap(frag, id) {
+    var now = document.getElementById(id), next = frag.querySelector("#" + id);
+    if (now && next) now.replaceWith(next);
+  }
+
   // The deployment page: status, URLs, error and the build log.
   function deploymentPage(root) {
     var log = document.getElementById("build-log");
@@ -36,6 +65,10 @@
     var badge = document.getElementById("deployment-status");
     var conn = document.getElementById("live");
     var after = root.dataset.after || "0";
+    var refresh = refresher(function () { return root.dataset.actions; }, function (frag) {
+      swap(frag, "deployment-production");
+      swap(frag, "deployment-actions");
+    });
     var es = new EventSource(root.dataset.events + "?after=" + encodeURIComponent(after));
     es.onopen = function () { showConnection(conn, true); };
     es.onerror = function () { showConnection(conn, false); };
@@ -70,7 +103,10 @@
         var show = el.dataset.when.split(" ").indexOf(s.status) >= 0;
         el.hidden = !show;
       });
+      if (root.dataset.actions) refresh();
     });
+    // Another deployment of the project finished or production moved: this one's tag and buttons may change.
+    es.addEventListener("project", function () { if (root.dataset.actions) refresh(); });
     es.addEventListener("deleted", function () {
       es.close();
       showConnection(conn, false);
@@ -83,6 +119,34 @@
     var conn = document.getElementById("live");
     var tbody = document.getElementById("deployments-body");
     var es = new EventSource(root.dataset.events);
+    // The production line, the aliases and what each row offers come from the server (/projects/<name>/live,
+    // for the same page of deployments as this one).
+    var refresh = refresher(function () { return root.dataset.live + location.search; }, function (frag) {
+      swap(frag, "production");
+      swap(frag, "aliases");
+      var first = !new URLSearchParams(location.search).get("cursor"), prev = null;
+      frag.querySelectorAll("#live-rows > tr").forEach(function (tr) {
+        var row = tbody.querySelector('tr[data-id="' + tr.dataset.id + '"]');
+        if (row) {
+          // The badge (second cell) stays the stream's; the other cells, such as the production tag and the
+          // actions, follow the server, which also redraws a row this script added in its own words.
+          var fresh = Array.from(tr.cells), cur = Array.from(row.cells);
+          if (fresh.length === cur.length) {
+            fresh.forEach(function (td, i) { if (i !== 1) row.replaceChild(td, cur[i]); });
+          }
+          prev = row;
+        } else if (first) {
+          tbody.insertBefore(tr, prev ? prev.nextSibling : tbody.firstChild);
+          prev = tr;
+        }
+      });
+      if (tbody.rows.length) {
+        var none = document.getElementById("no-deployments");
+        if (none) none.hidden = true;
+        document.getElementById("deployments").hidden = false;
+      }
+    });
+    es.addEventListener("project", function () { if (root.dataset.live) refresh(); });
     es.onopen = function () { showConnection(conn, true); };
     es.onerror = function () { showConnection(conn, false); };
     es.addEventListener("deployment", function (e) {
