@@ -11,7 +11,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/singleflight"
@@ -288,8 +287,8 @@ func (c *blobCache) close() error {
 	return nil
 }
 
-// diskFile is a cache file with a small pool of open handles, so that serving it costs a seek, not an open and
-// a close.
+// diskFile is a cache file with a small pool of open handles, so that serving it costs neither an open nor a
+// close.
 type diskFile struct {
 	path string
 	size int64
@@ -301,46 +300,66 @@ type diskFile struct {
 
 const maxFreeHandles = 64
 
-// fileStream is a response body that fasthttp sends with sendfile, and whose Close returns the handle to its
-// pool instead of closing it. fasthttp hands a body that is an io.WriterTo its buffered connection writer;
-// WriteTo flushes the response headers and passes an io.LimitedReader over the *os.File to the writer's
-// ReadFrom, which reaches net.TCPConn.ReadFrom and so sendfile, with the exact length (no read into the
-// buffer first, no extra sendfile call to find the end). Like nginx's tcp_nopush, the socket is corked meanwhile,
-// so that the headers and the file leave in full segments: on loopback that halves the kernel time per response.
+// fileStream is a response body of n bytes of a cache file from offset off. fasthttp hands a body that is an
+// io.WriterTo its buffered connection writer; on a client socket (a *tcpConn), WriteTo flushes the response
+// headers with MSG_MORE and then sends the file with sendfile at an explicit offset. That is four system calls
+// fewer per response than net.TCPConn.ReadFrom under TCP_CORK (no cork, no uncork, and no seek to find or
+// rewind the file position, which sendfile with an offset leaves alone), while the headers and the file still
+// leave in full segments as with nginx's tcp_nopush. Other writers read the file with pread.
 type fileStream struct {
-	conn syscall.RawConn // the client socket, when it can be corked
-	f    *os.File
-	d    *diskFile
-	lr   io.LimitedReader
+	conn   *tcpConn // the client socket, when sendfile can reach it
+	f      *os.File
+	fd     int
+	d      *diskFile
+	off, n int64
 }
 
-// Read serves writers other than fasthttp's connection writer.
-func (s *fileStream) Read(p []byte) (int, error) { return s.lr.Read(p) }
-
-// WriteTo sends the remaining bytes, with sendfile when w is a buffered TCP connection writer.
-func (s *fileStream) WriteTo(w io.Writer) (int64, error) {
-	if bw, ok := w.(*bufio.Writer); ok {
-		if s.conn != nil {
-			_ = s.conn.Control(cork)
-			defer s.conn.Control(uncork) //nolint:errcheck // best effort: closing the socket also flushes it
-		}
-		if err := bw.Flush(); err != nil {
-			return 0, err
-		}
-		return bw.ReadFrom(&s.lr)
+// Read serves writers other than a client socket's buffered writer.
+func (s *fileStream) Read(p []byte) (int, error) {
+	if s.n <= 0 {
+		return 0, io.EOF
 	}
-	return io.Copy(w, &s.lr)
+	if int64(len(p)) > s.n {
+		p = p[:s.n]
+	}
+	m, err := s.f.ReadAt(p, s.off)
+	s.off += int64(m)
+	s.n -= int64(m)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // the file is shorter than its blob: it was changed under the cache
+	}
+	if m == len(p) {
+		err = nil
+	}
+	return m, err
 }
 
-func cork(fd uintptr)   { _ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1) }
-func uncork(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 0) }
+// streamReader is a fileStream without WriteTo, so that io.Copy falls back to its Read.
+type streamReader fileStream
 
-// Close rewinds the file and returns it to the pool.
+func (r *streamReader) Read(p []byte) (int, error) { return (*fileStream)(r).Read(p) }
+
+// WriteTo sends the remaining bytes, with sendfile when w is the buffered writer of a client socket.
+func (s *fileStream) WriteTo(w io.Writer) (int64, error) {
+	bw, ok := w.(*bufio.Writer)
+	if !ok || s.conn == nil {
+		return io.Copy(w, (*streamReader)(s))
+	}
+	s.conn.more = true
+	err := bw.Flush()
+	s.conn.more = false
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.conn.sendfile(s.fd, s.off, s.n)
+	s.off += n
+	s.n -= n
+	return n, err
+}
+
+// Close returns the handle to its pool.
 func (s *fileStream) Close() error {
 	s.conn = nil
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return s.f.Close()
-	}
 	s.d.put(s)
 	return nil
 }
@@ -351,13 +370,7 @@ func (d *diskFile) open(start, n int64) (*fileStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	if start != 0 {
-		if _, err := s.f.Seek(start, io.SeekStart); err != nil {
-			s.f.Close()
-			return nil, fmt.Errorf("seek cache file: %w", err)
-		}
-	}
-	s.lr = io.LimitedReader{R: s.f, N: n}
+	s.off, s.n = start, n
 	return s, nil
 }
 
@@ -375,7 +388,7 @@ func (d *diskFile) handle() (*fileStream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cache file: %w", err)
 	}
-	return &fileStream{f: f, d: d}, nil
+	return &fileStream{f: f, fd: int(f.Fd()), d: d}, nil
 }
 
 func (d *diskFile) put(s *fileStream) {

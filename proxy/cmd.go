@@ -121,8 +121,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn(fmt.Sprintf(format, args...), "source", "fasthttp")
 }
 
-// tcpListener hands out tcpConns. fasthttp still reaches the *net.TCPConn's ReadFrom (promoted through the
-// embedding), so sendfile keeps working.
+// tcpListener hands out tcpConns, whose raw socket large responses write to directly (see fileStream).
 type tcpListener struct{ *net.TCPListener }
 
 // Accept wraps each connection with its raw socket, fetched once per connection rather than per response.
@@ -135,11 +134,95 @@ func (l tcpListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, nil
 	}
-	return &tcpConn{TCPConn: c, raw: raw}, nil
+	tc := &tcpConn{TCPConn: c, raw: raw}
+	tc.sendMoreFn, tc.sendfileFn = tc.sendMore, tc.sendfileFd
+	return tc, nil
 }
 
-// tcpConn is a client connection whose socket large responses cork while they are sent (see fileStream).
+// tcpConn is a client connection that large responses write to with send(MSG_MORE) and sendfile. fasthttp
+// serves one request at a time per connection, so the state of the write in progress can live here; the
+// functions handed to RawConn.Write are made once per connection, so that a response allocates nothing.
 type tcpConn struct {
 	*net.TCPConn
 	raw syscall.RawConn
+
+	// more makes Write send with MSG_MORE: more data follows at once, so the kernel waits for it to fill
+	// segments (like TCP_CORK for one call).
+	more       bool
+	wbuf       []byte
+	wn         int
+	werr       error
+	sendMoreFn func(fd uintptr) bool
+
+	sfFd       int
+	sfOff      int64
+	sfLeft     int64
+	sfErr      error
+	sendfileFn func(fd uintptr) bool
+}
+
+// Write writes p, with MSG_MORE while a fileStream flushes the headers that its file follows.
+func (c *tcpConn) Write(p []byte) (int, error) {
+	if !c.more {
+		return c.TCPConn.Write(p)
+	}
+	c.wbuf, c.wn, c.werr = p, 0, nil
+	err := c.raw.Write(c.sendMoreFn)
+	n := c.wn
+	c.wbuf = nil
+	if err == nil {
+		err = c.werr
+	}
+	return n, err
+}
+
+// sendMore is RawConn.Write's function for Write: false asks it to wait until the socket is writable.
+func (c *tcpConn) sendMore(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		n, err := syscall.SendmsgN(int(fd), c.wbuf[c.wn:], nil, nil, syscall.MSG_MORE)
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			c.werr = os.NewSyscallError("sendmsg", err)
+			return true
+		default:
+			c.wn += n
+		}
+	}
+	return true
+}
+
+// sendfile sends n bytes of the file fd from offset off, and reports how many it sent.
+func (c *tcpConn) sendfile(fd int, off, n int64) (int64, error) {
+	c.sfFd, c.sfOff, c.sfLeft, c.sfErr = fd, off, n, nil
+	err := c.raw.Write(c.sendfileFn)
+	if err == nil {
+		err = c.sfErr
+	}
+	return n - c.sfLeft, err
+}
+
+// maxSendfile bounds one sendfile call, as the runtime's own sendfile loop does.
+const maxSendfile = 4 << 20
+
+func (c *tcpConn) sendfileFd(fd uintptr) bool {
+	for c.sfLeft > 0 {
+		n, err := syscall.Sendfile(int(fd), c.sfFd, &c.sfOff, int(min(c.sfLeft, maxSendfile)))
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return false
+		case err != nil:
+			c.sfErr = os.NewSyscallError("sendfile", err)
+			return true
+		case n == 0:
+			c.sfErr = io.ErrUnexpectedEOF // the cache file is shorter than its blob
+			return true
+		default:
+			c.sfLeft -= int64(n)
+		}
+	}
+	return true
 }

@@ -270,9 +270,7 @@ func (p *Proxy) writeVariant(ctx *fasthttp.RequestCtx, b *blob, enc int) {
 		page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
-	if c, ok := ctx.Conn().(*tcpConn); ok {
-		s.conn = c.raw
-	}
+	s.conn, _ = ctx.Conn().(*tcpConn)
 	ctx.Response.SetBodyStream(s, int(v.size))
 }
 
@@ -304,6 +302,7 @@ func (p *Proxy) serveRange(ctx *fasthttp.RequestCtx, b *blob, rng []byte) {
 		page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 		return
 	}
+	s.conn, _ = ctx.Conn().(*tcpConn)
 	ctx.Response.SetBodyStream(s, n)
 }
 
