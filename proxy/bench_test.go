@@ -1,12 +1,17 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -80,3 +85,72 @@ func BenchmarkHandleNotModified(b *testing.B) {
 }
 func BenchmarkHandleLarge(b *testing.B)    { benchHandle(b, "/assets/big-5KQ2ZQ3P.js") }
 func BenchmarkHandleRedirect(b *testing.B) { benchHandle(b, "/old") }
+
+// benchServe sends GET path over one keep-alive loopback connection to Serve, so that the whole response path
+// runs (fasthttp, the socket writes, sendfile for large files). The client reads exactly one response's bytes
+// into a reused buffer, so allocations reported are the server's.
+func benchServe(b *testing.B, path string) {
+	p := benchProxy(b)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, ln, p, time.Second) }()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: web." + testDomain + "\r\n\r\n")
+	// The first response tells the size of every later one (same headers, same body).
+	if _, err := c.Write(req); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	n, end := 0, -1
+	for end < 0 {
+		m, err := c.Read(buf[n:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += m
+		end = bytes.Index(buf[:n], []byte("\r\n\r\n"))
+	}
+	head := string(buf[:end])
+	if !strings.HasPrefix(head, "HTTP/1.1 200 ") {
+		b.Fatalf("%s: %s", path, head)
+	}
+	i := strings.Index(head, "Content-Length: ")
+	size, err := strconv.Atoi(strings.SplitN(head[i+len("Content-Length: "):], "\r", 2)[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	total := end + 4 + size
+	if _, err := io.ReadFull(c, buf[n:total]); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf[:total]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
+		b.Fatalf("last response: %.40q", buf)
+	}
+}
+
+func BenchmarkServeSmall(b *testing.B) { benchServe(b, "/") }
+func BenchmarkServeLarge(b *testing.B) { benchServe(b, "/assets/big-5KQ2ZQ3P.js") }
