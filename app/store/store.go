@@ -86,7 +86,7 @@ var constraintMessages = map[string]string{
 	"deployment_logs_deployment_id_fkey": "the deployment does not exist",
 }
 
-// dbError wraps err (building ferry.Error directly: ferry.Errorf with %w would print the cause twice) from the operation op with the ferry code that tells callers what to do about it.
+// dbError wraps err from the operation op with the ferry code that tells callers what to do about it.
 func dbError(op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
