@@ -81,7 +81,7 @@ func BenchmarkHeaders20(b *testing.B) {
 	add := func(string, string) { n++ }
 	b.ReportAllocs()
 	for b.Loop() {
-		rules.Headers("/assets/app.3f2a1b.js", add)
+		rules.Headers("/assets/app.3f2a1b.js", add, nil)
 	}
 	if n == 0 {
 		b.Fatal("no headers")
@@ -116,6 +116,6 @@ func BenchmarkHeadersWorstCase(b *testing.B) {
 	add := func(string, string) { b.Fatal("matched") }
 	b.ReportAllocs()
 	for b.Loop() {
-		rules.Headers(path, add)
+		rules.Headers(path, add, nil)
 	}
 }

@@ -6,8 +6,8 @@ package siteconfig
 // Serving is a site's resolved serving configuration, as stored in the manifest. Its JSON form is part of the
 // storage contract (DESIGN.md): the Action, builds and `ferry publish` write it; the proxy reads it.
 type Serving struct {
-	// SPA serves /index.html (status 200) for paths that match no file. Publish sets it when the site has no
-	// 404.html, unless ferry.json says "spa": false.
+	// SPA serves /index.html (status 200) for paths that match no file and have no file extension. Publish sets
+	// it when the output looks like a single-page app (see Resolve), or when ferry.json says "spa": true.
 	SPA bool `json:"spa"`
 	// NotFound is the URL path of the custom 404 page ("/404.html"), served with status 404. Empty if none.
 	NotFound string `json:"notFound,omitempty"`
@@ -32,8 +32,17 @@ type Redirect struct {
 	Status int `json:"status"`
 	// Force applies the rule even when a file exists at From (the `!` suffix).
 	Force bool `json:"force,omitempty"`
+	// Query are the rule's query conditions (`/store id=:id /blog/:id`), all of which must hold.
+	Query []QueryParam `json:"query,omitempty"`
 	// Line is the line number in _redirects, for error messages and debugging.
 	Line int `json:"line"`
+}
+
+// QueryParam is one `key=value` query condition of a _redirects rule. Value is a literal the parameter must
+// equal, or ":name", which matches any value and captures it for TO.
+type QueryParam struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
 }
 
 // HeaderRule is one _headers block: a path pattern and the headers set on matching responses.
@@ -42,6 +51,9 @@ type HeaderRule struct {
 	Path string `json:"path"`
 	// Values maps a header name (canonical form) to its values, in file order.
 	Values []Header `json:"values"`
+	// Unset are the `! Name` lines: headers removed from matching responses (set by the proxy or by an
+	// earlier rule), before Values are added.
+	Unset []string `json:"unset,omitempty"`
 	// Line is the line number of the path line in _headers.
 	Line int `json:"line"`
 }

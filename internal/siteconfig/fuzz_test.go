@@ -57,7 +57,11 @@ func FuzzParseRedirects(f *testing.F) {
 			if rd.Force {
 				bang = "!"
 			}
-			fmt.Fprintf(&again, "%s %s %d%s\n", rd.From, rd.To, rd.Status, bang)
+			fmt.Fprintf(&again, "%s", rd.From)
+			for _, q := range rd.Query {
+				fmt.Fprintf(&again, " %s=%s", q.Key, q.Value)
+			}
+			fmt.Fprintf(&again, " %s %d%s\n", rd.To, rd.Status, bang)
 		}
 		if _, err := Compile(Serving{Redirects: rds}); err != nil {
 			t.Fatalf("Compile failed on parser output: %v", err)
@@ -204,6 +208,13 @@ func FuzzMatch(f *testing.F) {
 				if strings.HasPrefix(m.To, "//") || !strings.HasPrefix(m.To, "/") && !hasHTTPScheme(m.To) {
 					t.Fatalf("Location %q", m.To)
 				}
+			} else if m.Status == 200 && hasHTTPScheme(m.To) {
+				// A proxy rule: the URL becomes a request line, and keeps the rule's host.
+				for i := 0; i < len(m.To); i++ {
+					if c := m.To[i]; c <= ' ' || c == 0x7f || c == '\\' || c >= 0x80 {
+						t.Fatalf("proxy URL %q has byte %q", m.To, c)
+					}
+				}
 			} else {
 				if !strings.HasPrefix(m.To, "/") || needsClean(m.To) || strings.ContainsAny(m.To, "?#") && !strings.ContainsAny(path, "?#") {
 					t.Fatalf("rewrite target %q for path %q", m.To, path)
@@ -216,6 +227,10 @@ func FuzzMatch(f *testing.F) {
 		rules.Headers(path, func(name, value string) {
 			if forbiddenHeaders[name] != "" || strings.ContainsAny(value, "\r\n") {
 				t.Fatalf("header %q: %q", name, value)
+			}
+		}, func(name string) {
+			if forbiddenHeaders[name] != "" {
+				t.Fatalf("unset %q", name)
 			}
 		})
 	})
@@ -259,12 +274,12 @@ func FuzzGlob(f *testing.F) {
 			re.WriteString(`$`)
 			b := base(path)
 			want := regexp.MustCompile(re.String()).MatchString(b + "/")
-			if got := pt.matchGlob(b); got != want {
+			if got := pt.matchGlob(b, len(path), nil); got != want {
 				t.Fatalf("matchGlob(%q, %q) = %v, regexp %s says %v", pat, path, got, re.String(), want)
 			}
 			if !anyStar {
 				var caps [MaxPlaceholders + 1]span
-				if got := pt.matchSegments(b, &caps); got != want {
+				if got := pt.matchSegments(b, len(path), &caps); got != want {
 					t.Fatalf("matchSegments(%q, %q) = %v, regexp %s says %v", pat, path, got, re.String(), want)
 				}
 			}

@@ -49,34 +49,34 @@ func TestRedirect(t *testing.T) {
 		want Match
 		ok   bool
 	}{
-		{"/old", Match{301, "/new", 2}, true},
-		{"/old/", Match{301, "/new", 2}, true},
-		{"/home", Match{302, "/", 3}, true},
-		{"/blog", Match{301, "/posts/", 4}, true},
-		{"/blog/", Match{301, "/posts/", 4}, true},
-		{"/blog/a", Match{301, "/posts/a", 4}, true},
-		{"/blog/a/b/", Match{301, "/posts/a/b", 4}, true},
-		{"/blogger", Match{200, "/index.html", 17}, true},
-		{"/news/2024/hello", Match{301, "/articles/2024-hello", 5}, true},
-		{"/news/2024/hello/", Match{301, "/articles/2024-hello", 5}, true},
-		{"/news/2024", Match{200, "/index.html", 17}, true},
-		{"/news/2024/hello/extra", Match{200, "/index.html", 17}, true},
-		{"/docs/v2/guide/intro", Match{302, "https://docs.example.com/v2/guide/intro?from=ferry", 6}, true},
-		{"/shop/cart/42", Match{200, "/shop/index.html", 7}, true},
-		{"/files/a/b.txt", Match{200, "/store/a/b.txt", 8}, true},
+		{"/old", Match{Status: 301, To: "/new", Line: 2}, true},
+		{"/old/", Match{Status: 301, To: "/new", Line: 2}, true},
+		{"/home", Match{Status: 302, To: "/", Line: 3}, true},
+		{"/blog", Match{Status: 301, To: "/posts/", Line: 4}, true},
+		{"/blog/", Match{Status: 301, To: "/posts/", Line: 4}, true},
+		{"/blog/a", Match{Status: 301, To: "/posts/a", Line: 4}, true},
+		{"/blog/a/b/", Match{Status: 301, To: "/posts/a/b/", Line: 4}, true},
+		{"/blogger", Match{Status: 200, To: "/index.html", Line: 17}, true},
+		{"/news/2024/hello", Match{Status: 301, To: "/articles/2024-hello", Line: 5}, true},
+		{"/news/2024/hello/", Match{Status: 301, To: "/articles/2024-hello", Line: 5}, true},
+		{"/news/2024", Match{Status: 200, To: "/index.html", Line: 17}, true},
+		{"/news/2024/hello/extra", Match{Status: 200, To: "/index.html", Line: 17}, true},
+		{"/docs/v2/guide/intro", Match{Status: 302, To: "https://docs.example.com/v2/guide/intro?from=ferry", Line: 6}, true},
+		{"/shop/cart/42", Match{Status: 200, To: "/shop/index.html", Line: 7}, true},
+		{"/files/a/b.txt", Match{Status: 200, To: "/store/a/b.txt", Line: 8}, true},
 		// 3xx targets escape captured (decoded) values; rewrites keep them decoded for the file lookup.
-		{"/u/jo é?#%", Match{308, "/people/jo%20%C3%A9%3F%23%25", 9}, true},
-		{"/files/jo é.txt", Match{200, "/store/jo é.txt", 8}, true},
+		{"/u/jo é?#%", Match{Status: 308, To: "/people/jo%20%C3%A9%3F%23%25", Line: 9}, true},
+		{"/files/jo é.txt", Match{Status: 200, To: "/store/jo é.txt", Line: 8}, true},
 		// A splat starting with "/" must not make a protocol-relative Location.
-		{"/go//evil.example/x", Match{302, "/evil.example/x", 10}, true},
-		{"/go/ok", Match{302, "/ok", 10}, true},
-		{"/x/1/2", Match{301, "https://example.com:8443/2/1", 11}, true},
-		{"/letters", Match{301, "/abc", 12}, true},
-		{"/lettersxyz/q", Match{301, "/abcxyz/q", 12}, true},
-		{"/missing/thing", Match{404, "/404.html", 13}, true},
-		{"/", Match{302, "/landing", 14}, true},
-		{"", Match{302, "/landing", 14}, true},
-		{"/anything/else", Match{200, "/index.html", 17}, true},
+		{"/go//evil.example/x", Match{Status: 302, To: "/evil.example/x", Line: 10}, true},
+		{"/go/ok", Match{Status: 302, To: "/ok", Line: 10}, true},
+		{"/x/1/2", Match{Status: 301, To: "https://example.com:8443/2/1", Line: 11}, true},
+		{"/letters", Match{Status: 301, To: "/abc", Line: 12}, true},
+		{"/lettersxyz/q", Match{Status: 301, To: "/abcxyz/q", Line: 12}, true},
+		{"/missing/thing", Match{Status: 404, To: "/404.html", Line: 13}, true},
+		{"/", Match{Status: 302, To: "/landing", Line: 14}, true},
+		{"", Match{Status: 302, To: "/landing", Line: 14}, true},
+		{"/anything/else", Match{Status: 200, To: "/index.html", Line: 17}, true},
 	}
 	for _, c := range cases {
 		got, ok := rules.Redirect(c.path, none)
@@ -110,11 +110,11 @@ func TestRedirectShadowing(t *testing.T) {
 	}{
 		// A file shadows a rule without "!", and later rules without "!" too; "!" applies anyway.
 		{"/static-page", Match{}, false, 1},
-		{"/forced", Match{302, "/forced-target", 3}, true, 0},
+		{"/forced", Match{Status: 302, To: "/forced-target", Line: 3}, true, 0},
 		{"/app/main.js", Match{}, false, 1},
-		{"/app/route", Match{200, "/app/index.html", 4}, true, 1},
-		{"/any/x", Match{301, "/late", 6}, true, 1},
-		{"/nofile", Match{200, "/index.html", 5}, true, 1},
+		{"/app/route", Match{Status: 200, To: "/app/index.html", Line: 4}, true, 1},
+		{"/any/x", Match{Status: 301, To: "/late", Line: 6}, true, 1},
+		{"/nofile", Match{Status: 200, To: "/index.html", Line: 5}, true, 1},
 	}
 	for _, c := range cases {
 		calls = 0
@@ -147,7 +147,7 @@ func TestRedirectNoRules(t *testing.T) {
 	if _, ok := nilRules.Redirect("/a", nil); ok {
 		t.Error("nil Rules matched")
 	}
-	nilRules.Headers("/a", func(string, string) { t.Error("nil Rules added a header") })
+	nilRules.Headers("/a", func(string, string) { t.Error("nil Rules added a header") }, nil)
 	empty, err := Compile(Serving{})
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestHeaders(t *testing.T) {
 	}
 	for _, c := range cases {
 		var got []string
-		rules.Headers(c.path, func(n, v string) { got = append(got, n+": "+v) })
+		rules.Headers(c.path, func(n, v string) { got = append(got, n+": "+v) }, nil)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("Headers(%q) = %q, want %q", c.path, got, c.want)
 		}
@@ -247,7 +247,7 @@ func TestGlob(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := pt.matchGlob(base(c.path)); got != c.want {
+		if got := pt.matchGlob(base(c.path), len(c.path), nil); got != c.want {
 			t.Errorf("%s ~ %s = %v, want %v", c.pat, c.path, got, c.want)
 		}
 	}
@@ -282,7 +282,7 @@ func TestRedirectAllocs(t *testing.T) {
 	}
 	n := 0
 	add := func(string, string) { n++ }
-	if a := testing.AllocsPerRun(100, func() { rules.Headers("/assets/app.js", add) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { rules.Headers("/assets/app.js", add, nil) }); a != 0 {
 		t.Errorf("Headers allocates %v times per call, want 0", a)
 	}
 	// A match without substitutions returns the stored target.

@@ -18,10 +18,11 @@ var statuses = map[int]bool{200: true, 301: true, 302: true, 303: true, 307: tru
 
 const statusHint = "use 200 (rewrite), 301, 302, 303, 307, 308, 404 or 410"
 
-// ParseRedirects parses a Netlify-format _redirects file: one `FROM TO [STATUS][!]` rule a line, "#" comments.
-// Every rule it returns compiles; errors name the line ("_redirects:3: ..."). Netlify's query, country,
-// language, role and cookie conditions are refused rather than ignored, so that a rule never applies more
-// widely than its author meant.
+// ParseRedirects parses a Netlify-format _redirects file: one `FROM [QUERY...] TO [STATUS][!]` rule a line,
+// "#" comments, surrounding spaces trimmed. Every rule it returns compiles; errors name the line
+// ("_redirects:3: ..."). QUERY conditions (`id=:id`) are kept; Netlify's country, language, role, cookie and
+// signing conditions are refused rather than ignored, so that a rule never applies more widely than its author
+// meant.
 func ParseRedirects(r io.Reader) ([]Redirect, error) {
 	lines, err := readLines(r, "_redirects")
 	if err != nil {
@@ -64,28 +65,45 @@ func parseRedirectFields(fields []string) (Redirect, error) {
 	if rd.From[0] != '/' {
 		return rd, fmt.Errorf("FROM %q must be a path starting with \"/\"", rd.From)
 	}
+	if from, q, ok := strings.Cut(rd.From, "?"); ok {
+		// "/page?id=1 /to": the query is a condition, as if written "/page id=1 /to".
+		rd.From = from
+		for _, kv := range strings.Split(q, "&") {
+			if kv != "" {
+				rd.Query = append(rd.Query, queryParam(kv))
+			}
+		}
+	}
 	i := 1
-	if i < len(fields) && isCondition(fields[i]) {
-		return rd, fmt.Errorf("query-string conditions (%q) are not supported; match on the path alone", fields[i])
+	for i < len(fields) && isCondition(fields[i]) {
+		rd.Query = append(rd.Query, queryParam(fields[i]))
+		i++
 	}
 	if i == len(fields) {
-		return rd, fmt.Errorf("missing TO after %q (write FROM TO [STATUS])", rd.From)
+		return rd, fmt.Errorf("missing TO after %q (write FROM TO [STATUS])", strings.Join(fields, " "))
 	}
-	rd.To = fields[i]
-	i++
-	if i < len(fields) && !isCondition(fields[i]) {
-		s := fields[i]
+	if st, _, ok := parseStatus(fields[i]); ok {
+		// A forward rule: "/admin/* 200" means "/admin/* /admin/:splat 200", as on Netlify.
+		if !strings.HasSuffix(rd.From, "/*") || st != 200 {
+			return rd, fmt.Errorf("missing TO before the status %q; only a rule such as \"/admin/* 200\" may leave TO out", fields[i])
+		}
+		rd.To = strings.TrimSuffix(rd.From, "*") + ":splat"
+	} else {
+		rd.To = fields[i]
 		i++
-		if t, ok := strings.CutSuffix(s, "!"); ok {
-			rd.Force, s = true, t
+	}
+	if i < len(fields) && !isCondition(fields[i]) {
+		st, force, ok := parseStatus(fields[i])
+		if !ok {
+			return rd, fmt.Errorf("unknown status %q (%s)", fields[i], statusHint)
 		}
-		st, err := strconv.Atoi(s)
-		if err != nil || !statuses[st] {
-			return rd, fmt.Errorf("unknown status %q (%s)", fields[i-1], statusHint)
-		}
-		rd.Status = st
+		rd.Status, rd.Force = st, force
+		i++
 	}
 	if i < len(fields) {
+		if k, _, _ := strings.Cut(fields[i], "="); isCondition(fields[i]) && (strings.EqualFold(k, "sign") || strings.EqualFold(k, "signed")) {
+			return rd, fmt.Errorf("signed proxy requests (%q) are not supported", fields[i])
+		}
 		if isCondition(fields[i]) {
 			return rd, fmt.Errorf("conditions such as %q (country, language, role, cookie) are not supported: every visitor gets the same rules", fields[i])
 		}
@@ -94,14 +112,31 @@ func parseRedirectFields(fields []string) (Redirect, error) {
 	return rd, nil
 }
 
+// parseStatus reads "301" or "200!".
+func parseStatus(s string) (status int, force, ok bool) {
+	t, force := strings.CutSuffix(s, "!")
+	st, err := strconv.Atoi(t)
+	if err != nil || !statuses[st] || t[0] == '+' || t[0] == '-' {
+		return 0, false, false
+	}
+	return st, force, true
+}
+
+func queryParam(kv string) QueryParam {
+	k, v, _ := strings.Cut(kv, "=")
+	return QueryParam{Key: k, Value: v}
+}
+
 // isCondition reports whether a _redirects field is a Netlify `key=value` condition rather than a TO.
 func isCondition(f string) bool {
 	return strings.Contains(f, "=") && !strings.HasPrefix(f, "/") && !strings.Contains(f, "://")
 }
 
-// ParseHeaders parses a Netlify-format _headers file: an unindented path pattern, then indented `Name: value`
-// lines; "#" comments. Errors name the line ("_headers:7: ..."). Headers that the proxy must own, because they
-// frame the response or decide caching correctness, are refused (see forbiddenHeaders).
+// ParseHeaders parses a Netlify-format _headers file: a path pattern, then `Name: value` lines, and
+// `! Name` lines that remove a header; "#" comments. Like both upstreams, it trims every line, so indentation
+// is optional: a line starting with "/" is a path, any other is a header line. Errors name the line
+// ("_headers:7: ..."). Headers that the proxy must own, because they frame the response or decide caching
+// correctness, are refused (see forbiddenHeaders).
 func ParseHeaders(r io.Reader) ([]HeaderRule, error) {
 	lines, err := readLines(r, "_headers")
 	if err != nil {
@@ -115,13 +150,24 @@ func ParseHeaders(r io.Reader) ([]HeaderRule, error) {
 		if t == "" || t[0] == '#' {
 			continue
 		}
-		if line[0] == ' ' || line[0] == '\t' {
+		if t[0] != '/' && !isURLLine(t) {
+			if cur < 0 && !strings.Contains(t, ":") {
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %q is not a path: a path must start with \"/\"", n, t)
+			}
 			if cur < 0 {
-				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: header line before any path; start with an unindented path such as /*", n)
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: header line before any path; start with a path such as /*", n)
+			}
+			if name, ok := strings.CutPrefix(t, "!"); ok && !strings.Contains(name, ":") {
+				c, err := checkHeaderName(strings.TrimSpace(name))
+				if err != nil {
+					return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: ! %s", n, err)
+				}
+				out[cur].Unset = append(out[cur].Unset, c)
+				continue
 			}
 			name, value, ok := strings.Cut(t, ":")
 			if !ok {
-				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: expected \"Name: value\", got %q", n, t)
+				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: expected \"Name: value\" (or \"! Name\" to remove a header), got %q", n, t)
 			}
 			h, err := checkHeader(strings.TrimSpace(name), strings.TrimSpace(value))
 			if err != nil {
@@ -130,17 +176,11 @@ func ParseHeaders(r io.Reader) ([]HeaderRule, error) {
 			out[cur].Values = append(out[cur].Values, h)
 			continue
 		}
-		if strings.ContainsAny(t, " \t") {
-			if strings.Contains(t, ":") {
-				return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %q is not a path; indent header lines under their path", n, t)
-			}
-			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: path %q contains a space", n, t)
-		}
-		if strings.Contains(t, "://") {
+		if strings.Contains(t, "://") || strings.HasPrefix(t, "//") {
 			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: full-URL paths (%q) are not supported; write a path such as /*", n, t)
 		}
-		if t[0] != '/' && strings.Contains(t, ":") {
-			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %q is not a path; indent header lines under their path", n, t)
+		if strings.ContainsAny(t, " \t") {
+			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: path %q contains a space; write it as %%20", n, t)
 		}
 		if _, err := compilePattern(t, true); err != nil {
 			return nil, ferry.Errorf(ferry.EINVALID, "_headers:%d: %s", n, err)
@@ -154,11 +194,18 @@ func ParseHeaders(r io.Reader) ([]HeaderRule, error) {
 	// A path with no headers under it does nothing; leave it out of the manifest.
 	kept := out[:0]
 	for _, hr := range out {
-		if len(hr.Values) > 0 {
+		if len(hr.Values) > 0 || len(hr.Unset) > 0 {
 			kept = append(kept, hr)
 		}
 	}
 	return kept, nil
+}
+
+// isURLLine reports whether a _headers line is a full URL ("https://example.com/*"), which is a path line that
+// Ferry refuses, rather than a header.
+func isURLLine(t string) bool {
+	i := strings.Index(t, "://")
+	return i > 0 && !strings.ContainsAny(t[:i], " \t:")
 }
 
 // forbiddenHeaders are the headers a site may not set, with the reason the user sees. The proxy owns message
@@ -183,19 +230,28 @@ var forbiddenHeaders = map[string]string{
 	"Basic-Auth":        "password protection (Netlify's Basic-Auth) is not supported",
 }
 
-// checkHeader validates one `Name: value` line and returns it with the name in canonical form.
-func checkHeader(name, value string) (Header, error) {
+// checkHeaderName validates a header name and returns it in canonical form.
+func checkHeaderName(name string) (string, error) {
 	if name == "" {
-		return Header{}, fmt.Errorf("header line has no name before \":\"")
+		return "", fmt.Errorf("header line has no name before \":\"")
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenByte(name[i]) {
-			return Header{}, fmt.Errorf("header name %q has a character not allowed in header names (%q)", name, name[i])
+			return "", fmt.Errorf("header name %q has a character not allowed in header names (%q)", name, name[i])
 		}
 	}
 	canon := textproto.CanonicalMIMEHeaderKey(name)
 	if why, ok := forbiddenHeaders[canon]; ok {
-		return Header{}, fmt.Errorf("header %q cannot be set in _headers: %s", canon, why)
+		return "", fmt.Errorf("header %q cannot be set or removed in _headers: %s", canon, why)
+	}
+	return canon, nil
+}
+
+// checkHeader validates one `Name: value` line and returns it with the name in canonical form.
+func checkHeader(name, value string) (Header, error) {
+	canon, err := checkHeaderName(name)
+	if err != nil {
+		return Header{}, err
 	}
 	if value == "" {
 		return Header{}, fmt.Errorf("header %q has no value", canon)

@@ -69,19 +69,16 @@ func compilePattern(p string, anyStar bool) (*pattern, error) {
 		return nil, fmt.Errorf("path pattern is longer than %d bytes", MaxPatternBytes)
 	}
 	if strings.ContainsAny(p, "?#") {
-		return nil, fmt.Errorf("path %q: query-string and fragment conditions are not supported; match the path alone", p)
+		return nil, fmt.Errorf("path %q: a fragment, or a query string in a _headers path, is not supported; match the path alone", p)
 	}
-	if strings.Contains(p, "%") {
-		// The proxy matches decoded paths, so a pattern written with escapes is decoded once here.
-		d, err := url.PathUnescape(p)
-		if err != nil {
-			return nil, fmt.Errorf("path %q has a bad %%-escape", p)
-		}
-		p = d
-	}
-	if err := checkPathBytes(p); err != nil {
+	if err := checkPathBytes(p, false); err != nil {
 		return nil, fmt.Errorf("path %q %w", p, err)
 	}
+	d, err := decodePath(p)
+	if err != nil {
+		return nil, fmt.Errorf("path %q %w", p, err)
+	}
+	p = d
 	pt := &pattern{}
 	var lit strings.Builder
 	flush := func() {
@@ -170,15 +167,36 @@ func compilePattern(p string, anyStar bool) (*pattern, error) {
 	return pt, nil
 }
 
+// decodePath decodes a path written with %-escapes ("/some%20page"), because the proxy matches decoded paths.
+// An escaped space is fine; escapes that the proxy refuses in requests (slash, backslash, NUL, controls) could
+// never match, so they are refused here.
+func decodePath(p string) (string, error) {
+	if !strings.Contains(p, "%") {
+		return p, nil
+	}
+	d, err := url.PathUnescape(p)
+	if err != nil {
+		return "", errors.New("has a bad %-escape")
+	}
+	if strings.Count(d, "/") != strings.Count(p, "/") {
+		return "", errors.New("has an escaped slash (%2F), which requests may not contain")
+	}
+	if err := checkPathBytes(d, true); err != nil {
+		return "", fmt.Errorf("decodes to a path that %w", err)
+	}
+	return d, nil
+}
+
 // checkPathBytes rejects bytes that have no business in a URL path pattern or target: NUL and other controls,
-// spaces, backslashes (browsers read "/\evil" as "//evil") and invalid UTF-8.
-func checkPathBytes(p string) error {
+// spaces (unless space, for a decoded path: "/some%20page"), backslashes (browsers read "/\evil" as "//evil")
+// and invalid UTF-8.
+func checkPathBytes(p string, space bool) error {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
 		case c < 0x20 || c == 0x7f:
 			return errors.New("contains a control character")
-		case c == ' ':
+		case c == ' ' && !space:
 			return errors.New("contains a space")
 		case c == '\\':
 			return errors.New("contains a backslash")
@@ -273,8 +291,9 @@ func walk(b string, pos int, toks []token, caps *[MaxPlaceholders + 1]span) (int
 }
 
 // matchSegments matches a _redirects pattern (literals, placeholders, and at most a trailing *) against b+"/".
-// caps receives the placeholders, then the splat.
-func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool {
+// caps receives the placeholders, then the splat. plen is the length of the request path, which is b or b+"/":
+// the splat runs to its end, so that "/blog/*" on "/blog/a/b/" captures "a/b/" as both upstreams do.
+func (pt *pattern) matchSegments(b string, plen int, caps *[MaxPlaceholders + 1]span) bool {
 	n := len(b) + 1
 	if s := pt.suffix; s != "" && (len(s) > n || b[n-len(s):] != s[:len(s)-1]) {
 		return false
@@ -286,8 +305,7 @@ func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool
 	if pt.stars == 0 {
 		return pos == n
 	}
-	start := min(pos, len(b))
-	caps[len(pt.names)] = span{start, len(b)}
+	caps[len(pt.names)] = span{min(pos, plen), plen}
 	return true
 }
 
@@ -296,32 +314,49 @@ func (pt *pattern) matchSegments(b string, caps *[MaxPlaceholders + 1]span) bool
 // each literal between stars is taken at its leftmost occurrence (which leaves the most room for the rest),
 // and the tail must end the path. That costs O(len(path)+len(pattern)) whatever the pattern, so a hostile
 // _headers file cannot make the proxy backtrack.
-func (pt *pattern) matchGlob(b string) bool {
+//
+// caps, when not nil, receives the placeholders and then, as the splat, what the first * took (up to plen, the
+// request path's length, when that * runs to the end).
+func (pt *pattern) matchGlob(b string, plen int, caps *[MaxPlaceholders + 1]span) bool {
 	n := len(b) + 1
-	pos, ok := walk(b, 0, pt.head, nil)
+	pos, ok := walk(b, 0, pt.head, caps)
 	if !ok {
 		return false
 	}
 	if pt.stars == 0 {
 		return pos == n
 	}
+	star := pos
+	setSplat := func(end int) {
+		if caps != nil {
+			caps[len(pt.names)] = span{min(star, plen), min(max(end, star), plen)}
+			caps = nil
+		}
+	}
 	for _, c := range pt.chunks {
 		if pos <= len(b) {
 			if j := strings.Index(b[pos:], c); j >= 0 {
+				setSplat(pos + j)
 				pos += j + len(c)
 				continue
 			}
 		}
 		// The only occurrence that strings.Index cannot see is one that ends with the virtual "/".
 		if at := n - len(c); at >= pos && litAt(b, at, c) {
+			setSplat(at)
 			pos = n
 			continue
 		}
 		return false
 	}
 	if pt.tail == "" {
+		setSplat(plen)
 		return true
 	}
 	at := n - len(pt.tail)
-	return at >= pos && litAt(b, at, pt.tail)
+	if at >= pos && litAt(b, at, pt.tail) {
+		setSplat(at)
+		return true
+	}
+	return false
 }
