@@ -345,13 +345,19 @@ func (s *scanned) serving(settings *siteconfig.File) (siteconfig.Serving, error)
 			return siteconfig.Serving{}, err
 		}
 	}
-	has404 := false
+	var out siteconfig.Output
 	for _, f := range s.files {
-		if f.urlPath == "/404.html" {
-			has404 = true
+		switch {
+		case f.urlPath == "/404.html":
+			out.Has404 = true
+		case f.urlPath == "/index.html":
+			out.HasIndex = true
+		}
+		if strings.HasSuffix(f.urlPath, ".html") {
+			out.HTMLFiles++
 		}
 	}
-	cfg := siteconfig.Resolve(settings, has404, redirects, headers)
+	cfg := siteconfig.Resolve(settings, out, redirects, headers)
 	// The proxy compiles the rules once per manifest; a rule it could not compile must fail here, not there.
 	if _, err := siteconfig.Compile(cfg); err != nil {
 		if ferry.ErrorCode(err) != ferry.EINTERNAL {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -162,8 +163,9 @@ func TestPublishAndRepublish(t *testing.T) {
 		t.Errorf("manifest header = %+v", m)
 	}
 	// ferry.json in the folder is not published, and Publish does not read it (the command does).
-	if !m.Config.SPA || !m.Config.CleanURLs || m.Config.NotFound != "" {
-		t.Errorf("config = %+v, want the defaults (SPA, clean URLs)", m.Config)
+	// Three HTML files and no 404.html: a multi-page site, so no SPA fallback (unknown paths are 404s).
+	if m.Config.SPA || !m.Config.CleanURLs || m.Config.NotFound != "" {
+		t.Errorf("config = %+v, want the defaults for a multi-page site (no SPA, clean URLs)", m.Config)
 	}
 	for _, alias := range []string{"production", "pr-7"} {
 		a, err := s.AliasGet(ctx, "web", alias)
@@ -592,3 +594,37 @@ func TestOpenRefusesSwappedSymlink(t *testing.T) {
 	_, err := f.open()
 	wantCode(t, err, ferry.EINVALID, "index.html")
 }
+
+// TestPublishSPADefault: the SPA fallback is on by default only for output whose one HTML file is
+// /index.html, and a build that knows its framework is an SPA says so through Settings.SPA.
+func TestPublishSPADefault(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newFileStore(t)
+	cases := []struct {
+		name     string
+		files    map[string]string
+		settings *siteconfig.File
+		want     bool
+	}{
+		{"vite spa", map[string]string{"index.html": "i", "assets/index-CLDdwZDr.js": "j"}, nil, true},
+		{"multi-page", map[string]string{"index.html": "i", "about/index.html": "a", "blog.html": "b"}, nil, false},
+		{"multi-page, build says spa", map[string]string{"index.html": "i", "silent.html": "s"}, &siteconfig.File{SPA: ptrBool(true)}, true},
+		{"spa with 404", map[string]string{"index.html": "i", "404.html": "n"}, nil, false},
+	}
+	for i, c := range cases {
+		res, err := s.Publish(ctx, PublishParams{Project: fmt.Sprintf("spa%d", i), Dir: writeTree(t, c.files), Settings: c.settings})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		m, err := s.ManifestGet(ctx, res.Project, res.Deployment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Config.SPA != c.want {
+			t.Errorf("%s: SPA = %v, want %v", c.name, m.Config.SPA, c.want)
+		}
+	}
+}
+
+func ptrBool(b bool) *bool { return &b }

@@ -315,20 +315,38 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 	return ferry.Errorf(ferry.EINVALID, "ferry.json:%d:%d: invalid JSON: %s", line, col, strings.TrimPrefix(err.Error(), "json: "))
 }
 
+// Output is what Resolve needs to know about a site's output folder.
+type Output struct {
+	// Has404 is true when the output has /404.html.
+	Has404 bool
+	// HasIndex is true when the output has /index.html.
+	HasIndex bool
+	// HTMLFiles counts the output's .html files.
+	HTMLFiles int
+}
+
+// LooksLikeSPA reports whether an output is a single-page app by its files alone: its only HTML file is
+// /index.html. Multi-page output (Astro, Eleventy, prerendered SvelteKit) has more, and answering its unknown
+// paths with the home page and 200 would hide every broken link.
+func (o Output) LooksLikeSPA() bool { return o.HasIndex && o.HTMLFiles == 1 && !o.Has404 }
+
 // Resolve applies DESIGN.md's defaults to a site's settings (f may be nil) and parsed rules, giving the serving
-// config that publish stores in the manifest. has404 reports whether the output has /404.html.
+// config that publish stores in the manifest.
 //
-// SPA fallback is on when the site has no 404.html, and "spa" in ferry.json overrides that either way. When SPA
-// is on, NotFound is empty: a path that matches nothing serves /index.html, so a 404 page could never show.
-func Resolve(f *File, has404 bool, redirects []Redirect, headers []HeaderRule) Serving {
+// SPA fallback: "spa" in f decides when it is set, whether the user wrote it in ferry.json or a build filled
+// it in because it knows the framework is an SPA (detection fills only what the user left out). When it is
+// unset, the output decides: SPA when it LooksLikeSPA. A site that is not an SPA answers unknown paths with its
+// 404.html (status 404) when it has one, else with the proxy's plain 404 page. When SPA is on, NotFound is
+// empty: a path that matches nothing serves /index.html, so a 404 page could never show.
+func Resolve(f *File, out Output, redirects []Redirect, headers []HeaderRule) Serving {
 	if f == nil {
 		f = &File{}
 	}
-	s := Serving{SPA: !has404, CleanURLs: true, Redirects: redirects, Headers: headers}
+	s := Serving{SPA: out.LooksLikeSPA(), CleanURLs: true, Redirects: redirects, Headers: headers}
 	if f.SPA != nil {
 		s.SPA = *f.SPA
 	}
-	if has404 && !s.SPA {
+	if out.Has404 && !s.SPA {
 		s.NotFound = "/404.html"
 	}
 	if f.CleanURLs != nil {

@@ -108,22 +108,28 @@ func TestResolve(t *testing.T) {
 	t.Parallel()
 	rds := []Redirect{{From: "/a", To: "/b", Status: 301, Line: 1}}
 	hrs := []HeaderRule{{Path: "/*", Values: []Header{{"X-A", "b"}}, Line: 1}}
+	spa := Output{HasIndex: true, HTMLFiles: 1}
+	spa404 := Output{HasIndex: true, Has404: true, HTMLFiles: 2}
+	mpa := Output{HasIndex: true, HTMLFiles: 3}
 	cases := []struct {
-		name   string
-		f      *File
-		has404 bool
-		want   Serving
+		name string
+		f    *File
+		out  Output
+		want Serving
 	}{
-		{"defaults, no 404", nil, false, Serving{SPA: true, CleanURLs: true}},
-		{"defaults, 404", nil, true, Serving{NotFound: "/404.html", CleanURLs: true}},
-		{"spa off, no 404", &File{SPA: ptr(false)}, false, Serving{CleanURLs: true}},
-		{"spa forced with 404", &File{SPA: ptr(true)}, true, Serving{SPA: true, CleanURLs: true}},
-		{"clean urls off", &File{CleanURLs: ptr(false)}, true, Serving{NotFound: "/404.html"}},
-		{"trailing add", &File{TrailingSlash: ptr(true)}, false, Serving{SPA: true, CleanURLs: true, TrailingSlash: "add"}},
-		{"trailing remove", &File{TrailingSlash: ptr(false)}, false, Serving{SPA: true, CleanURLs: true, TrailingSlash: "remove"}},
+		{"one html file", nil, spa, Serving{SPA: true, CleanURLs: true}},
+		{"defaults, 404", nil, spa404, Serving{NotFound: "/404.html", CleanURLs: true}},
+		{"multi-page, no 404", nil, mpa, Serving{CleanURLs: true}},
+		{"multi-page, the build says SPA", &File{SPA: ptr(true)}, mpa, Serving{SPA: true, CleanURLs: true}},
+		{"no index", nil, Output{HTMLFiles: 1}, Serving{CleanURLs: true}},
+		{"spa off, no 404", &File{SPA: ptr(false)}, spa, Serving{CleanURLs: true}},
+		{"spa forced with 404", &File{SPA: ptr(true)}, spa404, Serving{SPA: true, CleanURLs: true}},
+		{"clean urls off", &File{CleanURLs: ptr(false)}, spa404, Serving{NotFound: "/404.html"}},
+		{"trailing add", &File{TrailingSlash: ptr(true)}, spa, Serving{SPA: true, CleanURLs: true, TrailingSlash: "add"}},
+		{"trailing remove", &File{TrailingSlash: ptr(false)}, spa, Serving{SPA: true, CleanURLs: true, TrailingSlash: "remove"}},
 	}
 	for _, c := range cases {
-		got := Resolve(c.f, c.has404, rds, hrs)
+		got := Resolve(c.f, c.out, rds, hrs)
 		c.want.Redirects, c.want.Headers = rds, hrs
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
