@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cacheDiskBytes := fs.Int64("cache-disk-bytes", 4<<30, "disk budget for --cache-dir, in `bytes`")
 	aliasTTL := fs.Duration("alias-ttl", 2*time.Second, "how long an alias is cached; a promote or rollback shows within it")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for open requests on shutdown")
+	proxyOrigins := fs.String("proxy-origins", "", "comma-separated `origins` (https://api.example.com,...) that sites' _redirects proxy rules (status 200 to a full URL) may fetch from; other origins get 502 (default: none)")
+	proxyTimeout := fs.Duration("proxy-timeout", 30*time.Second, "time limit for one request to a proxy rule's origin")
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -57,6 +60,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		CacheDir:       *cacheDir,
 		CacheDiskBytes: *cacheDiskBytes,
 		AliasTTL:       *aliasTTL,
+		ProxyOrigins:   strings.Split(*proxyOrigins, ","),
+		ProxyTimeout:   *proxyTimeout,
 		Log:            log,
 	})
 	if err != nil {
@@ -105,7 +110,7 @@ func NewServer(p *Proxy) *fasthttp.Server {
 		ReadTimeout:                   30 * time.Second,
 		WriteTimeout:                  2 * time.Minute,
 		IdleTimeout:                   2 * time.Minute,
-		MaxRequestBodySize:            64 << 10,
+		MaxRequestBodySize:            p.cfg.ProxyMaxRequestBytes,
 		ReadBufferSize:                8 << 10,
 		NoDefaultContentType:          true,
 		DisablePreParseMultipartForm:  true,

@@ -6,16 +6,22 @@ var (
 	pageUnknownHost = htmlPage("No site here", "This host name is not a Ferry site. Preview links look like "+
 		"<code>&lt;project&gt;.DOMAIN</code> (production) or <code>&lt;name&gt;--&lt;project&gt;.DOMAIN</code> "+
 		"(an alias such as pr-42, or a deployment id). Check the link you followed.")
-	pageNoSite = htmlPage("Deployment not found", "This project has no deployment under this name: the alias "+
-		"or deployment id does not exist, or it was removed (closed pull requests lose their preview). Check the "+
-		"link, or open the project's latest preview from its pull request.")
+	pageNoSuchSite = htmlPage("No such site", "There is no site with this name here. Check the link for a typo; "+
+		"a preview link looks like <code>&lt;name&gt;--&lt;project&gt;.DOMAIN</code>.")
+	pageNoProduction = htmlPage("No production deployment yet", "This project exists but nothing has been "+
+		"published to production yet. Publish it (<code>ferry publish DIR</code>, or merge to the production "+
+		"branch), or open one of its preview links.")
+	pagePreviewRemoved = htmlPage("Deployment not found", "This project has no deployment under this name: the "+
+		"preview was removed, or the link is wrong. Check the link, or open the project's latest preview.")
 	pageNotFound    = htmlPage("404 Not Found", "This deployment has no file at this path.")
 	pageUnavailable = htmlPage("Site temporarily unavailable", "The site's storage cannot be reached right now, "+
 		"and this page is not cached. Try again in a moment.")
 	pageBrokenDeployment = htmlPage("Deployment is broken", "A file of this deployment is missing or does not "+
 		"match its manifest in storage. Publish the site again.")
-	pageExternalRewrite = htmlPage("Rewrite not supported", "This site's _redirects rewrites (status 200) to "+
-		"another origin; Ferry serves rewrites within the deployment only. Use a 301 or 302 redirect instead.")
+	pageProxyRefused = htmlPage("Proxy rule refused", "This site's _redirects proxies this path (status 200) "+
+		"to another origin that this server's operator has not allowed (ferry proxy --proxy-origins).")
+	pageProxyFailed = htmlPage("Bad gateway", "The origin that this path is proxied to did not answer in time, "+
+		"or answered with something that cannot be passed on.")
 	pageBadHost = htmlPage("Bad request", "The Host header is missing or is not a valid host name.")
 	pageBadPath = htmlPage("Bad request", "The request path is not allowed: it contains a dot segment, an encoded slash or backslash, a NUL or control byte, or a malformed escape.")
 	pageTooLong = htmlPage("Path too long", "The request path is longer than 2048 bytes.")

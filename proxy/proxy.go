@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -52,6 +53,19 @@ type Config struct {
 	StorageTimeout time.Duration
 	// Log receives structured logs. Default slog.Default().
 	Log *slog.Logger
+	// ProxyOrigins are the origins ("https://api.example.com") that sites' proxy rules
+	// (`/api/* https://api.example.com/:splat 200`) may fetch from. A rule naming any other origin is answered
+	// with 502 and a log line. Default: none.
+	ProxyOrigins []string
+	// ProxyTimeout bounds one proxied request, from connecting to the last byte of the answer. Default 30s.
+	ProxyTimeout time.Duration
+	// ProxyMaxResponseBytes caps a proxied answer's body; a larger one is a 502. Default 10 MiB.
+	ProxyMaxResponseBytes int
+	// ProxyMaxRequestBytes caps a request body (only proxy rules take one). Default 1 MiB.
+	ProxyMaxRequestBytes int
+	// ProxyNetPolicy decides which addresses proxy rules may connect to. Default (the zero value): public
+	// addresses only; loopback, private and link-local ones are refused before connecting.
+	ProxyNetPolicy netpolicy.Policy
 	// Registry receives the proxy's metrics and is what /metrics serves. Default: a new registry with the Go and
 	// process collectors.
 	Registry *prometheus.Registry
@@ -76,8 +90,9 @@ type Proxy struct {
 	depsMu sync.Mutex
 	deps   map[string]*deployment
 
-	flight singleflight.Group
-	blobs  *blobCache
+	flight   singleflight.Group
+	blobs    *blobCache
+	upstream *upstream
 }
 
 // Limits on caches that are not byte-bounded. They only stop hostile traffic from growing memory without
@@ -116,9 +131,22 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.ProxyTimeout <= 0 {
+		cfg.ProxyTimeout = 30 * time.Second
+	}
+	if cfg.ProxyMaxResponseBytes <= 0 {
+		cfg.ProxyMaxResponseBytes = 10 << 20
+	}
+	if cfg.ProxyMaxRequestBytes <= 0 {
+		cfg.ProxyMaxRequestBytes = 1 << 20
+	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	}
+	up, err := newUpstream(&cfg, cfg.Registry)
+	if err != nil {
+		return nil, err
 	}
 	ownDir := false
 	if cfg.CacheDir == "" {
@@ -142,6 +170,8 @@ func New(cfg Config) (*Proxy, error) {
 		start:  time.Now(),
 		hosts:  map[string]*hostEntry{},
 		deps:   map[string]*deployment{},
+
+		upstream: up,
 	}
 	p.metrics = newMetrics()
 	p.blobs = newBlobCache(cfg.CacheBytes, cfg.CacheDiskBytes, cfg.DiskThreshold, cfg.CacheDir, p.metrics)

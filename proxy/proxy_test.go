@@ -583,9 +583,31 @@ func TestHashedName(t *testing.T) {
 		"/app.3f2a1b9c":                     false,
 		"/favicon.ico":                      false,
 		"/assets/es2015-polyfills.js":       false,
+		// Framework folders (issue 20): immutable by design.
+		"/_next/static/chunks/pages/_app.js":                      true,
+		"/_next/static/Xk3_bUILDid/_buildManifest.js":             true,
+		"/_app/immutable/entry/start.js":                          true,
+		"/_app/version.json":                                      false,
+		"/_nuxt/entry.js":                                         true,
+		"/_nuxt/builds/latest.json":                               false,
+		"/_astro/index.astro_astro_type_script.js":                true,
+		"/static/js/main.abcdefab.js":                             true,
+		"/static/js/787.12345678.chunk.js":                        true,
+		"/static/media/logo.6ce24c58023cc2f8fd88fe9d219db6c6.svg": true,
+		"/static/js/app.js":                                       false,
+		"/static/css/site.css":                                    false,
+		// Vite's letters-only and all-digit hashes, in its assets/ folder.
+		"/assets/hero-CLDdwZDr.png":       true,
+		"/assets/index-12345678.js":       true,
+		"/assets/index-Ab_d-fGh.js":       true,
+		"/assets/my-component.js":         false,
+		"/assets/jquery-migrate.js":       false,
+		"/assets/date-picker-calendar.js": false,
+		"/photos/trip-20240101.jpg":       false,
+		"/hero-CLDdwZDr.png":              false,
 	} {
-		if got := hashedName(name); got != want {
-			t.Errorf("hashedName(%q) = %v, want %v", name, got, want)
+		if got := immutablePath(name); got != want {
+			t.Errorf("immutablePath(%q) = %v, want %v", name, got, want)
 		}
 	}
 	if got := string(cacheControl("/page.3f2a1b9c.html", "text/html; charset=utf-8")); got != string(ccRevalidate) {

@@ -33,8 +33,9 @@ type hostEntry struct {
 // resolution is a host's deployment at one moment, or why there is none.
 type resolution struct {
 	dep     *deployment
-	err     error // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
-	expires int64 // Proxy.now() after which the alias is read again
+	err     error  // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
+	page    []byte // for ENOTFOUND: which of the "no such site" pages applies
+	expires int64  // Proxy.now() after which the alias is read again
 }
 
 // hostBufLen bounds a Host header (a DNS name is at most 253 bytes, plus a port).
@@ -170,13 +171,13 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	if !e.pinned {
 		a, err := p.store.AliasGet(ctx, e.project, e.name)
 		if err != nil {
-			return p.refreshFailed(e, old, fmt.Errorf("read alias %s of project %s: %w", e.name, e.project, err))
+			return p.refreshFailed(ctx, e, old, fmt.Errorf("read alias %s of project %s: %w", e.name, e.project, err))
 		}
 		id = a.Deployment
 	}
 	dep, err := p.deployment(ctx, e.project, id)
 	if err != nil {
-		return p.refreshFailed(e, old, err)
+		return p.refreshFailed(ctx, e, old, err)
 	}
 	r := &resolution{dep: dep, expires: now + int64(p.cfg.AliasTTL)}
 	if e.pinned {
@@ -189,10 +190,10 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	return r
 }
 
-func (p *Proxy) refreshFailed(e *hostEntry, old *resolution, err error) *resolution {
+func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution, err error) *resolution {
 	now := p.now()
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		r := &resolution{err: err, expires: now + int64(p.cfg.AliasTTL)}
+		r := &resolution{err: err, page: p.missingPage(ctx, e), expires: now + int64(p.cfg.AliasTTL)}
 		e.cur.Store(r)
 		return r
 	}
@@ -206,6 +207,23 @@ func (p *Proxy) refreshFailed(e *hostEntry, old *resolution, err error) *resolut
 	}
 	p.log.Error("storage failed; cannot resolve site", "project", e.project, "alias", e.name, "err", err)
 	return &resolution{err: ferry.Wrap(ferry.EUNAVAILABLE, err)}
+}
+
+// missingPage picks the page for a site host whose alias or deployment does not exist: the project itself may
+// not exist, may have no production deployment yet, or the preview was removed. One listing tells them apart,
+// and the answer is cached with the host's resolution.
+func (p *Proxy) missingPage(ctx context.Context, e *hostEntry) []byte {
+	objs, err := p.cfg.Storage.List(ctx, site.ProjectPrefix(e.project)+"deployments/")
+	switch {
+	case err != nil:
+		p.log.Warn("cannot tell whether a project exists", "project", e.project, "err", err)
+		return pagePreviewRemoved
+	case len(objs) == 0:
+		return pageNoSuchSite
+	case e.name == "production":
+		return pageNoProduction
+	}
+	return pagePreviewRemoved
 }
 
 // deployment returns the compiled deployment, reading and compiling its manifest once: manifests are immutable.
@@ -341,13 +359,77 @@ func compressible(contentType string) bool {
 	return false
 }
 
-// cacheControl is immutable for hashed asset names (their URL changes whenever their content does) and
-// revalidation for HTML and everything else.
+// cacheControl is immutable for hashed asset names (their URL changes whenever their content does) and for
+// the folders frameworks fill with hashed files only, and revalidation for HTML and everything else.
 func cacheControl(path, contentType string) []byte {
-	if strings.HasPrefix(strings.ToLower(contentType), "text/html") || !hashedName(path) {
+	if strings.HasPrefix(strings.ToLower(contentType), "text/html") || !immutablePath(path) {
 		return ccRevalidate
 	}
 	return ccImmutable
+}
+
+// immutableDirs are the folders that frameworks write only content-hashed files into, by design: Next.js
+// (_next/static/, whose build-id subfolder changes with each build), SvelteKit (_app/immutable/), Nuxt (_nuxt/,
+// except its builds/ metadata, which is rewritten in place) and Astro (_astro/).
+var immutableDirs = []string{"/_next/static/", "/_app/immutable/", "/_nuxt/", "/_astro/"}
+
+// immutablePath reports whether a file can be cached for a year: it sits in a framework's immutable folder,
+// or its name carries a content hash.
+func immutablePath(path string) bool {
+	for _, d := range immutableDirs {
+		if strings.HasPrefix(path, d) {
+			return !strings.HasPrefix(path, "/_nuxt/builds/")
+		}
+	}
+	if hashedName(path) {
+		return true
+	}
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	dot := strings.IndexByte(base, '.')
+	if dot <= 0 {
+		return false
+	}
+	// Create React App: static/js|css|media/<name>.<8+ hex>[.chunk].<ext>, where the hex may be all digits or
+	// all letters.
+	if strings.HasPrefix(path, "/static/js/") || strings.HasPrefix(path, "/static/css/") || strings.HasPrefix(path, "/static/media/") {
+		for part := range strings.SplitSeq(base[dot+1:], ".") {
+			if len(part) >= 8 && isLowerHex(part) {
+				return true
+			}
+		}
+	}
+	// Vite: assets/<name>-<8 chars of base64url>.<ext>. Its hashes may have no digit ("hero-CLDdwZDr.png") or be
+	// all digits; an all-lowercase run is more likely a word, and is left to revalidate.
+	if strings.Contains(path, "/assets/") {
+		name := base[:strings.LastIndexByte(base, '.')]
+		if n := len(name); n > 9 && name[n-9] == '-' && isViteHash(name[n-8:]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isViteHash(s string) bool {
+	lower := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z':
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+			lower = false
+		default:
+			return false
+		}
+	}
+	return !lower
 }
 
 // hashedName reports whether a file name carries a content hash, as bundlers write them: app.3f2a1b9c.js
@@ -356,8 +438,8 @@ func cacheControl(path, contentType string) []byte {
 // The rule: after dropping the extension, the base name splits on '.', '-' and '~' into parts, and some part
 // other than the first is 8 to 64 characters of [A-Za-z0-9_] with at least one digit and at least one letter.
 // Requiring a digit and a letter keeps words ("bootstrap", "Dashboard") and plain numbers out; calling a file
-// immutable wrongly would pin it in browsers for a year, while missing a hash only costs a revalidation. Vite
-// hashes without a digit (about a quarter of them) are therefore revalidated.
+// immutable wrongly would pin it in browsers for a year, while missing a hash only costs a revalidation. The
+// framework folders and Vite's assets/ get the looser rules of immutablePath.
 func hashedName(path string) bool {
 	base := path[strings.LastIndexByte(path, '/')+1:]
 	dot := strings.LastIndexByte(base, '.')

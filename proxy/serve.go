@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -62,11 +63,6 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		page(ctx, status, body)
 		return
 	}
-	if !ctx.IsGet() && !ctx.IsHead() {
-		ctx.Response.Header.SetCanonical(hAllow, vGetHead)
-		page(ctx, fasthttp.StatusMethodNotAllowed, pageMethod)
-		return
-	}
 	path := ctx.Path()
 	for _, c := range path {
 		if c < 0x20 || c == 0x7f || c == '\\' {
@@ -77,20 +73,58 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	r := p.resolve(e)
 	if r.dep == nil {
 		if ferry.ErrorCode(r.err) == ferry.ENOTFOUND {
-			page(ctx, fasthttp.StatusNotFound, pageNoSite)
+			page(ctx, fasthttp.StatusNotFound, r.page)
 		} else {
 			page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 		}
 		return
 	}
 	rt := r.dep.route(path)
+	if r.dep.rules.HasQueryRules() && len(ctx.URI().QueryString()) > 0 {
+		if qr := r.dep.queryRoute(path, queryArgs{ctx.QueryArgs()}); qr != nil {
+			rt = qr
+		}
+	}
+	if rt.upstream == "" && !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Response.Header.SetCanonical(hAllow, vGetHead)
+		page(ctx, fasthttp.StatusMethodNotAllowed, pageMethod)
+		return
+	}
 	switch {
+	case rt.upstream != "":
+		p.proxyTo(ctx, r.dep, rt)
 	case rt.location != "":
 		p.redirect(ctx, rt)
 	case rt.file == nil:
 		page(ctx, rt.status, rt.page)
+		applyHeaders(&ctx.Response.Header, rt.headers)
 	default:
 		p.serveFile(ctx, rt)
+	}
+}
+
+// queryArgs lets rules with query conditions read a request's query parameters.
+type queryArgs struct{ a *fasthttp.Args }
+
+func (q queryArgs) Get(key string) (string, bool) {
+	if !q.a.Has(key) {
+		return "", false
+	}
+	return string(q.a.Peek(key)), true
+}
+
+// applyHeaders applies a route's _headers values to a response.
+func applyHeaders(h *fasthttp.ResponseHeader, hs []header) {
+	for i := range hs {
+		hd := &hs[i]
+		switch hd.op {
+		case opDel:
+			h.DelBytes(hd.name)
+		case opAdd:
+			h.AddBytesKV(hd.name, hd.value)
+		default:
+			h.SetBytesKV(hd.name, hd.value)
+		}
 	}
 }
 
@@ -170,20 +204,30 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// redirect sends a _redirects or trailing-slash redirect, keeping the request's query string.
+// redirect sends a _redirects or trailing-slash redirect. The request's query string is passed on, before any
+// #fragment, unless the target has a query of its own or the rule matched on query parameters: both upstreams
+// keep the target's query alone.
 func (p *Proxy) redirect(ctx *fasthttp.RequestCtx, rt *route) {
-	loc := append(make([]byte, 0, 256), rt.location...)
-	if q := ctx.URI().QueryString(); len(q) > 0 {
-		if bytes.IndexByte(loc, '?') >= 0 {
-			loc = append(loc, '&')
-		} else {
-			loc = append(loc, '?')
-		}
-		loc = append(loc, q...)
-	}
+	loc := withQuery(make([]byte, 0, 256), rt.location, ctx.URI().QueryString(), rt.noQuery)
 	ctx.Response.Header.SetCanonical(hLocation, loc)
 	ctx.Response.Header.SetCanonical(hCacheControl, ccRevalidate)
+	applyHeaders(&ctx.Response.Header, rt.headers)
 	ctx.SetStatusCode(rt.status)
+}
+
+// withQuery appends target to dst with the request's query q placed as redirect describes.
+func withQuery(dst []byte, target string, q []byte, noQuery bool) []byte {
+	frag := strings.IndexByte(target, '#')
+	if frag < 0 {
+		frag = len(target)
+	}
+	if len(q) == 0 || noQuery || strings.IndexByte(target[:frag], '?') >= 0 {
+		return append(dst, target...)
+	}
+	dst = append(dst, target[:frag]...)
+	dst = append(dst, '?')
+	dst = append(dst, q...)
+	return append(dst, target[frag:]...)
 }
 
 // serveFile writes a file with its caching headers, honouring If-None-Match, Range and Accept-Encoding.
@@ -213,14 +257,7 @@ func (p *Proxy) serveFile(ctx *fasthttp.RequestCtx, rt *route) {
 	if compressed {
 		h.SetCanonical(hVary, vAcceptEnc)
 	}
-	for i := range rt.headers {
-		hd := &rt.headers[i]
-		if hd.add {
-			h.AddBytesKV(hd.name, hd.value)
-		} else {
-			h.SetBytesKV(hd.name, hd.value)
-		}
-	}
+	applyHeaders(h, rt.headers)
 	if rt.status != fasthttp.StatusOK {
 		ctx.SetStatusCode(rt.status)
 		p.writeVariant(ctx, b, p.pickEncoding(ctx, b))
