@@ -210,8 +210,16 @@ func webSite() map[string]string {
 			"/about /index.html 302",
 			"/docs /about 302!",
 			"/ext https://example.com/x 301",
+			"/frag /about#team 301",
+			"/store id=:id /blog-post/:id 301",
+			"/store?kind=shoes /shoes 302",
+			"/admin/* 200!",
 		}, "\n"),
-		"_headers": "/assets/*\n  X-Asset: yes\n/about\n  X-Frame-Options: DENY\n  Cache-Control: no-cache\n",
+		// Not indented, as both upstreams allow.
+		"_headers": "/assets/*\n  X-Asset: yes\n/about\n  X-Frame-Options: DENY\n  Cache-Control: no-cache\n" +
+			"/old\nX-On-Redirect: yes\n/blog/*\nX-Splat: :splat\n/style.css\n! Cache-Control\n  X-Css: 1\n" +
+			"/missing\n  X-On-404: yes\n",
+		"admin/panel.html": aboutHTML,
 	}
 }
 
@@ -222,6 +230,11 @@ func TestServe(t *testing.T) {
 	noClean := false
 	e.publish(t, "slash", map[string]string{"index.html": indexHTML, "docs/index.html": docsHTML, "about.html": aboutHTML}, &siteconfig.File{TrailingSlash: new(true), CleanURLs: &noClean}, "production")
 	e.publish(t, "noslash", map[string]string{"index.html": indexHTML, "docs/index.html": docsHTML}, &siteconfig.File{TrailingSlash: new(false)}, "production")
+	// A multi-page site without 404.html (Astro, Eleventy): unknown paths are 404s, and /about/ moves to /about.
+	e.publish(t, "mpa", map[string]string{"index.html": indexHTML, "about.html": aboutHTML, "blog/index.html": docsHTML,
+		"_headers": "/*\n  X-Site: mpa\n"}, nil, "production")
+	// A project with previews but nothing in production yet.
+	e.publish(t, "fresh", map[string]string{"index.html": indexHTML}, nil, "pr-3")
 
 	web := "web." + testDomain
 	etagIndex := `"` + sha(indexHTML) + `"`
@@ -265,7 +278,27 @@ func TestServe(t *testing.T) {
 		{name: "multi range serves all", host: web, path: "/", headers: []string{"Range", "bytes=0-1,5-6"}, status: 200, body: indexHTML},
 		{name: "redirect 301", host: web, path: "/old", status: 301, want: map[string]string{"Location": "/about"}},
 		{name: "redirect keeps query", host: web, path: "/old?x=1&y=2", status: 301, want: map[string]string{"Location": "/about?x=1&y=2"}},
-		{name: "redirect appends query", host: web, path: "/temp?x=1", status: 302, want: map[string]string{"Location": "/about?from=temp&x=1"}},
+		{name: "target's own query kept alone", host: web, path: "/temp?x=1", status: 302, want: map[string]string{"Location": "/about?from=temp"}},
+		{name: "query before fragment", host: web, path: "/frag?q=1", status: 301, want: map[string]string{"Location": "/about?q=1#team"}},
+		{name: "query condition", host: web, path: "/store?id=42&utm=x", status: 301, want: map[string]string{"Location": "/blog-post/42"}},
+		{name: "query condition literal", host: web, path: "/store?kind=shoes", status: 302, want: map[string]string{"Location": "/shoes"}},
+		{name: "query condition unmet", host: web, path: "/store?kind=hats", status: 404, body: notFound},
+		{name: "query condition absent", host: web, path: "/store", status: 404, body: notFound},
+		{name: "forward rule", host: web, path: "/admin/panel", status: 200, body: aboutHTML},
+		{name: "headers on redirects", host: web, path: "/old", status: 301, want: map[string]string{"X-On-Redirect": "yes"}},
+		{name: "splat in header value", host: web, path: "/blog/2024/a%20b", status: 301, want: map[string]string{"X-Splat": "2024/a%20b", "Location": "/news/2024/a%20b"}},
+		{name: "splat keeps trailing slash", host: web, path: "/blog/2024/post/", status: 301, want: map[string]string{"Location": "/news/2024/post/"}},
+		{name: "header removed", host: web, path: "/style.css", status: 200, body: styleCSS, want: map[string]string{"Cache-Control": "-", "X-Css": "1"}},
+		{name: "headers on custom 404", host: web, path: "/missing", status: 404, want: map[string]string{"X-On-404": "yes"}},
+		{name: "mpa unknown path is 404", host: "mpa." + testDomain, path: "/nope", status: 404, contains: "404 Not Found", want: map[string]string{"X-Site": "mpa"}},
+		{name: "mpa about", host: "mpa." + testDomain, path: "/about", status: 200, body: aboutHTML},
+		{name: "mpa about slash 308", host: "mpa." + testDomain, path: "/about/?x=1", status: 308, want: map[string]string{"Location": "/about?x=1"}},
+		{name: "mpa dir index slash", host: "mpa." + testDomain, path: "/blog/", status: 200, body: docsHTML},
+		{name: "spa missing asset is 404", host: "app." + testDomain, path: "/assets/index-OLDHASH1.js", status: 404, contains: "404 Not Found"},
+		{name: "spa missing image is 404", host: "app." + testDomain, path: "/nope.png", status: 404},
+		{name: "no production yet", host: "fresh." + testDomain, path: "/", status: 404, contains: "No production deployment yet"},
+		{name: "fresh preview", host: "pr-3--fresh." + testDomain, path: "/", status: 200, body: indexHTML},
+		{name: "preview removed", host: "pr-9--fresh." + testDomain, path: "/", status: 404, contains: "preview was removed"},
 		{name: "redirect splat", host: web, path: "/blog/2024/post", status: 301, want: map[string]string{"Location": "/news/2024/post"}},
 		{name: "redirect external", host: web, path: "/ext", status: 301, want: map[string]string{"Location": "https://example.com/x"}},
 		{name: "rewrite 200", host: web, path: "/rewrite", status: 200, body: aboutHTML},
@@ -277,7 +310,8 @@ func TestServe(t *testing.T) {
 		{name: "alias host", host: "pr-1--app." + testDomain, path: "/main.js", status: 200, body: appJS},
 		{name: "deployment id host", host: webID + "--web." + testDomain, path: "/about", status: 200, body: aboutHTML},
 		{name: "alias of other project", host: "pr-1--web." + testDomain, path: "/", status: 404, contains: "Deployment not found"},
-		{name: "unknown project", host: "nope." + testDomain, path: "/", status: 404, contains: "Deployment not found"},
+		{name: "unknown project", host: "nope." + testDomain, path: "/", status: 404, contains: "No such site"},
+		{name: "unknown project preview", host: "pr-1--nope." + testDomain, path: "/", status: 404, contains: "No such site"},
 		{name: "unknown host", host: "web.example.com", path: "/", status: 404, contains: "not a Ferry site"},
 		{name: "deeper subdomain", host: "a.web." + testDomain, path: "/", status: 404, contains: "not a Ferry site"},
 		{name: "trailing slash add", host: "slash." + testDomain, path: "/docs?q=1", status: 301, want: map[string]string{"Location": "/docs/?q=1"}},
