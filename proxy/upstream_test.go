@@ -204,4 +204,3 @@ func TestNormalizeOrigin(t *testing.T) {
 		t.Errorf("New with a bad origin: %v", err)
 	}
 }
-
