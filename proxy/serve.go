@@ -97,7 +97,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		p.redirect(ctx, rt)
 	case rt.file == nil:
 		page(ctx, rt.status, rt.page)
-		applyHeaders(&ctx.Response.Header, rt.headers)
+		applyHeaders(&ctx.Response.Header, rt.headers, rt.status)
 	default:
 		p.serveFile(ctx, rt)
 	}
@@ -113,10 +113,14 @@ func (q queryArgs) Get(key string) (string, bool) {
 	return string(q.a.Peek(key)), true
 }
 
-// applyHeaders applies a route's _headers values to a response.
-func applyHeaders(h *fasthttp.ResponseHeader, hs []header) {
+// applyHeaders applies a route's _headers values to a response. An error answer keeps the proxy's own
+// Cache-Control, as Cloudflare's does: a site's "cache for a week" rule for /* must not pin its 404s.
+func applyHeaders(h *fasthttp.ResponseHeader, hs []header, status int) {
 	for i := range hs {
 		hd := &hs[i]
+		if status >= 400 && bytes.EqualFold(hd.name, hCacheControl) {
+			continue
+		}
 		switch hd.op {
 		case opDel:
 			h.DelBytes(hd.name)
@@ -211,7 +215,7 @@ func (p *Proxy) redirect(ctx *fasthttp.RequestCtx, rt *route) {
 	loc := withQuery(make([]byte, 0, 256), rt.location, ctx.URI().QueryString(), rt.noQuery)
 	ctx.Response.Header.SetCanonical(hLocation, loc)
 	ctx.Response.Header.SetCanonical(hCacheControl, ccRevalidate)
-	applyHeaders(&ctx.Response.Header, rt.headers)
+	applyHeaders(&ctx.Response.Header, rt.headers, rt.status)
 	ctx.SetStatusCode(rt.status)
 }
 
@@ -257,7 +261,7 @@ func (p *Proxy) serveFile(ctx *fasthttp.RequestCtx, rt *route) {
 	if compressed {
 		h.SetCanonical(hVary, vAcceptEnc)
 	}
-	applyHeaders(h, rt.headers)
+	applyHeaders(h, rt.headers, rt.status)
 	if rt.status != fasthttp.StatusOK {
 		ctx.SetStatusCode(rt.status)
 		p.writeVariant(ctx, b, p.pickEncoding(ctx, b))

@@ -171,7 +171,7 @@ func (p *Proxy) proxyTo(ctx *fasthttp.RequestCtx, d *deployment, rt *route) {
 	} else {
 		ctx.Response.SetBody(resp.Body())
 	}
-	applyHeaders(h, rt.headers)
+	applyHeaders(h, rt.headers, 0)
 }
 
 // originOf returns the normalized origin of an absolute URL.

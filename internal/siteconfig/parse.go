@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -90,6 +91,12 @@ func parseRedirectFields(fields []string) (Redirect, error) {
 		rd.To = strings.TrimSuffix(rd.From, "*") + ":splat"
 	} else {
 		rd.To = fields[i]
+		if hasHTTPScheme(rd.To) {
+			// "https://example.com:8080" is "https://example.com:8080/", as URL parsers (and Cloudflare) write it.
+			if u, err := url.Parse(rd.To); err == nil && u.Host != "" && u.Path == "" && u.RawQuery == "" && u.Fragment == "" && !strings.HasSuffix(rd.To, "?") && !strings.HasSuffix(rd.To, "#") {
+				rd.To += "/"
+			}
+		}
 		i++
 	}
 	if i < len(fields) && !isCondition(fields[i]) {
