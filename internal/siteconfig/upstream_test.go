@@ -18,8 +18,7 @@ import (
 // FERRY_UPSTREAM_TALLY=1 only counts how many cases agree with upstream, ignoring the ferry blocks, and never
 // fails: that is how the figures before and after a change are taken.
 
-// UpstreamFile is one testdata/upstream/*.json file. It is exported to the proxy's request-level harness
-// through the file format only; these types stay in tests.
+// upstreamFile is one testdata/upstream/*.json file (the proxy's request-level harness reads the same format).
 type upstreamFile struct {
 	Source  string         `json:"source"`
 	Commit  string         `json:"commit"`
