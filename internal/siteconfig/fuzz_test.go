@@ -21,6 +21,8 @@ var redirectSeeds = []string{
 	"/a/%2e%2e/b /c\n/a%00 /b\n",
 	"/a /b 999\n/a\n",
 	"/r/:x https://:x.example.com/ 301\n",
+	"/admin/* 200!\n/c?x=1&y=:y /d/:y\n/api/* https://api.example.com/:splat 200\n/some%20page /other%20page\n",
+	"/s id=:id q=:q /p/:id?q=:q 302\n/t k=v /u#frag 301\n/x/* 301\n",
 }
 
 var headerSeeds = []string{
@@ -31,6 +33,7 @@ var headerSeeds = []string{
 	"/*\n  Set-Cookie: a=b\n",
 	"/*\nX-A: b\n",
 	"/a\n  X A: b\n/b\n  X-A:\n",
+	"/a/:x/*\n  Link: </:x/:splat>\n  ! X-Frame-Options\n!Server\n/b\n! Content-Length\n",
 }
 
 func FuzzParseRedirects(f *testing.F) {
@@ -94,7 +97,7 @@ func FuzzParseHeaders(f *testing.F) {
 		}
 		var again strings.Builder
 		for _, hr := range hrs {
-			if !strings.HasPrefix(hr.Path, "/") || hr.Line < 1 || len(hr.Values) == 0 {
+			if !strings.HasPrefix(hr.Path, "/") || hr.Line < 1 || len(hr.Values) == 0 && len(hr.Unset) == 0 {
 				t.Fatalf("bad rule %+v", hr)
 			}
 			fmt.Fprintf(&again, "%s\n", hr.Path)
@@ -106,6 +109,12 @@ func FuzzParseHeaders(f *testing.F) {
 					t.Fatalf("bad value %+v", h)
 				}
 				fmt.Fprintf(&again, "  %s: %s\n", h.Name, h.Value)
+			}
+			for _, u := range hr.Unset {
+				if u != textproto.CanonicalMIMEHeaderKey(u) || forbiddenHeaders[u] != "" {
+					t.Fatalf("bad unset %q", u)
+				}
+				fmt.Fprintf(&again, "  ! %s\n", u)
 			}
 		}
 		if _, err := Compile(Serving{Headers: hrs}); err != nil {
@@ -119,7 +128,7 @@ func FuzzParseHeaders(f *testing.F) {
 			t.Fatalf("round trip: %d rules, then %d", len(hrs), len(hrs2))
 		}
 		for i := range hrs2 {
-			if hrs2[i].Path != hrs[i].Path || !reflect.DeepEqual(hrs2[i].Values, hrs[i].Values) {
+			if hrs2[i].Path != hrs[i].Path || !reflect.DeepEqual(hrs2[i].Values, hrs[i].Values) || !reflect.DeepEqual(hrs2[i].Unset, hrs[i].Unset) {
 				t.Fatalf("round trip:\n%+v\n%+v", hrs[i], hrs2[i])
 			}
 		}
@@ -190,7 +199,12 @@ func FuzzMatch(f *testing.F) {
 			t.Fatalf("Compile failed on parser output: %v", err)
 		}
 		calls := 0
-		m, ok := rules.Redirect(path, func(string) bool { calls++; return fileExists })
+		// The path's last segment doubles as a query: "id=5&q=x" gives the query conditions something to match.
+		var q Query
+		if i := strings.LastIndexByte(path, '/'); strings.Contains(path[i+1:], "=") {
+			q = mapQuery(path[i+1:])
+		}
+		m, ok := rules.RedirectQuery(path, q, func(string) bool { calls++; return fileExists })
 		if calls > 1 {
 			t.Fatalf("exists called %d times", calls)
 		}
@@ -285,4 +299,16 @@ func FuzzGlob(f *testing.F) {
 			}
 		}
 	})
+}
+
+// mapQuery is a Query read from "a=1&b=2".
+type mapQuery string
+
+func (m mapQuery) Get(key string) (string, bool) {
+	for kv := range strings.SplitSeq(string(m), "&") {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v, true
+		}
+	}
+	return "", false
 }
