@@ -233,6 +233,7 @@ func TestServe(t *testing.T) {
 	// A multi-page site without 404.html (Astro, Eleventy): unknown paths are 404s, and /about/ moves to /about.
 	e.publish(t, "mpa", map[string]string{"index.html": indexHTML, "about.html": aboutHTML, "blog/index.html": docsHTML,
 		"_headers": "/*\n  X-Site: mpa\n"}, nil, "production")
+	e.publish(t, "slashclean", map[string]string{"index.html": indexHTML, "about.html": aboutHTML}, &siteconfig.File{TrailingSlash: new(true)}, "production")
 	// A project with previews but nothing in production yet.
 	e.publish(t, "fresh", map[string]string{"index.html": indexHTML}, nil, "pr-3")
 
@@ -296,6 +297,8 @@ func TestServe(t *testing.T) {
 		{name: "mpa dir index slash", host: "mpa." + testDomain, path: "/blog/", status: 200, body: docsHTML},
 		{name: "spa missing asset is 404", host: "app." + testDomain, path: "/assets/index-OLDHASH1.js", status: 404, contains: "404 Not Found"},
 		{name: "spa missing image is 404", host: "app." + testDomain, path: "/nope.png", status: 404},
+		{name: "trailing slash add, about.html", host: "slashclean." + testDomain, path: "/about", status: 301, want: map[string]string{"Location": "/about/"}},
+		{name: "trailing slash add serves about.html at /about/", host: "slashclean." + testDomain, path: "/about/", status: 200, body: aboutHTML},
 		{name: "no production yet", host: "fresh." + testDomain, path: "/", status: 404, contains: "No production deployment yet"},
 		{name: "fresh preview", host: "pr-3--fresh." + testDomain, path: "/", status: 200, body: indexHTML},
 		{name: "preview removed", host: "pr-9--fresh." + testDomain, path: "/", status: 404, contains: "preview was removed"},

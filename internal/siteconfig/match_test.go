@@ -290,3 +290,92 @@ func TestRedirectAllocs(t *testing.T) {
 		t.Errorf("literal match allocates %v times per call, want 0", a)
 	}
 }
+
+func TestRedirectQuery(t *testing.T) {
+	t.Parallel()
+	rules := mustRules(t, `
+/store id=:id /blog/:id 301
+/store kind=shoes /shoes 302
+/c?x=1&y=:y /d/:y 302
+/s a=:a b=:b /t/:b/:a 200
+/store /all 301
+`, "")
+	if !rules.HasQueryRules() {
+		t.Fatal("HasQueryRules = false")
+	}
+	cases := []struct {
+		path, query string
+		want        Match
+	}{
+		{"/store", "id=42&utm=x", Match{Status: 301, To: "/blog/42", Line: 2, ByQuery: true}},
+		{"/store", "id=a b/c", Match{Status: 301, To: "/blog/a%20b/c", Line: 2, ByQuery: true}},
+		{"/store", "kind=shoes", Match{Status: 302, To: "/shoes", Line: 3, ByQuery: true}},
+		{"/store", "kind=hats", Match{Status: 301, To: "/all", Line: 6}},
+		{"/store", "", Match{Status: 301, To: "/all", Line: 6}},
+		{"/c", "x=1&y=2", Match{Status: 302, To: "/d/2", Line: 4, ByQuery: true}},
+		{"/c", "x=2&y=2", Match{}},
+		{"/s", "b=2&a=1", Match{Status: 200, To: "/t/2/1", Line: 5, ByQuery: true}},
+		{"/s", "b=../../x&a=1", Match{Status: 200, To: "/x/1", Line: 5, ByQuery: true}},
+	}
+	for _, c := range cases {
+		var q Query
+		if c.query != "" {
+			q = mapQuery(c.query)
+		}
+		got, ok := rules.RedirectQuery(c.path, q, nil)
+		if ok != (c.want.Status != 0) || got != c.want {
+			t.Errorf("RedirectQuery(%q, %q) = %+v, %v; want %+v", c.path, c.query, got, ok, c.want)
+		}
+	}
+	// Without a query, rules with query conditions never match.
+	if got, _ := rules.Redirect("/store", nil); got.Line != 6 {
+		t.Errorf("Redirect(/store) = %+v", got)
+	}
+}
+
+func TestRedirectForwardAndEscapes(t *testing.T) {
+	t.Parallel()
+	rules := mustRules(t, "  /admin/* 200!\n\t/some%20page /other%20page 302\n/files/* /store/:splat 200\n", "")
+	for path, want := range map[string]Match{
+		"/admin/a/b":  {Status: 200, To: "/admin/a/b", Line: 1},
+		"/some page":  {Status: 302, To: "/other%20page", Line: 2},
+		"/files/a/b/": {Status: 200, To: "/store/a/b/", Line: 3},
+		"/files/a b":  {Status: 200, To: "/store/a b", Line: 3},
+	} {
+		if got, ok := rules.Redirect(path, nil); !ok || got != want {
+			t.Errorf("Redirect(%q) = %+v, %v; want %+v", path, got, ok, want)
+		}
+	}
+}
+
+func TestHeadersPlaceholdersAndUnset(t *testing.T) {
+	t.Parallel()
+	rules := mustRules(t, "", `
+/*
+X-Frame-Options: DENY
+X-Both: 1
+/assets/:v/*
+  Link: </assets/:v/main.js>, </assets/:v/lang.js>
+  X-Splat: :splat
+  ! X-Frame-Options
+/assets/*
+  X-Both: 2
+/:port
+  X-Port: localhost:8080 :port
+`)
+	type op struct{ name, value string }
+	cases := map[string][]op{
+		"/assets/js/a b.js": {{"X-Frame-Options", "DENY"}, {"X-Both", "1"}, {"unset", "X-Frame-Options"},
+			{"Link", "</assets/js/main.js>, </assets/js/lang.js>"}, {"X-Splat", "a%20b.js"}, {"X-Both", "2"}},
+		"/assets/js/d/": {{"X-Frame-Options", "DENY"}, {"X-Both", "1"}, {"unset", "X-Frame-Options"},
+			{"Link", "</assets/js/main.js>, </assets/js/lang.js>"}, {"X-Splat", "d/"}, {"X-Both", "2"}},
+		"/p": {{"X-Frame-Options", "DENY"}, {"X-Both", "1"}, {"X-Port", "localhost:8080 p"}},
+	}
+	for path, want := range cases {
+		var got []op
+		rules.Headers(path, func(n, v string) { got = append(got, op{n, v}) }, func(n string) { got = append(got, op{"unset", n}) })
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("Headers(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
