@@ -246,7 +246,10 @@ type PublishParams struct {
 	DeploymentID string
 	// Aliases are pointed at the new deployment after its manifest is written.
 	Aliases []string
-	// Settings are the serving settings from the repository's ferry.json, if any (nil: defaults).
+	// Settings are the serving settings from the repository's ferry.json, if any (nil: defaults). A build that
+	// detected the framework fills in what the user left unset: SPA true for a framework known to be a
+	// single-page app, false for one known to be multi-page; left nil, the output's files decide
+	// (siteconfig.Resolve).
 	Settings *siteconfig.File
 	// Domain, if set, fills PublishResult.URLs ("localhost:8081", "example.com", "https://example.com").
 	Domain string
