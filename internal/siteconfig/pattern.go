@@ -305,7 +305,12 @@ func (pt *pattern) matchSegments(b string, plen int, caps *[MaxPlaceholders + 1]
 	if pt.stars == 0 {
 		return pos == n
 	}
-	caps[len(pt.names)] = span{min(pos, plen), plen}
+	if pos >= len(b) {
+		// Nothing but the trailing slash is left: the splat is empty ("/letters*" on "/letters/"), as on Netlify.
+		caps[len(pt.names)] = span{len(b), len(b)}
+	} else {
+		caps[len(pt.names)] = span{pos, plen}
+	}
 	return true
 }
 
@@ -329,7 +334,11 @@ func (pt *pattern) matchGlob(b string, plen int, caps *[MaxPlaceholders + 1]span
 	star := pos
 	setSplat := func(end int) {
 		if caps != nil {
-			caps[len(pt.names)] = span{min(star, plen), min(max(end, star), plen)}
+			if star >= len(b) {
+				caps[len(pt.names)] = span{len(b), len(b)}
+			} else {
+				caps[len(pt.names)] = span{star, min(max(end, star), plen)}
+			}
 			caps = nil
 		}
 	}
