@@ -117,6 +117,12 @@ func TestProxyRule(t *testing.T) {
 		t.Errorf("response headers %v", r.header)
 	}
 
+	// A visitor cannot steer the request to another host through the splat.
+	for _, path := range []string{"/api/@127.0.0.1:1/x", "/api/..;@127.0.0.1:1", "/api/%40other.example"} {
+		if r := e.send(t, "GET", host, path, ""); r.status != 201 || !strings.Contains(r.body, `"path":"/v1/`) {
+			t.Errorf("GET %s: %d %q, want the allowed origin's answer", path, r.status, r.body)
+		}
+	}
 	if r := e.send(t, "POST", host, "/api/echo", "hello"); r.status != 201 || r.body != `{"path":"/v1/echo","body":"hello"}` {
 		t.Errorf("POST: %d %q", r.status, r.body)
 	}
@@ -143,7 +149,7 @@ func TestProxyRule(t *testing.T) {
 	if r := e.send(t, "POST", host, "/", "x"); r.status != 405 {
 		t.Errorf("POST /: %d", r.status)
 	}
-	for result, want := range map[string]float64{"ok": 4, "timeout": 1, "error": 1, "refused": 1} {
+	for result, want := range map[string]float64{"ok": 7, "timeout": 1, "error": 1, "refused": 1} {
 		if got := upstreamCount(t, e, result); got != want {
 			t.Errorf("ferry_proxy_upstream_requests_total{result=%q} = %v, want %v", result, got, want)
 		}
