@@ -44,6 +44,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&tokenFile, "token-file", "", "file holding an installation token for https clones (sent as x-access-token)")
 	fs.StringVar(&p.Project, "project", "", "project name (required)")
 	fs.StringVar(&storageURL, "storage", "", "storage URL: file:///path or s3://bucket/prefix?region=... (required)")
+	fs.StringVar(&p.CacheScope, "cache-scope", CacheScopePreview, "how far the commit is trusted, which picks the dependency cache it reads and writes: production (the production branch), preview (the repository's own branches and pull requests; never reads or writes production's) or fork (a pull request from another repository: no cache at all)")
 	fs.Var(&aliases, "alias", "alias to point at the new deployment (repeatable)")
 	fs.StringVar(&p.Domain, "domain", "", "domain used to print the deployment's URLs")
 	fs.StringVar(&p.DeploymentID, "deployment-id", "", "deployment id to use (default: a new one)")
