@@ -146,7 +146,7 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 	res, err := l.Build(context.Background(), builder.Request{
 		DeploymentID: id, Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0], Token: e.token,
 		Env: map[string]string{"API_KEY": "sekret-value-1"}, Domain: "example.test", Storage: e.storeURL,
-		Log: log.add,
+		CacheScope: build.CacheScopeProduction, Log: log.add,
 	})
 	if err != nil {
 		t.Fatalf("build: %v\nlog:\n%s", err, log.text())
@@ -194,6 +194,9 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 	// The secrets reach the runner as memory files, never as files on a disk.
 	if !strings.HasPrefix(rec.TokenFile, "/memfd:") || !strings.HasPrefix(rec.EnvFile, "/memfd:") {
 		t.Errorf("token file %q, env file %q: want memory files (/memfd:...)", rec.TokenFile, rec.EnvFile)
+	}
+	if !strings.Contains(strings.Join(rec.Args, " "), "--cache-scope production") {
+		t.Errorf("no --cache-scope production in %q", rec.Args)
 	}
 	if !strings.Contains(strings.Join(rec.Args, " "), "--env-file") {
 		t.Errorf("no --env-file in %q", rec.Args)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 )
@@ -108,7 +109,12 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 			return w.infra(ctx, log, job, p, id, fmt.Errorf("get a clone token: %w", err))
 		}
 	}
-	if req.Env, err = w.buildEnv(ctx, job.Args, d); err != nil {
+	fork, err := w.isFork(ctx, job.Args, d)
+	if err != nil {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("read the fork flag: %w", err))
+	}
+	req.CacheScope = cacheScope(d, fork)
+	if req.Env, err = w.buildEnv(ctx, fork, d); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("read env vars: %w", err))
 	}
 
@@ -152,15 +158,33 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	return w.succeed(ctx, log, job, p, d, res)
 }
 
-// buildEnv is the env vars a build gets: the project's for the deployment's environment (production or
-// preview), decrypted, and none at all for a pull request from a fork, whichever of its job and its row says so.
-func (w *deployWorker) buildEnv(ctx context.Context, args DeployArgs, d *store.Deployment) (map[string]string, error) {
+// isFork reports whether a deployment builds a pull request from a fork, whichever of its job and its row
+// says so.
+func (w *deployWorker) isFork(ctx context.Context, args DeployArgs, d *store.Deployment) (bool, error) {
 	if args.Fork {
-		return nil, nil
+		return true, nil
 	}
 	f, err := w.deps.Store.DeploymentForkGet(ctx, d.ID)
-	if err != nil || f.Fork {
-		return nil, err
+	return f.Fork, err
+}
+
+// cacheScope is the trust level of a deployment's code, which picks the dependency cache its build reads and
+// writes (build.CacheScopeProduction): a fork's pull request gets none, a preview never production's.
+func cacheScope(d *store.Deployment, fork bool) string {
+	switch {
+	case fork:
+		return build.CacheScopeFork
+	case d.Kind == store.KindProduction:
+		return build.CacheScopeProduction
+	}
+	return build.CacheScopePreview
+}
+
+// buildEnv is the env vars a build gets: the project's for the deployment's environment (production or
+// preview), decrypted, and none at all for a pull request from a fork.
+func (w *deployWorker) buildEnv(ctx context.Context, fork bool, d *store.Deployment) (map[string]string, error) {
+	if fork {
+		return nil, nil
 	}
 	env := store.EnvPreview
 	if d.Kind == store.KindProduction {
