@@ -477,9 +477,9 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 	var p *projects.Project
 	if err == nil {
 		newName, branch := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("branch"))
+		// Approval only matters for fork builds; with them off, the (default-on) box says nothing.
 		s := projects.Settings{
 			BuildForks:          r.PostFormValue("build_forks") == "on",
-			// Approval only matters for fork builds; with them off, the (default-on) box says nothing.
 			RequireForkApproval: r.PostFormValue("build_forks") == "on" && r.PostFormValue("require_fork_approval") == "on",
 			Overrides: projects.Overrides{
 				RootDirectory: optional(r.PostFormValue("root_directory")), InstallCommand: optional(r.PostFormValue("install_command")),
