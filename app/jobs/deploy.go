@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -335,82 +334,6 @@ func (w *deployWorker) infra(ctx context.Context, log *slog.Logger, job *river.J
 	}
 	w.m.jobs.WithLabelValues(job.Kind, "discarded").Inc()
 	return cause
-}
-
-// logBatcher appends build log lines to the store in batches: every 200ms or 500 lines, and at close.
-type logBatcher struct {
-	st   *store.Store
-	id   string
-	log  *slog.Logger
-	ctx  context.Context
-	mu   sync.Mutex
-	buf  []store.LogLine
-	kick chan struct{}
-	quit chan struct{}
-	done chan struct{}
-}
-
-const logBatchLines = 500
-
-func newLogBatcher(ctx context.Context, st *store.Store, id string, log *slog.Logger) *logBatcher {
-	b := &logBatcher{st: st, id: id, log: log, ctx: context.WithoutCancel(ctx),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	go b.run()
-	return b
-}
-
-func (b *logBatcher) add(l builder.LogLine) {
-	line := l.Message
-	if l.Level != "" && l.Level != "INFO" {
-		line = l.Level + ": " + line
-	}
-	b.mu.Lock()
-	b.buf = append(b.buf, store.LogLine{Time: l.Time, Step: l.Step, Line: line})
-	full := len(b.buf) >= logBatchLines
-	b.mu.Unlock()
-	if full {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (b *logBatcher) run() {
-	defer close(b.done)
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-b.kick:
-		case <-b.quit:
-			b.flush()
-			return
-		}
-		b.flush()
-	}
-}
-
-func (b *logBatcher) flush() {
-	b.mu.Lock()
-	lines := b.buf
-	b.buf = nil
-	b.mu.Unlock()
-	if len(lines) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	if _, err := b.st.DeploymentLogAppend(ctx, store.DeploymentLogAppendParams{DeploymentID: b.id, Lines: lines}); err != nil {
-		b.log.WarnContext(ctx, "store build log lines", "lines", len(lines), "err", err)
-	}
-}
-
-// close stores what is left and stops the batcher.
-func (b *logBatcher) close() {
-	close(b.quit)
-	<-b.done
 }
 
 // buildOverrides are the project's settings.overrides for the builder. Unreadable settings build with

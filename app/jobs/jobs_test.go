@@ -69,6 +69,8 @@ type opts struct {
 	noClient    bool
 	// wrap, when set, wraps the real local builder (to record what it was asked).
 	wrap func(builder.Builder) builder.Builder
+	// dbURL is a migrated database of the test's own (a cluster it stops and starts); default pgtest's.
+	dbURL string
 }
 
 func newHarness(t *testing.T, o opts) *harness {
@@ -78,7 +80,10 @@ func newHarness(t *testing.T, o opts) *harness {
 		o.concurrency = 2
 	}
 	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap}
-	h.dbURL = pgtest.NewURL(t)
+	h.dbURL = o.dbURL
+	if h.dbURL == "" {
+		h.dbURL = pgtest.NewURL(t)
+	}
 	pool, err := pgxpool.New(h.ctx, h.dbURL)
 	if err != nil {
 		t.Fatal(err)
