@@ -51,7 +51,7 @@ func OpenWorkRoot(base string, log *slog.Logger) (*WorkRoot, error) {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
-		return nil, ferry.Errorf(ferry.EINVALID, "%s is not a folder of this user's that only it can write (a link, or made by another user): remove it, or pass another --workdir", root)
+		return nil, ferry.Errorf(ferry.EINVALID, "%s is not a folder of this user's that only it can write (a link, or made by another user): remove it, or point TMPDIR (or ferry build --workdir) elsewhere", root)
 	}
 	if removed := sweepWorkRoot(root, log); removed > 0 {
 		log.Info("removed the work folders of crashed Ferry processes", "folder", root, "count", removed)
