@@ -26,6 +26,7 @@ func (r *run) buildAndPublishRepo(ctx context.Context, id string, meta map[strin
 		Overrides:    r.in.overrides(),
 		Project:      r.project,
 		Storage:      r.store.Storage,
+		CacheScope:   r.cacheScope(),
 		Aliases:      r.aliases,
 		DeploymentID: id,
 		Domain:       r.in.Domain,
@@ -37,6 +38,19 @@ func (r *run) buildAndPublishRepo(ctx context.Context, id string, meta map[strin
 		return nil, err
 	}
 	return res.PublishResult, nil
+}
+
+// cacheScope is how far the run's commit is trusted (build.CacheScopeProduction): a pull request from a fork
+// reads and writes no dependency cache, even when a workflow deploys it as production; a production deploy
+// uses production's; anything else the previews'.
+func (r *run) cacheScope() string {
+	switch {
+	case r.ev.Fork:
+		return build.CacheScopeFork
+	case r.prod:
+		return build.CacheScopeProduction
+	}
+	return build.CacheScopePreview
 }
 
 // overrides are the inputs that win over the repository's ferry.json. An empty input is one the workflow

@@ -27,6 +27,16 @@ type event struct {
 	RunURL        string // the workflow run, used as the deployment's log_url
 	// Deleted is a push that deleted its branch or tag: there is nothing to deploy.
 	Deleted bool
+	// Fork is a pull request whose head lives in another repository than its base (or in one that is gone):
+	// outside code, which gets no dependency cache (build.CacheScopeFork).
+	Fork bool
+}
+
+// prRepo is a pull request's head or base repository in a payload.
+type prRepo struct {
+	Repo *struct {
+		FullName string `json:"full_name"`
+	} `json:"repo"`
 }
 
 // payload is the part of a webhook payload the Action reads.
@@ -41,7 +51,9 @@ type payload struct {
 		Head   struct {
 			SHA string `json:"sha"`
 			Ref string `json:"ref"`
+			prRepo
 		} `json:"head"`
+		Base prRepo `json:"base"`
 	} `json:"pull_request"`
 	Repository struct {
 		Name          string `json:"name"`
@@ -87,6 +99,9 @@ func readEvent(gctx *githubactions.GitHubContext) (*event, error) {
 		ev.PR = p.PullRequest.Number
 		ev.SHA = p.PullRequest.Head.SHA
 		ev.Branch = p.PullRequest.Head.Ref
+		head, base := p.PullRequest.Head.Repo, p.PullRequest.Base.Repo
+		// The full names, not head.repo.fork: a repository that is itself a fork has fork=true on its own PRs.
+		ev.Fork = head == nil || base == nil || !strings.EqualFold(head.FullName, base.FullName)
 	}
 	if ev.SHA == "" {
 		ev.SHA = p.After

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -181,4 +182,64 @@ func FuzzReadEvent(f *testing.F) {
 			t.Errorf("parsed an event without a commit: %+v", ev)
 		}
 	})
+}
+
+// TestReadEventFork: a pull request is a fork's when its head repository is another than its base (or gone),
+// read from real payloads; head.repo.fork alone is not the test, since a fork's own pull requests have it too.
+func TestReadEventFork(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("testdata", "pull_request.opened.payload.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(head, base map[string]any)
+		fork bool
+	}{
+		"same repository":      {func(head, base map[string]any) {}, false},
+		"head in another repo": {func(head, base map[string]any) { head["repo"].(map[string]any)["full_name"] = "mallory/Hello-World" }, true},
+		"head repo deleted":    {func(head, base map[string]any) { head["repo"] = nil }, true},
+		"case differs only":    {func(head, base map[string]any) { head["repo"].(map[string]any)["full_name"] = "codertocat/hello-world" }, false},
+	} {
+		m := map[string]any{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		pr := m["pull_request"].(map[string]any)
+		head, base := pr["head"].(map[string]any), pr["base"].(map[string]any)
+		if head["repo"].(map[string]any)["full_name"] != base["repo"].(map[string]any)["full_name"] {
+			t.Fatal("fixture: the real payload is expected to be a same-repository pull request")
+		}
+		tc.edit(head, base)
+		ev, err := readEvent(&githubactions.GitHubContext{EventName: "pull_request", Repository: "Codertocat/Hello-World", SHA: "1111", Event: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Fork != tc.fork {
+			t.Errorf("%s: fork = %v, want %v", name, ev.Fork, tc.fork)
+		}
+	}
+}
+
+// TestCacheScope: the Action's build reads and writes production's dependency cache only for a production
+// deploy of the repository's own code, and none at all for a fork's pull request, even one deployed as
+// production.
+func TestCacheScope(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ev   event
+		prod bool
+		want string
+	}{
+		{event{Name: "push"}, true, build.CacheScopeProduction},
+		{event{Name: "push"}, false, build.CacheScopePreview},
+		{event{Name: "pull_request", PR: 7}, false, build.CacheScopePreview},
+		{event{Name: "pull_request", PR: 7, Fork: true}, false, build.CacheScopeFork},
+		{event{Name: "pull_request", PR: 7, Fork: true}, true, build.CacheScopeFork},
+	} {
+		ev := tc.ev
+		if got := (&run{ev: &ev, prod: tc.prod}).cacheScope(); got != tc.want {
+			t.Errorf("%+v production %v: scope %q, want %q", tc.ev, tc.prod, got, tc.want)
+		}
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/site"
@@ -82,7 +83,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	riverCfg, err := workers(ctx, cfg, pool, events, gh, reg, logger)
+	// Local builds keep their workspaces in a folder of this process's own, and what a crashed run left in
+	// the temp folder ($TMPDIR/ferry-work) is removed first (issue 11).
+	work, err := build.OpenWorkRoot("", logger)
+	if err != nil {
+		return err
+	}
+	defer work.Close()
+	riverCfg, err := workers(ctx, cfg, pool, events, gh, reg, work.Dir, logger)
 	if err != nil {
 		return err
 	}
@@ -169,7 +177,7 @@ func githubApp(ctx context.Context, cfg Config, logger *slog.Logger) (*ghreport.
 }
 
 // workers builds the River configuration with every worker registered (app/jobs). app may be nil.
-func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, app *ghreport.App, reg prometheus.Registerer, logger *slog.Logger) (*river.Config, error) {
+func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, app *ghreport.App, reg prometheus.Registerer, workDir string, logger *slog.Logger) (*river.Config, error) {
 	st, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -185,7 +193,7 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		if b, err = builder.NewECS(ctx, ecsCfg); err != nil {
 			return nil, err
 		}
-	} else if b, err = builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand}); err != nil {
+	} else if b, err = builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand, WorkDir: workDir}); err != nil {
 		return nil, err
 	}
 	cipher, err := envCipher(ctx, cfg, logger)

@@ -39,8 +39,31 @@ type Request struct {
 	Storage string
 	// Overrides are the project's build settings that win over the repository's ferry.json.
 	Overrides Overrides
+	// CacheScope is ferry build's --cache-scope: build.CacheScopeProduction for the production branch,
+	// CacheScopePreview for the repository's own branches and pull requests, CacheScopeFork for a pull request
+	// from another repository. "" leaves ferry build's default (preview).
+	CacheScope string
 	// Log receives each log line as the build writes it; nil discards. It is called from one goroutine.
 	Log func(LogLine)
+}
+
+// args are ferry build's flags for what a request says about the build itself, the same for every builder so
+// that none of them forgets one: the ref, the domain, the aliases, the cache scope and the overrides.
+func (r Request) args() []string {
+	var args []string
+	if r.Ref != "" {
+		args = append(args, "--ref", r.Ref)
+	}
+	if r.Domain != "" {
+		args = append(args, "--domain", r.Domain)
+	}
+	for _, a := range r.Aliases {
+		args = append(args, "--alias", a)
+	}
+	if r.CacheScope != "" {
+		args = append(args, "--cache-scope", r.CacheScope)
+	}
+	return append(args, r.Overrides.Args()...)
 }
 
 // Overrides replace ferry.json's build settings for one build: the project's settings.overrides, edited in

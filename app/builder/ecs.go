@@ -210,7 +210,7 @@ func (e *ECS) Build(ctx context.Context, req Request) (*Result, error) {
 // session gets the build's storage credentials: the build role, narrowed by SessionPolicy.
 func (e *ECS) session(ctx context.Context, req Request) (*build.AWSCredentials, error) {
 	partition := strings.SplitN(e.cfg.BuildRoleARN, ":", 3)[1]
-	policy, err := SessionPolicy(partition, req.Storage, req.Project, req.DeploymentID, req.Aliases)
+	policy, err := SessionPolicy(partition, req.Storage, req.Project, req.DeploymentID, req.CacheScope, req.Aliases)
 	if err != nil {
 		return nil, err
 	}
@@ -240,16 +240,7 @@ func (e *ECS) Command(req Request) []string {
 	args := []string{"build", "--repo", req.CloneURL, "--project", req.Project, "--storage", req.Storage,
 		"--deployment-id", req.DeploymentID, "--json", "--log-format", "json",
 		"--events-url", base + "/events", "--secrets-url", base + "/secrets"}
-	if req.Ref != "" {
-		args = append(args, "--ref", req.Ref)
-	}
-	if req.Domain != "" {
-		args = append(args, "--domain", req.Domain)
-	}
-	for _, a := range req.Aliases {
-		args = append(args, "--alias", a)
-	}
-	return append(args, req.Overrides.Args()...)
+	return append(args, req.args()...)
 }
 
 // run starts the task. The client token makes RunTask idempotent per attempt: the SDK's own retries (after a

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 )
@@ -18,7 +19,10 @@ import (
 // policy is the ceiling, projects/*) and passes the policy below; the session's rights are the intersection:
 //
 //   - s3:GetObject on projects/<project>/* (cache restore, existing blobs, its own manifest);
-//   - s3:PutObject and s3:AbortMultipartUpload on projects/<project>/blobs/*, .../cache/*, and exactly
+//   - no s3:GetObject on another trust scope's dependency cache (projects/<project>/cache/<scope>/, see
+//     build.CacheScopeProduction): a preview's session cannot read production's cache, a fork's no cache;
+//   - s3:PutObject and s3:AbortMultipartUpload on projects/<project>/blobs/*, .../cache/<scope>/* (not for a
+//     fork), and exactly
 //     .../deployments/<id>.json and .../aliases/<alias>.json for the aliases this build may move (none when
 //     the App moves aliases itself), so a pull request's code cannot move production or touch another
 //     project or deployment;
@@ -46,8 +50,13 @@ type policyStatement struct {
 }
 
 // SessionPolicy returns the session policy of one build (see above): storageURL is the s3:// URL the build
-// publishes to, partition the AWS partition ("aws", "aws-cn", "aws-us-gov").
-func SessionPolicy(partition, storageURL, project, deploymentID string, aliases []string) (string, error) {
+// publishes to, partition the AWS partition ("aws", "aws-cn", "aws-us-gov"), cacheScope the build's
+// --cache-scope ("" is preview, as in ferry build).
+func SessionPolicy(partition, storageURL, project, deploymentID, cacheScope string, aliases []string) (string, error) {
+	scope, err := build.ParseCacheScope(cacheScope)
+	if err != nil {
+		return "", ferry.Errorf(ferry.EINVALID, "session policy: %w", err)
+	}
 	u, err := url.Parse(storageURL)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
 		return "", ferry.Errorf(ferry.EINVALID, "ECS builds publish to S3: the storage URL must be s3://BUCKET/PREFIX, not %q", storageURL)
@@ -69,8 +78,15 @@ func SessionPolicy(partition, storageURL, project, deploymentID string, aliases 
 	proj := prefix + site.ProjectPrefix(project) // "PREFIX/projects/<project>/"
 	writes := []string{
 		bucket + "/" + proj + "blobs/*",
-		bucket + "/" + proj + "cache/*",
 		bucket + "/" + prefix + site.ManifestKey(project, deploymentID),
+	}
+	var otherCaches []string
+	for _, s := range []string{build.CacheScopeProduction, build.CacheScopePreview, build.CacheScopeFork} {
+		if s == scope && s != build.CacheScopeFork {
+			writes = append(writes, bucket+"/"+proj+"cache/"+s+"/*")
+		} else {
+			otherCaches = append(otherCaches, bucket+"/"+proj+"cache/"+s+"/*")
+		}
 	}
 	for _, a := range aliases {
 		if err := site.ValidateAlias(project, a); err != nil {
@@ -80,6 +96,7 @@ func SessionPolicy(partition, storageURL, project, deploymentID string, aliases 
 	}
 	doc := policyDoc{Version: "2012-10-17", Statement: []policyStatement{
 		{Sid: "ReadProject", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{bucket + "/" + proj + "*"}},
+		{Sid: "NoOtherScopesCache", Effect: "Deny", Action: []string{"s3:GetObject", "s3:PutObject"}, Resource: otherCaches},
 		{Sid: "WriteThisBuild", Effect: "Allow", Action: []string{"s3:PutObject", "s3:AbortMultipartUpload"}, Resource: writes},
 		{Sid: "MissingKeysAre404", Effect: "Allow", Action: []string{"s3:ListBucket"}, Resource: []string{bucket},
 			Condition: map[string]any{"StringLikeIfExists": map[string]any{"s3:prefix": []string{proj, proj + "*"}}}},

@@ -387,23 +387,25 @@ type policy struct {
 	}
 }
 
+// allows evaluates the policy as IAM does: allowed by some statement and denied by none.
 func (p policy) allows(action, resource string) bool {
+	allowed := false
 	for _, s := range p.Statement {
-		if s.Effect != "Allow" {
-			continue
-		}
 		for _, a := range s.Action {
 			if a != action {
 				continue
 			}
 			for _, r := range s.Resource {
 				if wildcard(r, resource) {
-					return true
+					if s.Effect == "Deny" {
+						return false
+					}
+					allowed = allowed || s.Effect == "Allow"
 				}
 			}
 		}
 	}
-	return false
+	return allowed
 }
 
 // wildcard matches IAM's * (any characters, slashes included).
@@ -448,10 +450,12 @@ func TestSessionPolicyScope(t *testing.T) {
 		want        bool
 	}{
 		{"s3:GetObject", "projects/web/blobs/ab12", true},
-		{"s3:GetObject", "projects/web/cache/0f.tar.gz", true},
+		{"s3:GetObject", "projects/web/cache/preview/0f.tar.gz", true},
+		{"s3:GetObject", "projects/web/cache/production/0f.tar.gz", false},
 		{"s3:GetObject", "projects/web/deployments/dpl-zzzzzzzzzzzzzzzz.json", true},
 		{"s3:PutObject", "projects/web/blobs/ab12", true},
-		{"s3:PutObject", "projects/web/cache/0f.tar.gz", true},
+		{"s3:PutObject", "projects/web/cache/preview/0f.tar.gz", true},
+		{"s3:PutObject", "projects/web/cache/production/0f.tar.gz", false},
 		{"s3:PutObject", "projects/web/deployments/" + testDeployment + ".json", true},
 		{"s3:PutObject", "projects/web/aliases/pr-42.json", true},
 		{"s3:AbortMultipartUpload", "projects/web/blobs/ab12", true},
@@ -482,13 +486,16 @@ func TestSessionPolicyScope(t *testing.T) {
 		}
 	}
 
-	if _, err := builder.SessionPolicy("aws", "file:///var/lib/ferry", "web", testDeployment, nil); ferry.ErrorCode(err) != ferry.EINVALID {
+	if _, err := builder.SessionPolicy("aws", "file:///var/lib/ferry", "web", testDeployment, "", nil); ferry.ErrorCode(err) != ferry.EINVALID {
 		t.Errorf("file storage: %v, want EINVALID", err)
 	}
-	if _, err := builder.SessionPolicy("aws", "s3://b", "web", testDeployment, []string{"../x"}); ferry.ErrorCode(err) != ferry.EINVALID {
+	if _, err := builder.SessionPolicy("aws", "s3://b", "web", testDeployment, "", []string{"../x"}); ferry.ErrorCode(err) != ferry.EINVALID {
 		t.Errorf("bad alias: %v", err)
 	}
-	cn, _ := builder.SessionPolicy("aws-cn", "s3://b", "web", testDeployment, nil)
+	if _, err := builder.SessionPolicy("aws", "s3://b", "web", testDeployment, "../production", nil); ferry.ErrorCode(err) != ferry.EINVALID {
+		t.Errorf("bad cache scope: %v", err)
+	}
+	cn, _ := builder.SessionPolicy("aws-cn", "s3://b", "web", testDeployment, "", nil)
 	if !strings.Contains(cn, "arn:aws-cn:s3:::b/projects/web/") {
 		t.Errorf("partition: %s", cn)
 	}
@@ -509,5 +516,51 @@ func TestECSCommandOverrides(t *testing.T) {
 	req.Overrides = builder.Overrides{}
 	if got := w.b.Command(req); strings.Contains(strings.Join(got, " "), "-command") || strings.Contains(strings.Join(got, " "), "-directory") {
 		t.Fatalf("command without overrides: %q", got)
+	}
+}
+
+// TestSessionPolicyCacheScopes: a build's session reads and writes its own trust scope's dependency cache
+// alone; a fork's reaches no cache at all, while it can still publish its own deployment.
+func TestSessionPolicyCacheScopes(t *testing.T) {
+	t.Parallel()
+	const b = "arn:aws:s3:::ferry-sites/projects/web/"
+	for scope, want := range map[string]map[string]bool{
+		"production": {"production": true},
+		"preview":    {"preview": true},
+		"":           {"preview": true},
+		"fork":       {},
+	} {
+		doc, err := builder.SessionPolicy("aws", "s3://ferry-sites", "web", testDeployment, scope, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p policy
+		if err := json.Unmarshal([]byte(doc), &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, other := range []string{"production", "preview", "fork"} {
+			for _, action := range []string{"s3:GetObject", "s3:PutObject"} {
+				if got := p.allows(action, b+"cache/"+other+"/0f.tar.gz"); got != want[other] {
+					t.Errorf("scope %q: %s cache/%s: allowed=%v, want %v", scope, action, other, got, want[other])
+				}
+			}
+		}
+		if !p.allows("s3:PutObject", b+"blobs/ab12") || !p.allows("s3:PutObject", b+"deployments/"+testDeployment+".json") {
+			t.Errorf("scope %q cannot publish", scope)
+		}
+		if len(doc) > 2048 {
+			t.Errorf("scope %q: session policy is %d bytes; STS takes 2048 packed", scope, len(doc))
+		}
+	}
+}
+
+// TestCommandCacheScope: the request's cache scope reaches both builders' ferry build argv.
+func TestCommandCacheScope(t *testing.T) {
+	t.Parallel()
+	w := newECSWorld(t, nil)
+	req := testRequest()
+	req.CacheScope = "fork"
+	if got := strings.Join(w.b.Command(req), " "); !strings.Contains(got, "--cache-scope fork") {
+		t.Errorf("ECS command %q has no --cache-scope fork", got)
 	}
 }

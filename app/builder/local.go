@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -32,7 +34,9 @@ type LocalConfig struct {
 	Sandbox string
 	// Timeout is ferry build's --timeout for install plus build; 0 keeps its default (15m).
 	Timeout time.Duration
-	// WorkDir holds the per-build secret files and workspaces. Default: the system's temp folder.
+	// WorkDir holds the builds' workspaces (and secret files, where memory files are not available): the
+	// App passes its build.OpenWorkRoot folder, so that a crash leaves nothing the next start does not remove.
+	// Default: the system's temp folder (ferry build then makes its own ferry-work folder there).
 	WorkDir string
 	// KillGrace is how long a canceled build gets between SIGTERM and SIGKILL. Default 5s.
 	KillGrace time.Duration
@@ -82,19 +86,10 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 	args := append([]string(nil), l.cfg.Command[1:]...)
 	args = append(args, "--repo", req.CloneURL, "--project", req.Project, "--storage", req.Storage,
 		"--json", "--log-format", "json")
-	if req.Ref != "" {
-		args = append(args, "--ref", req.Ref)
-	}
 	if req.DeploymentID != "" {
 		args = append(args, "--deployment-id", req.DeploymentID)
 	}
-	if req.Domain != "" {
-		args = append(args, "--domain", req.Domain)
-	}
-	for _, a := range req.Aliases {
-		args = append(args, "--alias", a)
-	}
-	args = append(args, req.Overrides.Args()...)
+	args = append(args, req.args()...)
 	if l.cfg.Sandbox != "" {
 		args = append(args, "--sandbox", l.cfg.Sandbox)
 	}
@@ -104,26 +99,45 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 	if l.cfg.WorkDir != "" {
 		args = append(args, "--workdir", l.cfg.WorkDir)
 	}
-	if req.Token != "" {
-		p := filepath.Join(secrets, "token")
-		if err := os.WriteFile(p, []byte(req.Token), 0o600); err != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "write token file: %w", err)
+	var extra []*os.File
+	defer func() {
+		for _, f := range extra {
+			f.Close()
 		}
-		args = append(args, "--token-file", p)
+	}()
+	// handOver passes a secret to the runner as an inherited memory file (/dev/fd/N), so that it is never on
+	// a disk a crash could leave it on; only where memfd_create fails does it go to a 0600 file in secrets,
+	// which the next start removes if this process dies first (build.OpenWorkRoot).
+	handOver := func(flag, name string, b []byte) error {
+		if f, err := memFile(name, b); err == nil {
+			extra = append(extra, f)
+			args = append(args, flag, fmt.Sprintf("/dev/fd/%d", 2+len(extra)))
+			return nil
+		}
+		p := filepath.Join(secrets, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			return ferry.Errorf(ferry.EUNAVAILABLE, "write %s file: %w", name, err)
+		}
+		args = append(args, flag, p)
+		return nil
+	}
+	if req.Token != "" {
+		if err := handOver("--token-file", "token", []byte(req.Token)); err != nil {
+			return nil, err
+		}
 	}
 	if len(req.Env) > 0 {
-		p := filepath.Join(secrets, "env")
 		b, err := envFile(req.Env)
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "write env file: %w", err)
+		if err := handOver("--env-file", "env", b); err != nil {
+			return nil, err
 		}
-		args = append(args, "--env-file", p)
 	}
 
 	cmd := exec.Command(l.cfg.Command[0], args...)
+	cmd.ExtraFiles = extra
 	cmd.Env = l.env()
 	cmd.Dir = secrets
 	// Its own process group, so that a cancel reaches everything it started; and SIGKILL when the server dies,
@@ -139,6 +153,11 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start the build runner %s: %w", l.cfg.Command[0], err)
 	}
 	pgid := cmd.Process.Pid
+	// The runner has its own copies of the memory files; ours would only keep the secrets alive longer.
+	for _, f := range extra {
+		f.Close()
+	}
+	extra = nil
 
 	stop := make(chan struct{})
 	stopped := make(chan struct{})
@@ -177,6 +196,24 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, ferry.Errorf(ferry.EBUILD, "%s", failureMessage(tail, "the build failed"))
 	}
 	return nil, ferry.Errorf(ferry.EUNAVAILABLE, "build runner failed (%v): %s", waitErr, failureMessage(tail, "no error message"))
+}
+
+// memFile returns a memory-backed file (memfd) holding b, read from its start, for a child to inherit.
+func memFile(name string, b []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("ferry-"+name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "memfd:ferry-"+name)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // env is the build runner's whole environment.

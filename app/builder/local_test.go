@@ -29,6 +29,7 @@ import (
 // with when BUILDER_TEST_DUMP names a file.
 func TestMain(m *testing.M) {
 	dumpInvocation(os.Args[1:])
+	crashingApp()
 	buildtest.Main(m, nil)
 }
 
@@ -38,10 +39,9 @@ func dumpInvocation(args []string) {
 	if dump := os.Getenv("BUILDER_TEST_DUMP"); dump != "" {
 		rec := map[string]any{"args": args, "env": os.Environ()}
 		for i, a := range args {
-			if a == "--token-file" && i+1 < len(args) {
-				if fi, err := os.Stat(args[i+1]); err == nil {
-					rec["token_mode"] = fi.Mode().Perm().String()
-				}
+			if (a == "--token-file" || a == "--env-file") && i+1 < len(args) {
+				target, _ := os.Readlink(args[i+1])
+				rec[strings.TrimPrefix(a, "--")] = target
 			}
 		}
 		b, _ := json.Marshal(rec)
@@ -146,7 +146,7 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 	res, err := l.Build(context.Background(), builder.Request{
 		DeploymentID: id, Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0], Token: e.token,
 		Env: map[string]string{"API_KEY": "sekret-value-1"}, Domain: "example.test", Storage: e.storeURL,
-		Log: log.add,
+		CacheScope: build.CacheScopeProduction, Log: log.add,
 	})
 	if err != nil {
 		t.Fatalf("build: %v\nlog:\n%s", err, log.text())
@@ -170,7 +170,8 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 	var rec struct {
 		Args      []string `json:"args"`
 		Env       []string `json:"env"`
-		TokenMode string   `json:"token_mode"`
+		TokenFile string   `json:"token-file"`
+		EnvFile   string   `json:"env-file"`
 	}
 	b, err := os.ReadFile(dump)
 	if err != nil {
@@ -190,8 +191,12 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 			t.Errorf("the build runner inherited %s", kv)
 		}
 	}
-	if rec.TokenMode != "-rw-------" {
-		t.Errorf("token file mode = %q, want -rw-------", rec.TokenMode)
+	// The secrets reach the runner as memory files, never as files on a disk.
+	if !strings.HasPrefix(rec.TokenFile, "/memfd:") || !strings.HasPrefix(rec.EnvFile, "/memfd:") {
+		t.Errorf("token file %q, env file %q: want memory files (/memfd:...)", rec.TokenFile, rec.EnvFile)
+	}
+	if !strings.Contains(strings.Join(rec.Args, " "), "--cache-scope production") {
+		t.Errorf("no --cache-scope production in %q", rec.Args)
 	}
 	if !strings.Contains(strings.Join(rec.Args, " "), "--env-file") {
 		t.Errorf("no --env-file in %q", rec.Args)

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 )
@@ -108,7 +108,12 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 			return w.infra(ctx, log, job, p, id, fmt.Errorf("get a clone token: %w", err))
 		}
 	}
-	if req.Env, err = w.buildEnv(ctx, job.Args, d); err != nil {
+	fork, err := w.isFork(ctx, job.Args, d)
+	if err != nil {
+		return w.infra(ctx, log, job, p, id, fmt.Errorf("read the fork flag: %w", err))
+	}
+	req.CacheScope = cacheScope(d, fork)
+	if req.Env, err = w.buildEnv(ctx, fork, d); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("read env vars: %w", err))
 	}
 
@@ -152,15 +157,33 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	return w.succeed(ctx, log, job, p, d, res)
 }
 
-// buildEnv is the env vars a build gets: the project's for the deployment's environment (production or
-// preview), decrypted, and none at all for a pull request from a fork, whichever of its job and its row says so.
-func (w *deployWorker) buildEnv(ctx context.Context, args DeployArgs, d *store.Deployment) (map[string]string, error) {
+// isFork reports whether a deployment builds a pull request from a fork, whichever of its job and its row
+// says so.
+func (w *deployWorker) isFork(ctx context.Context, args DeployArgs, d *store.Deployment) (bool, error) {
 	if args.Fork {
-		return nil, nil
+		return true, nil
 	}
 	f, err := w.deps.Store.DeploymentForkGet(ctx, d.ID)
-	if err != nil || f.Fork {
-		return nil, err
+	return f.Fork, err
+}
+
+// cacheScope is the trust level of a deployment's code, which picks the dependency cache its build reads and
+// writes (build.CacheScopeProduction): a fork's pull request gets none, a preview never production's.
+func cacheScope(d *store.Deployment, fork bool) string {
+	switch {
+	case fork:
+		return build.CacheScopeFork
+	case d.Kind == store.KindProduction:
+		return build.CacheScopeProduction
+	}
+	return build.CacheScopePreview
+}
+
+// buildEnv is the env vars a build gets: the project's for the deployment's environment (production or
+// preview), decrypted, and none at all for a pull request from a fork.
+func (w *deployWorker) buildEnv(ctx context.Context, fork bool, d *store.Deployment) (map[string]string, error) {
+	if fork {
+		return nil, nil
 	}
 	env := store.EnvPreview
 	if d.Kind == store.KindProduction {
@@ -311,82 +334,6 @@ func (w *deployWorker) infra(ctx context.Context, log *slog.Logger, job *river.J
 	}
 	w.m.jobs.WithLabelValues(job.Kind, "discarded").Inc()
 	return cause
-}
-
-// logBatcher appends build log lines to the store in batches: every 200ms or 500 lines, and at close.
-type logBatcher struct {
-	st   *store.Store
-	id   string
-	log  *slog.Logger
-	ctx  context.Context
-	mu   sync.Mutex
-	buf  []store.LogLine
-	kick chan struct{}
-	quit chan struct{}
-	done chan struct{}
-}
-
-const logBatchLines = 500
-
-func newLogBatcher(ctx context.Context, st *store.Store, id string, log *slog.Logger) *logBatcher {
-	b := &logBatcher{st: st, id: id, log: log, ctx: context.WithoutCancel(ctx),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
-	go b.run()
-	return b
-}
-
-func (b *logBatcher) add(l builder.LogLine) {
-	line := l.Message
-	if l.Level != "" && l.Level != "INFO" {
-		line = l.Level + ": " + line
-	}
-	b.mu.Lock()
-	b.buf = append(b.buf, store.LogLine{Time: l.Time, Step: l.Step, Line: line})
-	full := len(b.buf) >= logBatchLines
-	b.mu.Unlock()
-	if full {
-		select {
-		case b.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (b *logBatcher) run() {
-	defer close(b.done)
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-b.kick:
-		case <-b.quit:
-			b.flush()
-			return
-		}
-		b.flush()
-	}
-}
-
-func (b *logBatcher) flush() {
-	b.mu.Lock()
-	lines := b.buf
-	b.buf = nil
-	b.mu.Unlock()
-	if len(lines) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	if _, err := b.st.DeploymentLogAppend(ctx, store.DeploymentLogAppendParams{DeploymentID: b.id, Lines: lines}); err != nil {
-		b.log.WarnContext(ctx, "store build log lines", "lines", len(lines), "err", err)
-	}
-}
-
-// close stores what is left and stops the batcher.
-func (b *logBatcher) close() {
-	close(b.quit)
-	<-b.done
 }
 
 // buildOverrides are the project's settings.overrides for the builder. Unreadable settings build with

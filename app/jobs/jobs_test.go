@@ -61,11 +61,16 @@ type harness struct {
 	client  *river.Client[pgx.Tx]
 	reg     *prometheus.Registry
 	domain  string
+	wrap    func(builder.Builder) builder.Builder
 }
 
 type opts struct {
 	concurrency int
 	noClient    bool
+	// wrap, when set, wraps the real local builder (to record what it was asked).
+	wrap func(builder.Builder) builder.Builder
+	// dbURL is a migrated database of the test's own (a cluster it stops and starts); default pgtest's.
+	dbURL string
 }
 
 func newHarness(t *testing.T, o opts) *harness {
@@ -74,8 +79,11 @@ func newHarness(t *testing.T, o opts) *harness {
 	if o.concurrency == 0 {
 		o.concurrency = 2
 	}
-	h := &harness{t: t, ctx: context.Background(), domain: "preview.test"}
-	h.dbURL = pgtest.NewURL(t)
+	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap}
+	h.dbURL = o.dbURL
+	if h.dbURL == "" {
+		h.dbURL = pgtest.NewURL(t)
+	}
 	pool, err := pgxpool.New(h.ctx, h.dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -136,9 +144,13 @@ func (h *harness) deps() jobs.Deps {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var bb builder.Builder = b
+	if h.wrap != nil {
+		bb = h.wrap(b)
+	}
 	h.reg = prometheus.NewRegistry()
 	return jobs.Deps{
-		Store: h.st, Site: h.site, Builder: b, GitHub: h.app, StorageURL: h.stURL, Domain: h.domain,
+		Store: h.st, Site: h.site, Builder: bb, GitHub: h.app, StorageURL: h.stURL, Domain: h.domain,
 		PublicURL: "https://ferry.test", Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)), Metrics: h.reg,
 		BuildTimeout: 3 * time.Minute, PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
 		SweepInterval: time.Hour,

@@ -42,7 +42,9 @@ type Project struct {
 type ProjectSettings struct {
 	// BuildForks builds pull requests from forks (without the project's env vars). Default true.
 	BuildForks bool `json:"buildForks"`
-	// RequireForkApproval holds fork pull requests until a maintainer adds the ferry:approve label.
+	// RequireForkApproval holds fork pull requests until a maintainer adds the ferry:approve label. Default
+	// true, as GitHub Actions holds a first-time contributor's workflows: a fork's code runs on the operator's
+	// machines and publishes under the project's domain, so a maintainer looks at it first.
 	RequireForkApproval bool `json:"requireForkApproval"`
 	// Overrides win over the repository's ferry.json.
 	Overrides ProjectOverrides `json:"overrides"`
@@ -58,7 +60,9 @@ type ProjectOverrides struct {
 }
 
 // DefaultProjectSettings are a new project's settings, and what keys missing from stored settings mean.
-func DefaultProjectSettings() ProjectSettings { return ProjectSettings{BuildForks: true} }
+func DefaultProjectSettings() ProjectSettings {
+	return ProjectSettings{BuildForks: true, RequireForkApproval: true}
+}
 
 // ParseProjectSettings reads stored settings over the defaults. Keys it does not know are ignored. Invalid
 // JSON gives the defaults and a value of the wrong type leaves that key's default, both with an error, so

@@ -477,9 +477,10 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 	var p *projects.Project
 	if err == nil {
 		newName, branch := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("branch"))
+		// Approval only matters for fork builds; with them off, the (default-on) box says nothing.
 		s := projects.Settings{
 			BuildForks:          r.PostFormValue("build_forks") == "on",
-			RequireForkApproval: r.PostFormValue("require_fork_approval") == "on",
+			RequireForkApproval: r.PostFormValue("build_forks") == "on" && r.PostFormValue("require_fork_approval") == "on",
 			Overrides: projects.Overrides{
 				RootDirectory: optional(r.PostFormValue("root_directory")), InstallCommand: optional(r.PostFormValue("install_command")),
 				BuildCommand: optional(r.PostFormValue("build_command")), OutputDirectory: optional(r.PostFormValue("output_directory")),

@@ -648,7 +648,8 @@ func TestForkPullRequest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	p := e.seed("{}")
+	// Fork approval is on by default (TestForkPullRequestApproval); a project may turn it off.
+	p := e.seed(`{"requireForkApproval": false}`)
 	e.deliver("pull_request", forkPR(t, "opened.payload.json"), http.StatusAccepted)
 	ds := e.deployments(p.ID)
 	if len(ds) != 1 {
@@ -712,11 +713,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// TestForkPullRequestApproval: by default (settings that do not say), a fork's pull request waits for a
+// maintainer's ferry:approve label, as GitHub Actions holds a first-time contributor's workflows.
 func TestForkPullRequestApproval(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	p := e.seed(`{"requireForkApproval": true}`)
+	p := e.seed(`{}`)
 	e.deliver("pull_request", forkPR(t, "opened.payload.json"), http.StatusAccepted)
 	ds := e.deployments(p.ID)
 	if len(ds) != 1 || ds[0].Status != store.StatusQueued {

@@ -45,6 +45,9 @@ type Params struct {
 	Project string
 	// Storage receives the deployment and holds the dependency cache.
 	Storage storage.Storage
+	// CacheScope is how far the commit is trusted, and so which dependency cache the build reads and writes:
+	// CacheScopeProduction, CacheScopePreview ("" means preview) or CacheScopeFork (no cache at all).
+	CacheScope string
 	// Aliases, DeploymentID and Domain are passed to the publish (see site.PublishParams).
 	Aliases      []string
 	DeploymentID string
@@ -82,7 +85,7 @@ type Result struct {
 	BuildSeconds float64 `json:"build_seconds"`
 	// StepSeconds times each step that ran (clone, install, build, publish).
 	StepSeconds map[string]float64 `json:"step_seconds"`
-	// Cache is the dependency cache's state: none, hit, miss or corrupt.
+	// Cache is the dependency cache's state: none, hit, miss, corrupt or off.
 	Cache string `json:"cache"`
 	// Plan is what detection decided.
 	Plan Plan `json:"plan"`
@@ -99,6 +102,11 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	if p.Storage == nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "--storage is required")
 	}
+	scope, err := ParseCacheScope(p.CacheScope)
+	if err != nil {
+		return nil, err
+	}
+	p.CacheScope = scope
 	limits := p.Limits.withDefaults()
 	m := &masker{}
 	m.add(p.Token)
@@ -298,12 +306,16 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 		log.Info("node_modules is in the repository; only the download cache is cached")
 		parts = []string{"cache"}
 	}
-	if plan.Lockfile != "" {
+	if plan.Lockfile != "" && p.CacheScope == CacheScopeFork {
+		res.Cache = CacheOff
+		log.Info("pull request from a fork: the dependency cache is neither read nor written")
+	}
+	if plan.Lockfile != "" && p.CacheScope != CacheScopeFork {
 		lock, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(plan.Lockfile)))
 		if err != nil {
 			return ferry.Errorf(ferry.EBUILD, "read %s: %w", plan.Lockfile, err)
 		}
-		key = cacheKey(p.Project, plan.PackageManager+"\n"+plan.Install, nodeMajor(ctx), lock)
+		key = cacheKey(p.Project, p.CacheScope, plan.PackageManager+"\n"+plan.Install, nodeMajor(ctx), lock)
 		state, err := cacheRestore(ctx, p.Storage, key, sb.hostRoot, parts)
 		if err != nil {
 			return ferry.Wrap(ferry.EUNAVAILABLE, err)
@@ -311,7 +323,7 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 		res.Cache = state
 		switch state {
 		case CacheHit:
-			log.Info("dependency cache restored", "key", key)
+			log.Info("dependency cache restored", "key", key, "scope", p.CacheScope)
 			env = append(env, "npm_config_prefer_offline=true")
 			if _, err := os.Stat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil && command == "npm ci" {
 				// npm ci would delete the restored node_modules; npm install checks it against the lockfile
@@ -320,7 +332,7 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 				log.Info("node_modules restored for this lockfile: running " + command + " instead of npm ci")
 			}
 		case CacheMiss:
-			log.Info("no dependency cache yet; it is saved after this install", "key", key)
+			log.Info("no dependency cache yet; it is saved after this install", "key", key, "scope", p.CacheScope)
 		case CacheCorrupt:
 			log.Warn("dependency cache is unreadable; installing without it", "key", key)
 		}

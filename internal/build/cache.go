@@ -27,18 +27,63 @@ const (
 	CacheHit     = "hit"     // restored before install
 	CacheMiss    = "miss"    // no cache yet; saved after install
 	CacheCorrupt = "corrupt" // unreadable; ignored, plain install
+	CacheOff     = "off"     // a fork's build: the cache is neither read nor written
 )
+
+// Cache scopes: how far the code of a build is trusted, and so which dependency cache it may read and write.
+// A cache archive is what an install produced, and an install runs the repository's own scripts (postinstall)
+// with the environment's env vars, so an archive is as trusted as the least trusted build that wrote it and
+// may hold what that build's env vars held. Each scope therefore reads and writes its own cache alone:
+//   - production: the production branch; its env vars are production's.
+//   - preview: branches and pull requests of the repository itself (people with write access); a preview
+//     never reads production's cache (an install script may have written production's env vars into it)
+//     and never writes what production reads.
+//   - fork: pull requests from other repositories. No cache is read or written: the only cache a fork could
+//     read safely is one written by other outside contributors, which would let one of them plant code in
+//     another's preview.
+const (
+	CacheScopeProduction = "production"
+	CacheScopePreview    = "preview"
+	CacheScopeFork       = "fork"
+)
+
+// ParseCacheScope checks a scope name; "" is CacheScopePreview, the default for a caller that does not say:
+// it never writes what production reads.
+func ParseCacheScope(s string) (string, error) {
+	switch s {
+	case "":
+		return CacheScopePreview, nil
+	case CacheScopeProduction, CacheScopePreview, CacheScopeFork:
+		return s, nil
+	}
+	return "", ferry.Errorf(ferry.EINVALID, "cache scope %q: want production, preview or fork", s)
+}
 
 // maxCacheEntry bounds one file unpacked from a cache archive, so that a hostile archive cannot fill the disk.
 const maxCacheEntry = 1 << 30
 
-// cacheKey names a project's dependency cache: the package manager, the node major version and the lockfile's
-// hash, so a changed lockfile or toolchain starts a fresh cache instead of growing an old one.
-func cacheKey(project, pm, nodeVersion string, lockfile []byte) string {
+// cacheKey names a project's dependency cache: the scope (see CacheScopeProduction), then the package manager,
+// the node major version and the lockfile's hash, so a changed lockfile or toolchain starts a fresh cache
+// instead of growing an old one: projects/<project>/cache/<scope>/<hash>.tar.gz.
+func cacheKey(project, scope, pm, nodeVersion string, lockfile []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", pm, nodeVersion)
 	h.Write(lockfile)
-	return site.ProjectPrefix(project) + "cache/" + hex.EncodeToString(h.Sum(nil))[:32] + ".tar.gz"
+	return site.ProjectPrefix(project) + "cache/" + scope + "/" + hex.EncodeToString(h.Sum(nil))[:32] + ".tar.gz"
+}
+
+// scratchDir is the folder, inside node_modules, where build tools (babel-loader, terser, eslint) and install
+// scripts keep their own files. None of it is an installed package, and an install script that writes there is
+// exactly what must not reach a later build, so it is neither saved nor restored.
+const scratchDir = ".cache"
+
+// scratch reports whether name (slash-separated, relative to the archive's root) lies in a node_modules/.cache.
+func scratch(name, part string) bool {
+	if path.Base(part) != "node_modules" {
+		return false
+	}
+	d := part + "/" + scratchDir
+	return name == d || strings.HasPrefix(name, d+"/")
 }
 
 // cacheRestore unpacks the archive at key into root, where it may only fill the folders in parts (relative to
@@ -104,6 +149,9 @@ func untar(r io.Reader, root string, parts []string) error {
 		part := partOf(name, parts)
 		if !filepath.IsLocal(filepath.FromSlash(name)) || part == "" {
 			return fmt.Errorf("cache archive entry %q is outside the cached folders", h.Name)
+		}
+		if scratch(name, part) {
+			continue // an older archive's node_modules/.cache: see scratchDir
 		}
 		target := filepath.Join(root, filepath.FromSlash(name))
 		switch h.Typeflag {
@@ -223,6 +271,12 @@ func cacheSave(ctx context.Context, st storage.Storage, key, root string, parts 
 				return err
 			}
 			name := filepath.ToSlash(rel)
+			if scratch(name, part) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
 			info, err := d.Info()
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package build
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
@@ -44,6 +47,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&tokenFile, "token-file", "", "file holding an installation token for https clones (sent as x-access-token)")
 	fs.StringVar(&p.Project, "project", "", "project name (required)")
 	fs.StringVar(&storageURL, "storage", "", "storage URL: file:///path or s3://bucket/prefix?region=... (required)")
+	fs.StringVar(&p.CacheScope, "cache-scope", CacheScopePreview, "how far the commit is trusted, which picks the dependency cache it reads and writes: production (the production branch), preview (the repository's own branches and pull requests; never reads or writes production's) or fork (a pull request from another repository: no cache at all)")
 	fs.Var(&aliases, "alias", "alias to point at the new deployment (repeatable)")
 	fs.StringVar(&p.Domain, "domain", "", "domain used to print the deployment's URLs")
 	fs.StringVar(&p.DeploymentID, "deployment-id", "", "deployment id to use (default: a new one)")
@@ -56,7 +60,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Int64Var(&memoryMiB, "max-memory-mib", DefaultLimits.Memory>>20, "memory limit per build process in MiB (RLIMIT_DATA)")
 	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
 	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
-	fs.StringVar(&p.WorkDir, "workdir", "", "folder for the temporary workspace (default: the system temp folder)")
+	fs.StringVar(&p.WorkDir, "workdir", "", "folder in which the workspace goes, below ferry-work/run-<random>/; what crashed runs left in ferry-work is removed at start (default: the system temp folder)")
 	over := &siteconfig.File{}
 	fs.Var(optString{&over.BuildCommand}, "build-command", "build `command`, overriding ferry.json's buildCommand; \"\" builds nothing (default: ferry.json's, else package.json's scripts.build)")
 	fs.Var(optString{&over.InstallCommand}, "install-command", "install `command`, overriding ferry.json's installCommand; \"\" installs nothing (default: ferry.json's, else from the lockfile)")
@@ -82,7 +86,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	p.Aliases = aliases
 	p.Overrides = over
 	if tokenFile != "" {
-		b, err := os.ReadFile(tokenFile)
+		b, err := readSecretFile(tokenFile)
 		if err != nil {
 			return ferry.Errorf(ferry.EINVALID, "--token-file: %v", err)
 		}
@@ -93,6 +97,13 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
+	// The workspace goes into a folder of this process's own, and what a crashed run left is removed first.
+	wr, err := OpenWorkRoot(p.WorkDir, p.Log)
+	if err != nil {
+		return err
+	}
+	defer wr.Close()
+	p.WorkDir = wr.Dir
 	if p.Repo == "" || p.Project == "" || storageURL == "" {
 		return ferry.Errorf(ferry.EINVALID, "--repo, --project and --storage are required; see ferry build -h")
 	}
@@ -137,12 +148,35 @@ func (o optString) Set(v string) error { *o.p = &v; return nil }
 
 // readEnvFile reads the project's env vars from a file, which keeps secret values out of argv.
 func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
+	b, err := readSecretFile(path)
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "--env-file: %v", err)
 	}
-	defer f.Close()
-	return ParseEnv(f, path)
+	return ParseEnv(bytes.NewReader(b), path)
+}
+
+// maxSecretFile bounds a token or env file.
+const maxSecretFile = 4 << 20
+
+// readSecretFile reads a secret file, which the App's local builder hands over as /dev/fd/N: an inherited
+// memory file descriptor. That descriptor is closed once read, so that it never reaches the build's commands
+// (exec keeps inherited descriptors open in every child).
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	f.Close()
+	if n, ok := strings.CutPrefix(path, "/dev/fd/"); ok {
+		if fd, convErr := strconv.Atoi(n); convErr == nil && fd > 2 {
+			syscall.Close(fd)
+		}
+	}
+	if err == nil && len(b) > maxSecretFile {
+		err = fmt.Errorf("%s is over %d MiB", path, maxSecretFile>>20)
+	}
+	return b, err
 }
 
 // ParseEnv reads KEY=VALUE lines: blank lines and # comments are skipped, an "export " prefix is allowed, and

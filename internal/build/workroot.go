@@ -1,0 +1,195 @@
+package build
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/ferryhq/ferry/internal/ferry"
+)
+
+// WorkRootName is the one folder, in the temp folder (or --workdir), where Ferry's processes keep build
+// workspaces and any secret file that could not stay in memory. Each process has a folder of its own there,
+// run-<random>, next to a run-<random>.lock file that it holds an flock on for as long as it lives.
+const WorkRootName = "ferry-work"
+
+// WorkRoot is one process's folder below WorkRootName. A crash (SIGKILL, power loss) leaves the folder
+// behind, with checkouts and whatever a build wrote; the next Ferry process that opens a WorkRoot in the same
+// place removes it, because its lock is free again. A folder whose lock is held belongs to a running process
+// and is never touched, and nothing outside WorkRootName ever is.
+type WorkRoot struct {
+	// Dir is this process's folder: pass it as a build's WorkDir.
+	Dir  string
+	lock *os.File
+}
+
+// OpenWorkRoot makes the process's folder below base/ferry-work (base "" is the system's temp folder), after
+// removing what crashed Ferry processes left there. base/ferry-work must be a folder of this user's, not a
+// link: in a shared /tmp another user could have made it first, and Ferry never writes below theirs.
+func OpenWorkRoot(base string, log *slog.Logger) (*WorkRoot, error) {
+	if base == "" {
+		base = os.TempDir()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root := filepath.Join(base, WorkRootName)
+	// Traversable, not listable, so that a build's sandbox user reaches its workspace below.
+	if err := os.Mkdir(root, 0o711); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "create the work folder %s: %w", root, err)
+	}
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "work folder %s: %w", root, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
+		return nil, ferry.Errorf(ferry.EINVALID, "%s is not a folder of this user's that only it can write (a link, or made by another user): remove it, or point TMPDIR (or ferry build --workdir) elsewhere", root)
+	}
+	if removed := sweepWorkRoot(root, log); removed > 0 {
+		log.Info("removed the work folders of crashed Ferry processes", "folder", root, "count", removed)
+	}
+	for range 5 {
+		w, err := newRun(root)
+		if err == nil {
+			return w, nil
+		}
+		if !errors.Is(err, errRaced) {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "create a work folder in %s: %w", root, err)
+		}
+	}
+	return nil, ferry.Errorf(ferry.EUNAVAILABLE, "create a work folder in %s: lost the race five times", root)
+}
+
+// errRaced is a lock file that a concurrent sweep removed between its creation and its lock.
+var errRaced = errors.New("lock file removed under us")
+
+// newRun creates and locks run-<random>.lock, checks that the locked file is still the one at that name (a
+// sweep may have taken it in between), and only then makes the folder.
+func newRun(root string) (*WorkRoot, error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	dir := filepath.Join(root, "run-"+hex.EncodeToString(b))
+	f, err := os.OpenFile(dir+".lock", os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, errRaced
+	}
+	held, err1 := f.Stat()
+	named, err2 := os.Lstat(dir + ".lock")
+	if err1 != nil || err2 != nil || !os.SameFile(held, named) {
+		f.Close()
+		return nil, errRaced
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		f.Close()
+		os.Remove(dir + ".lock")
+		return nil, err
+	}
+	return &WorkRoot{Dir: dir, lock: f}, nil
+}
+
+// sweepWorkRoot removes every run folder whose lock file is free (its process is gone) or missing, and
+// returns how many it removed. A folder it cannot remove is logged and left for the next start.
+func sweepWorkRoot(root string, log *slog.Logger) int {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		log.Warn("list the work folder", "folder", root, "err", err)
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "run-") || strings.HasSuffix(name, ".lock") {
+			continue
+		}
+		dir := filepath.Join(root, name)
+		f, err := os.OpenFile(dir+".lock", os.O_RDWR|syscall.O_NOFOLLOW, 0)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// A folder without a lock: its lock is always made first, so this is the rest of an interrupted sweep.
+		case err != nil:
+			log.Warn("open a work folder's lock", "folder", dir, "err", err)
+			continue
+		default:
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				f.Close() // held: a live process's folder
+				continue
+			}
+		}
+		if err := removeAll(dir); err != nil {
+			log.Warn("remove a crashed process's work folder", "folder", dir, "err", err)
+		} else {
+			removed++
+			if f != nil {
+				os.Remove(dir + ".lock")
+			}
+		}
+		if f != nil {
+			f.Close()
+		}
+	}
+	// Lock files whose folder is gone (a crash between the lock and the folder, or a removal cut short).
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "run-") || !strings.HasSuffix(name, ".lock") {
+			continue
+		}
+		lock := filepath.Join(root, name)
+		if _, err := os.Lstat(strings.TrimSuffix(lock, ".lock")); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		f, err := os.OpenFile(lock, os.O_RDWR|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.Remove(lock)
+		}
+		f.Close()
+	}
+	return removed
+}
+
+// removeAll removes dir even where a build (as the sandbox user) left folders without write permission.
+func removeAll(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// Close removes the process's folder and frees its lock.
+func (w *WorkRoot) Close() error {
+	if w == nil || w.lock == nil {
+		return nil
+	}
+	err := removeAll(w.Dir)
+	if rerr := os.Remove(w.Dir + ".lock"); err == nil && rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = rerr
+	}
+	if cerr := w.lock.Close(); err == nil {
+		err = cerr
+	}
+	w.lock = nil
+	if err != nil {
+		return fmt.Errorf("remove the work folder %s: %w", w.Dir, err)
+	}
+	return nil
+}

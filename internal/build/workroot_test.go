@@ -1,0 +1,78 @@
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestWorkRootRefusesForeignFolder: a ferry-work that is a link (to a folder whose run-* entries a sweep would
+// remove) or that others may write is refused, and what it points at is left alone.
+func TestWorkRootRefusesForeignFolder(t *testing.T) {
+	t.Parallel()
+	base, victim := t.TempDir(), t.TempDir()
+	os.Mkdir(filepath.Join(victim, "run-precious"), 0o700)
+	if err := os.Symlink(victim, filepath.Join(base, WorkRootName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenWorkRoot(base, nil); err == nil {
+		t.Fatal("a ferry-work that is a link was used")
+	}
+	if _, err := os.Stat(filepath.Join(victim, "run-precious")); err != nil {
+		t.Fatalf("the link's target was swept: %v", err)
+	}
+	open := t.TempDir()
+	os.Mkdir(filepath.Join(open, WorkRootName), 0o777)
+	os.Chmod(filepath.Join(open, WorkRootName), 0o777)
+	if _, err := OpenWorkRoot(open, nil); err == nil {
+		t.Fatal("a world-writable ferry-work was used")
+	}
+}
+
+// TestWorkRootLiveAndGone: two live processes' folders never sweep each other; a closed one is gone, and the
+// leftovers of a dead one (its lock free, or its lock file missing) go at the next open.
+func TestWorkRootLiveAndGone(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	a, err := OpenWorkRoot(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenWorkRoot(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Dir == b.Dir {
+		t.Fatal("two processes got one folder")
+	}
+	if _, err := os.Stat(a.Dir); err != nil {
+		t.Fatalf("a live folder was swept: %v", err)
+	}
+	// A dead process: its folder and a lock nobody holds; and a folder whose lock file is missing.
+	dead := filepath.Join(base, WorkRootName, "run-dead")
+	os.MkdirAll(filepath.Join(dead, "ws"), 0o755)
+	os.WriteFile(filepath.Join(dead, "ws", "secret"), []byte("x"), 0o600)
+	os.WriteFile(dead+".lock", nil, 0o600)
+	orphan := filepath.Join(base, WorkRootName, "run-orphan")
+	os.MkdirAll(orphan, 0o755)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.Dir); err == nil {
+		t.Error("a closed folder is still there")
+	}
+	c, err := OpenWorkRoot(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, gone := range []string{dead, dead + ".lock", orphan} {
+		if _, err := os.Lstat(gone); err == nil {
+			t.Errorf("%s survived the sweep", gone)
+		}
+	}
+	if _, err := os.Stat(a.Dir); err != nil {
+		t.Errorf("a live folder was swept: %v", err)
+	}
+	a.Close()
+}
