@@ -39,7 +39,7 @@ func (a *Auth) githubStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := randomToken("")
-	a.setCookie(w, stateCookie, state+"|"+url.QueryEscape(safeNext(r.URL.Query().Get("next"))), "/auth/github", 10*time.Minute)
+	a.setCookie(w, stateCookie, state+"|"+url.QueryEscape(LocalPath(r.URL.Query().Get("next"))), "/auth/github", 10*time.Minute)
 	q := url.Values{"client_id": {a.cfg.GitHubClientID}, "redirect_uri": {a.callbackURL(r)}, "state": {state}}
 	http.Redirect(w, r, a.cfg.GitHubURL+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
 }
@@ -119,7 +119,7 @@ func (a *Auth) githubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.logger.InfoContext(ctx, "signed in with GitHub", "user", u.ID, "github_login", gu.Login, "installations", len(installs))
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, LocalPath(next), http.StatusSeeOther)
 }
 
 // exchangeCode trades an OAuth code for a user access token (POST /login/oauth/access_token).

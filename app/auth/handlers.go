@@ -56,13 +56,32 @@ func (a *Auth) Flash(w http.ResponseWriter, msg string) {
 		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
 }
 
-// safeNext returns next when it is a path on this site, and "/" otherwise, so that ?next= cannot send a
-// freshly signed-in user to another site.
-func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+// LocalPath returns next when it is a path on this site, and "/" otherwise, so that ?next= (after a log-in or a
+// GitHub sign-in) cannot send a freshly signed-in user to another site. Browsers do not read a Location the way
+// Go does: they drop tabs and newlines anywhere, treat a backslash as a slash and skip leading spaces and control
+// characters, so "/\t/evil.example" and "/\\evil.example" both become "//evil.example", another host. So any
+// control character, space or backslash refuses next outright (a real path of this site percent-encodes them),
+// next must then parse as a bare path without scheme or host that starts with one slash, and what is returned
+// is re-encoded from the parsed parts, never the raw input.
+func LocalPath(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
 		return "/"
 	}
-	return next
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, Fragment: u.Fragment, RawFragment: u.RawFragment}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.ContainsAny(out, "\\\t\r\n") {
+		return "/"
+	}
+	return out
 }
 
 // validEmail normalises an email address and says what is wrong with a bad one.
@@ -119,7 +138,7 @@ func (a *Auth) renderError(w http.ResponseWriter, r *http.Request, page string, 
 
 func (a *Auth) loginPage(w http.ResponseWriter, r *http.Request) {
 	if UserFrom(r.Context()) != nil {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		http.Redirect(w, r, LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
 	a.render(w, r, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": r.URL.Query().Get("next")})
@@ -189,7 +208,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, "login", data, err)
 		return
 	}
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, LocalPath(next), http.StatusSeeOther)
 }
 
 // rateLimited reports whether any key has used up its failures within the window.
