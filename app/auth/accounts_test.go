@@ -286,18 +286,23 @@ func TestCookieFlags(t *testing.T) {
 	// And on the wire, through a real sign-up.
 	e := newEnv(t, func(c *auth.Config) { c.PublicURL = "https://ferry.example.com" })
 	b := e.browser()
-	csrf := setCookie(b.get("/signup"), "ferry_csrf")
-	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode {
+	// Behind HTTPS every cookie is __Host- prefixed: host-only, Path=/, Secure, so no sibling host can set or
+	// shadow it.
+	csrf := setCookie(b.get("/signup"), "__Host-ferry_csrf")
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode || csrf.Path != "/" || csrf.Domain != "" {
 		t.Fatalf("csrf cookie %+v", csrf)
 	}
 	// The jar will not send a Secure cookie over http; send the token by hand.
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/signup", strings.NewReader(url.Values{"email": {"s@example.com"}, "password": {"secure-password"}, "csrf_token": {csrf.Value}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: "ferry_csrf", Value: csrf.Value})
+	req.AddCookie(&http.Cookie{Name: "__Host-ferry_csrf", Value: csrf.Value})
 	a := b.do(req)
 	wantStatus(t, a, http.StatusSeeOther)
-	ck := setCookie(a, auth.SessionCookie)
-	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+	if e.auth.SessionCookieName() != "__Host-ferry_session" {
+		t.Fatalf("session cookie name %q behind HTTPS", e.auth.SessionCookieName())
+	}
+	ck := setCookie(a, e.auth.SessionCookieName())
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" {
 		t.Fatalf("session cookie %+v: want Secure, HttpOnly, SameSite=Lax", ck)
 	}
 	if ck.MaxAge < int((29 * 24 * time.Hour).Seconds()) {

@@ -63,7 +63,7 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 	t.Cleanup(e.srv.Close)
 	// The server listens on 127.0.0.1; the public URL says localhost, as `ferry dev` does, and cookies follow it.
 	e.srv.URL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
-	cfg := auth.Config{Store: e.st, PublicURL: e.srv.URL, Render: web.Render,
+	cfg := auth.Config{Store: e.st, PublicURL: e.srv.URL, Render: web.Render, Signup: auth.SignupOpen,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
 	if mod != nil {
 		mod(&cfg)
