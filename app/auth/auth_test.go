@@ -84,6 +84,13 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 		fmt.Fprint(w, "anonymous")
 	}
 	mux.HandleFunc("GET /whoami", who)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := pool.Ping(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
 	mux.HandleFunc("POST /api/echo", who)
 	handler = a.Middleware(mux)
 	return e
