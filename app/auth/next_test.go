@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -91,4 +92,25 @@ func FuzzLocalPath(f *testing.F) {
 			t.Fatalf("LocalPath is not stable: %q -> %q -> %q", next, got, again)
 		}
 	})
+}
+
+// TestGitHubNext: the GitHub sign-in carries ?next= through its state cookie; an off-site value comes back as
+// "/" and an on-site path as itself.
+func TestGitHubNext(t *testing.T) {
+	t.Parallel()
+	gh := newFakeGitHub(t, 31337, "nextuser")
+	e := newEnv(t, func(c *auth.Config) {
+		c.GitHubClientID, c.GitHubClientSecret = "Iv1.client", "client-secret"
+		c.GitHubURL, c.GitHubAPIURL = gh.srv.URL, gh.srv.URL
+	})
+	for raw, want := range map[string]string{
+		"/%09/evil.example/x": "/", "/%5cevil.example": "/", "%2f%2fevil.example": "/", "https://evil.example": "/",
+		"/%0d%0a/evil.example": "/", "javascript:alert(1)": "/", "/account?tab=1": "/account?tab=1",
+	} {
+		a := e.browser().follow("/auth/github?next=" + raw)
+		wantStatus(t, a, http.StatusSeeOther)
+		if loc := a.header.Get("Location"); loc != want {
+			t.Errorf("GitHub sign-in with next=%s: redirect to %q, want %q", raw, loc, want)
+		}
+	}
 }
