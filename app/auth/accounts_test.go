@@ -397,13 +397,17 @@ func TestSweep(t *testing.T) {
 	b := e.browser()
 	wantStatus(t, b.signup("sweep@example.com", "sweep-password"), http.StatusSeeOther)
 	wantStatus(t, e.browser().login("sweep@example.com", "wrong-password"), http.StatusUnauthorized)
-	if _, err := e.pool.Exec(t.Context(), `UPDATE sessions SET expires_at = now() - interval '1 second'; UPDATE login_attempts SET at = now() - interval '1 hour'`); err != nil {
+	if _, err := e.auth.CreateInvite(t.Context(), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(t.Context(), `UPDATE sessions SET expires_at = now() - interval '1 second'; UPDATE login_attempts SET at = now() - interval '1 hour';
+		UPDATE invites SET expires_at = now() - interval '1 second'; UPDATE known_devices SET last_used_at = now() - interval '401 days'`); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.auth.Sweep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.count(`SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM login_attempts)`); n != 0 {
+	if n := e.count(`SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM login_attempts) + (SELECT count(*) FROM invites) + (SELECT count(*) FROM known_devices)`); n != 0 {
 		t.Fatalf("%d rows left after the sweep", n)
 	}
 	if got := b.whoami(); got != "anonymous" {

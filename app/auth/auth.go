@@ -179,8 +179,8 @@ func New(cfg Config) (*Auth, error) {
 		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes)}, nil
 }
 
-// Sweep deletes expired sessions and sign-in links and failed log-ins older than the rate window, so that
-// the tables stay small however many attempts an attacker makes.
+// Sweep deletes expired sessions, sign-in links and invites, devices unused for 400 days and failed log-ins
+// older than the rate window, so that the tables stay small however many attempts an attacker makes.
 func (a *Auth) Sweep(ctx context.Context) error {
 	n, err := a.st.SessionDeleteExpired(ctx, time.Now().Add(-a.cfg.RateWindow))
 	if err != nil {
@@ -188,6 +188,9 @@ func (a *Auth) Sweep(ctx context.Context) error {
 	}
 	if n > 0 {
 		a.logger.InfoContext(ctx, "expired sessions deleted", "count", n)
+	}
+	if err := a.st.SignInGuardSweep(ctx, deviceTTL); err != nil {
+		return fmt.Errorf("sweep invites and devices: %w", err)
 	}
 	return nil
 }

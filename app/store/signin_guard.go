@@ -185,3 +185,15 @@ func init() {
 	constraintMessages["invites_created_by_fkey"] = "the inviting user does not exist"
 	constraintMessages["known_devices_user_id_fkey"] = "the user does not exist"
 }
+
+// SignInGuardSweep deletes expired invites and devices unused for longer than deviceMaxAge, so that the tables
+// stay small.
+func (s *Store) SignInGuardSweep(ctx context.Context, deviceMaxAge time.Duration) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM invites WHERE expires_at <= now()`); err != nil {
+		return dbError("delete expired invites", err)
+	}
+	if _, err := s.db.Exec(ctx, `DELETE FROM known_devices WHERE last_used_at < now() - make_interval(secs => $1)`, deviceMaxAge.Seconds()); err != nil {
+		return dbError("delete old devices", err)
+	}
+	return nil
+}
