@@ -79,17 +79,17 @@ func FuzzLocalPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, next string) {
 		got := auth.LocalPath(next)
 		if !strings.HasPrefix(got, "/") || strings.HasPrefix(got, "//") || strings.ContainsAny(got, "\\\t\r\n ") {
-			t.Fatalf("LocalPath(%q) = %q: not a plain path", next, got)
+			t.Fatalf("LocalPath(%.200q) = %.200q: not a plain path", next, got)
 		}
 		u, err := browserResolve(base, got)
 		if err != nil {
-			t.Fatalf("LocalPath(%q) = %q, which does not parse: %v", next, got, err)
+			t.Fatalf("LocalPath(%.200q) = %.200q, which does not parse: %v", next, got, err)
 		}
 		if u.Scheme != "http" || u.Host != base.Host {
-			t.Fatalf("LocalPath(%q) = %q leads to %s", next, got, u)
+			t.Fatalf("LocalPath(%.200q) = %.200q leads to %s", next, got, u)
 		}
 		if again := auth.LocalPath(got); again != got {
-			t.Fatalf("LocalPath is not stable: %q -> %q -> %q", next, got, again)
+			t.Fatalf("LocalPath is not stable: %.200q -> %.200q -> %.200q", next, got, again)
 		}
 	})
 }
