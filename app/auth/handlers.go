@@ -121,6 +121,9 @@ func (a *Auth) render(w http.ResponseWriter, r *http.Request, status int, page s
 		data = map[string]any{}
 	}
 	data["GitHubEnabled"] = a.GitHubEnabled()
+	if _, ok := data["Signup"]; !ok {
+		data["Signup"] = a.cfg.Signup
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	a.cfg.Render(w, r, status, page, data)
 }

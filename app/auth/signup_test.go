@@ -96,12 +96,13 @@ func TestSignupInvite(t *testing.T) {
 	// when two browsers race for it.
 	var wg sync.WaitGroup
 	results := make([]answer, 2)
+	guests := []*browser{e.browser(), e.browser()}
+	tokens := []string{guests[0].csrf("/signup?invite=" + url.QueryEscape(tok)), guests[1].csrf("/signup?invite=" + url.QueryEscape(tok))}
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := e.browser()
-			results[i] = b.post("/signup", url.Values{"email": {[]string{"guest1@elsewhere.org", "guest2@elsewhere.org"}[i]}, "password": {"guest-password"}, "invite": {tok}}, "/signup?invite="+url.QueryEscape(tok))
+			results[i] = guests[i].post("/signup", url.Values{"email": {[]string{"guest1@elsewhere.org", "guest2@elsewhere.org"}[i]}, "password": {"guest-password"}, "invite": {tok}, "csrf_token": {tokens[i]}}, "")
 		}()
 	}
 	wg.Wait()

@@ -129,30 +129,37 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	return c, nil
 }
 
+// withDefaults fills in what Run needs: loopback listeners, so that nothing reaches ferry dev from the network
+// unless the operator says so.
+func (c Config) withDefaults() Config {
+	if c.Dir == "" {
+		c.Dir = ".ferry"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.ProxyListen == "" {
+		c.ProxyListen = "127.0.0.1:8081"
+	}
+	if c.LocalRepos == "" {
+		c.LocalRepos = "."
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	return c
+}
+
 // Run starts everything, prints where to find it on stdout, and serves until ctx ends (Ctrl-C). It then stops
 // the App and the proxy, and its PostgreSQL last.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) (err error) {
-	if cfg.Dir == "" {
-		cfg.Dir = ".ferry"
-	}
-	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:8080"
-	}
-	if cfg.ProxyListen == "" {
-		cfg.ProxyListen = "127.0.0.1:8081"
-	}
-	if cfg.LocalRepos == "" {
-		cfg.LocalRepos = "."
-	}
+	cfg = cfg.withDefaults()
 	localRepos, err := filepath.Abs(cfg.LocalRepos)
 	if err != nil {
 		return fmt.Errorf("find --local-repos: %w", err)
 	}
 	if fi, err := os.Stat(localRepos); err != nil || !fi.IsDir() {
 		return ferry.Errorf(ferry.EINVALID, "--local-repos %s is not a folder", localRepos)
-	}
-	if cfg.Domain == "" {
-		cfg.Domain = "localhost"
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {

@@ -50,6 +50,10 @@ func TestFlags(t *testing.T) {
 	if err != nil || cfg.Dir != "/srv/ferry" || cfg.ProxyListen != ":9091" || cfg.WebhookSecret != "s" || cfg.Listen != "127.0.0.1:8080" || cfg.Signup != "closed" || cfg.LocalRepos != "." {
 		t.Fatalf("config %+v, err %v", cfg, err)
 	}
+	// Run's own defaults (a Config filled in by code, not flags) are loopback too.
+	if d := (Config{}).withDefaults(); d.Listen != "127.0.0.1:8080" || d.ProxyListen != "127.0.0.1:8081" || d.LocalRepos != "." {
+		t.Fatalf("Run's defaults %+v: want loopback listeners and the working directory", d)
+	}
 	for _, args := range [][]string{{"serve"}, {"--concurrency", "0"}, {"--github-private-key-file", "/nonexistent/key.pem"}} {
 		if _, err := parseFlags(args, io.Discard, func(string) string { return "" }); err == nil {
 			t.Errorf("%q: no error", args)
