@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +127,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	mux.Handle("/webhooks/github", intake)
 	mux.Handle("/internal/builds/", events.Handler())
 	mux.HandleFunc("GET /healthz", healthz(pool))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	mux.Handle("GET /metrics", metricsAuth(cfg.MetricsToken, metrics))
+	if err := serveMetrics(ctx, cfg, metrics, logger); err != nil {
+		return err
+	}
 	if err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger); err != nil {
 		return err
 	}
@@ -251,6 +256,56 @@ func openPool(ctx context.Context, cfg Config) (*pgxpool.Pool, error) {
 			Message: fmt.Sprintf("connect to the database %s on %s:%d (check --database-url and that the server runs)", pcfg.ConnConfig.Database, pcfg.ConnConfig.Host, pcfg.ConnConfig.Port)}
 	}
 	return pool, nil
+}
+
+// metricsAuth guards /metrics on the main listener: it holds queue depths, webhook counts and the process's
+// internals, which are the operator's business. With a token it needs "Authorization: Bearer <token>"
+// (compared in constant time); without one it is not served there (--metrics-listen serves it elsewhere).
+func metricsAuth(token string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if token == "" {
+			http.Error(w, "/metrics is not served on this address: pass --metrics-token TOKEN (then send Authorization: Bearer TOKEN) or --metrics-listen ADDR", http.StatusNotFound)
+			return
+		}
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="ferry metrics"`)
+			http.Error(w, "/metrics needs Authorization: Bearer <the --metrics-token>", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveMetrics serves /metrics without a token on cfg.MetricsListen (or cfg.MetricsListener) until ctx ends,
+// for scrapers on a private interface.
+func serveMetrics(ctx context.Context, cfg Config, metrics http.Handler, logger *slog.Logger) error {
+	ln := cfg.MetricsListener
+	if ln == nil {
+		if cfg.MetricsListen == "" {
+			return nil
+		}
+		var err error
+		if ln, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			return ferry.Errorf(ferry.EUNAVAILABLE, "listen on %s for /metrics (pass another --metrics-listen): %w", cfg.MetricsListen, err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("serve /metrics", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	logger.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
+	return nil
 }
 
 // healthz answers 200 only while the database answers: a server that cannot record deliveries is not healthy.

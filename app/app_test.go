@@ -47,7 +47,8 @@ func TestFlags(t *testing.T) {
 	for _, want := range []string{"-listen", `(default ":8080")`, "-database-url", "-storage", "-domain", `(default "localhost")`,
 		"-public-url", "-github-app-id", "-github-private-key-file", "-webhook-secret", "-github-api-url",
 		`(default "https://api.github.com")`, "-builder", `(default "local")`, "-concurrency", "(default 2)",
-		"-max-body-bytes", "(default 26214400)", "-shutdown-timeout", "FERRY_<FLAG_NAME>"} {
+		"-max-body-bytes", "(default 26214400)", "-shutdown-timeout", "FERRY_<FLAG_NAME>", "-signup", `(default "closed")`,
+		"-signup-email-domains", "-signup-github-orgs", "-metrics-token", "-metrics-listen"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("-h lacks %q:\n%s", want, usage.String())
 		}
@@ -70,6 +71,13 @@ func TestFlags(t *testing.T) {
 	if cfg.WebhookSecret != "s3cret" || cfg.Concurrency != 3 || cfg.DatabaseURL != "postgres://x/y" || cfg.GitHubAppID != 7 ||
 		!bytes.HasPrefix(cfg.GitHubPrivateKey, []byte("-----BEGIN")) || cfg.Listen != ":8080" {
 		t.Fatalf("config: %+v", cfg)
+	}
+	if cfg.Signup != "closed" {
+		t.Fatalf("default --signup %q, want closed", cfg.Signup)
+	}
+	open, err := parseFlags([]string{"--signup", "open", "--signup-email-domains", "example.com, corp.example"}, io.Discard, envOf(full))
+	if err != nil || open.Signup != "open" || len(open.SignupEmailDomains) != 2 || open.SignupEmailDomains[1] != "corp.example" {
+		t.Fatalf("--signup open with domains: %+v %v", open, err)
 	}
 	if strings.Contains(cfg.String(), "s3cret") || strings.Contains(cfg.String(), "postgres://") {
 		t.Fatalf("String() leaks secrets: %s", cfg)
@@ -102,6 +110,8 @@ func TestFlags(t *testing.T) {
 		{"bad public URL", []string{"--public-url", "ferry.example.com"}, full, []string{"--public-url"}},
 		{"extra argument", []string{"serve"}, full, []string{"flags only"}},
 		{"bad number", []string{"--concurrency", "two"}, full, []string{"concurrency"}},
+		{"unknown sign-up mode", []string{"--signup", "yes"}, full, []string{"--signup", "closed", "invite", "open"}},
+		{"orgs without GitHub sign-in", []string{"--signup-github-orgs", "acme"}, full, []string{"--github-client-id"}},
 	} {
 		_, err := parseFlags(c.args, io.Discard, envOf(c.env))
 		if ferry.ErrorCode(err) != ferry.EINVALID || ferry.ExitCode(err) != ferry.ExitUser {
@@ -259,6 +269,10 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	metricsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	const secret = "run-secret"
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -272,6 +286,7 @@ func TestRun(t *testing.T) {
 			Listener: ln, DatabaseURL: dbURL, Storage: "file://" + t.TempDir(), WebhookSecret: secret,
 			GitHubAppID: gh.AppID, GitHubPrivateKey: gh.PrivateKeyPEM, GitHubAPIURL: gh.URL,
 			PublicURL: "https://ferry.example.com", ShutdownTimeout: 5 * time.Second,
+			MetricsToken: "metrics-token-1", MetricsListener: metricsLn,
 			// A build that fails as the user's fault (exit 2): final, no retries, no real build needed.
 			BuildCommand: []string{"/bin/sh", "-c", "echo build failed >&2; exit 2", "ferry-build"},
 		}, logger)
@@ -360,12 +375,33 @@ func TestRun(t *testing.T) {
 		t.Errorf("GitHub deployments: %+v, want 1", deps)
 	}
 
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// /metrics on the public listener needs the token; the private listener serves it as it is.
+	scrape := func(url, token string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
 	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	for _, tok := range []string{"", "wrong-token", "metrics-token-"} {
+		if status, body := scrape(base+"/metrics", tok); status != http.StatusUnauthorized || bytes.Contains(body, []byte("go_goroutines")) {
+			t.Fatalf("/metrics with token %q: %d\n%.300s", tok, status, body)
+		}
+	}
+	status, metrics := scrape(base+"/metrics", "metrics-token-1")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics with the token: %d", status)
+	}
+	if status, private := scrape("http://"+metricsLn.Addr().String()+"/metrics", ""); status != http.StatusOK || !bytes.Contains(private, []byte("go_goroutines")) {
+		t.Fatalf("/metrics on --metrics-listen: %d", status)
+	}
 	for _, want := range []string{
 		`ferry_webhooks_total{event="ping",outcome="accepted"} 1`,
 		`ferry_webhooks_total{event="pull_request",outcome="accepted"} 1`,

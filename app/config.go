@@ -55,8 +55,24 @@ type Config struct {
 	// SecretKeyFile holds the key that encrypts projects' env vars: 32 random bytes, raw or base64
 	// (store.LoadSecretKey; `ferry dev` makes one with store.EnsureSecretKeyFile). Empty: env vars are off.
 	SecretKeyFile string
-	// AllowLocalRepos lets users create projects from local paths and file:// URLs (`ferry dev` only).
+	// AllowLocalRepos lets users create projects from local paths and file:// URLs (`ferry dev` only), inside
+	// LocalReposDir when that is set.
 	AllowLocalRepos bool
+	LocalReposDir   string
+	// Signup is who may create an account: "closed" (the default), "invite" or "open" (auth.Signup*).
+	// SignupEmailDomains and SignupGitHubOrgs restrict open sign-up (auth.Config).
+	Signup             string
+	SignupEmailDomains []string
+	SignupGitHubOrgs   []string
+	// MetricsToken, when set, lets /metrics on the main listener answer requests that carry
+	// "Authorization: Bearer <MetricsToken>". MetricsListen (or MetricsListener, for tests) serves /metrics
+	// without a token on an address of its own, for a private interface. With neither, /metrics is not served.
+	MetricsToken    string
+	MetricsListen   string
+	MetricsListener net.Listener
+	// CanonicalHost sends browsers that open a dashboard page on another host name (http://localhost:8080) to
+	// PublicURL's host (http://app.localhost:8080), so that its cookies live on that host alone (`ferry dev`).
+	CanonicalHost bool
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
 	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (25 MB, GitHub's own cap).
@@ -84,6 +100,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2
 	}
+	if c.Signup == "" {
+		c.Signup = "closed"
+	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = webhook.DefaultMaxBodyBytes
 	}
@@ -105,6 +124,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ferry.Errorf(ferry.EINVALID, "a GitHub private key is set but no App id: pass --github-app-id or set FERRY_GITHUB_APP_ID")
 	case c.Builder != "local" && c.Builder != "ecs":
 		return c, ferry.Errorf(ferry.EINVALID, "unknown --builder %q (use local or ecs)", c.Builder)
+	case c.Signup != "" && c.Signup != "closed" && c.Signup != "invite" && c.Signup != "open":
+		return c, ferry.Errorf(ferry.EINVALID, "unknown --signup %q: use closed (nobody signs up), invite (with a link a user makes) or open (anyone, within --signup-email-domains and --signup-github-orgs)", c.Signup)
+	case len(c.SignupGitHubOrgs) > 0 && c.GitHubClientID == "":
+		return c, ferry.Errorf(ferry.EINVALID, "--signup-github-orgs needs GitHub sign-in: pass --github-client-id and --github-client-secret")
 	case c.Builder == "ecs" && c.PublicURL == "":
 		return c, ferry.Errorf(ferry.EINVALID, "--builder ecs needs --public-url: build tasks send their logs to this server")
 	}
@@ -125,7 +148,7 @@ func missing(flagName, example string) error {
 // parseFlags turns `ferry app` arguments and FERRY_* variables into a Config.
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
 	fs := flagenv.NewFlagSet("app", "ferry app [flags]",
-		"Runs the GitHub App: webhook intake on POST /webhooks/github, the build queue and its workers, /healthz and\n/metrics. Migrates the database at start.", stderr)
+		"Runs the GitHub App: webhook intake on POST /webhooks/github, the build queue and its workers, the dashboard\nand API, /healthz, and /metrics behind --metrics-token or on --metrics-listen. Migrates the database at start.", stderr)
 	var c Config
 	fs.StringVar(&c.Listen, "listen", ":8080", "`address` to serve HTTP on")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL `URL`, for example postgres://ferry@db:5432/ferry (required)")
@@ -152,6 +175,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.DurationVar(&c.ECS.SessionDuration, "ecs-session-duration", time.Hour, "lifetime of a build's storage session; keep it above the build timeout")
 	fs.DurationVar(&c.ECS.StartTimeout, "ecs-start-timeout", 10*time.Minute, "how long a build task may take to start before the attempt is retried")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "`file` with the key that encrypts env vars: 32 random bytes, raw or base64 (head -c 32 /dev/urandom | base64); without it env vars are off")
+	fs.StringVar(&c.Signup, "signup", "closed", "who may create an account (`mode`): closed, nobody (the first account of an empty server signs up with a one-time link the log shows); invite, people with a one-time link that a signed-in user makes on the account page; open, anyone within the allow-lists below. Exposed to the internet, use closed or invite, or open with an allow-list")
+	domains := fs.String("signup-email-domains", "", "comma-separated email `domains` that open sign-up accepts (example.com,corp.example); with only --signup-github-orgs, email sign-up is off")
+	orgs := fs.String("signup-github-orgs", "", "comma-separated GitHub `organizations` whose active members may sign up with GitHub (checked with the user's token; needs --github-client-id)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer `token` that /metrics on --listen requires (prefer FERRY_METRICS_TOKEN_FILE); without it and --metrics-listen, /metrics is off")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "`address` that serves /metrics without a token, for a private interface (for example 127.0.0.1:9090)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
@@ -165,6 +193,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
 	}
 	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
+	c.SignupEmailDomains, c.SignupGitHubOrgs = splitList(*domains), splitList(*orgs)
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err
@@ -250,6 +279,6 @@ func splitList(s string) []string {
 
 // String hides the secrets, so that a Config can be logged.
 func (c Config) String() string {
-	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s public_url=%s",
-		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.PublicURL)
+	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s public_url=%s signup=%s metrics_listen=%s metrics_token=%t",
+		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.PublicURL, c.Signup, c.MetricsListen, c.MetricsToken != "")
 }

@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,7 +30,8 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	st := store.New(pool)
 	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
-		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL})
+		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL,
+		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})
 	if err != nil {
 		return err
 	}
@@ -38,6 +42,11 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 			return err
 		}
 		cfg.DevSignIn(link)
+	} else if link, err := a.FirstAccountInvite(ctx); err != nil {
+		return err
+	} else if link != "" {
+		// Only the operator reads this log; the link works once, for 7 days.
+		logger.WarnContext(ctx, "no accounts yet and sign-up is not open: the first account signs up with this one-time invite link", "signup", a.Signup(), "link", link)
 	}
 	blobs, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
@@ -72,8 +81,34 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 		return err
 	}
 	ui.Handle("GET /static/", web.Assets())
-	mux.Handle("/", a.Middleware(ui))
+	var h http.Handler = web.SecurityHeaders(a.Middleware(ui))
+	if cfg.CanonicalHost && cfg.PublicURL != "" {
+		if h, err = canonicalHost(cfg.PublicURL, h); err != nil {
+			return err
+		}
+	}
+	mux.Handle("/", h)
 	return nil
+}
+
+// canonicalHost sends a browser that asks for a dashboard page on another host name than publicURL's (for
+// example http://localhost:8080 under `ferry dev`) to the same path on publicURL, before any cookie is set: a
+// cookie set for "localhost" would go to every port of localhost, so a build listening on one would receive
+// it. Only GET and HEAD move; the API (bearer tokens, no cookies), webhooks and the build event stream answer
+// on any host name, as scripts call them.
+func canonicalHost(publicURL string, next http.Handler) (http.Handler, error) {
+	pu, err := url.Parse(publicURL)
+	if err != nil {
+		return nil, fmt.Errorf("canonical host: %w", err)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Host, pu.Host) && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			!strings.HasPrefix(r.URL.Path, "/api/") {
+			http.Redirect(w, r, publicURL+auth.LocalPath(r.URL.RequestURI()), http.StatusTemporaryRedirect)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}), nil
 }
 
 // tokenSource hands out GitHub App installation tokens: *ghreport.App, or a fake in tests.
@@ -94,5 +129,5 @@ func cloneTokens(ts tokenSource) func(ctx context.Context, installationID int64)
 // newProjects is the projects service that the dashboard and the API share. tokens may be nil.
 func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *site.Store, cipher *store.EnvCipher, tokens tokenSource, logger *slog.Logger) (*projects.Service, error) {
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
-		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens)})
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens)})
 }

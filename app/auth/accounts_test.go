@@ -286,18 +286,23 @@ func TestCookieFlags(t *testing.T) {
 	// And on the wire, through a real sign-up.
 	e := newEnv(t, func(c *auth.Config) { c.PublicURL = "https://ferry.example.com" })
 	b := e.browser()
-	csrf := setCookie(b.get("/signup"), "ferry_csrf")
-	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode {
+	// Behind HTTPS every cookie is __Host- prefixed: host-only, Path=/, Secure, so no sibling host can set or
+	// shadow it.
+	csrf := setCookie(b.get("/signup"), "__Host-ferry_csrf")
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode || csrf.Path != "/" || csrf.Domain != "" {
 		t.Fatalf("csrf cookie %+v", csrf)
 	}
 	// The jar will not send a Secure cookie over http; send the token by hand.
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/signup", strings.NewReader(url.Values{"email": {"s@example.com"}, "password": {"secure-password"}, "csrf_token": {csrf.Value}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: "ferry_csrf", Value: csrf.Value})
+	req.AddCookie(&http.Cookie{Name: "__Host-ferry_csrf", Value: csrf.Value})
 	a := b.do(req)
 	wantStatus(t, a, http.StatusSeeOther)
-	ck := setCookie(a, auth.SessionCookie)
-	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode {
+	if e.auth.SessionCookieName() != "__Host-ferry_session" {
+		t.Fatalf("session cookie name %q behind HTTPS", e.auth.SessionCookieName())
+	}
+	ck := setCookie(a, e.auth.SessionCookieName())
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Domain != "" {
 		t.Fatalf("session cookie %+v: want Secure, HttpOnly, SameSite=Lax", ck)
 	}
 	if ck.MaxAge < int((29 * 24 * time.Hour).Seconds()) {
@@ -392,13 +397,17 @@ func TestSweep(t *testing.T) {
 	b := e.browser()
 	wantStatus(t, b.signup("sweep@example.com", "sweep-password"), http.StatusSeeOther)
 	wantStatus(t, e.browser().login("sweep@example.com", "wrong-password"), http.StatusUnauthorized)
-	if _, err := e.pool.Exec(t.Context(), `UPDATE sessions SET expires_at = now() - interval '1 second'; UPDATE login_attempts SET at = now() - interval '1 hour'`); err != nil {
+	if _, err := e.auth.CreateInvite(t.Context(), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(t.Context(), `UPDATE sessions SET expires_at = now() - interval '1 second'; UPDATE login_attempts SET at = now() - interval '1 hour';
+		UPDATE invites SET expires_at = now() - interval '1 second'; UPDATE known_devices SET last_used_at = now() - interval '401 days'`); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.auth.Sweep(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if n := e.count(`SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM login_attempts)`); n != 0 {
+	if n := e.count(`SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM login_attempts) + (SELECT count(*) FROM invites) + (SELECT count(*) FROM known_devices)`); n != 0 {
 		t.Fatalf("%d rows left after the sweep", n)
 	}
 	if got := b.whoami(); got != "anonymous" {

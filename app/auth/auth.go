@@ -24,7 +24,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/app/store"
@@ -78,6 +80,17 @@ type Config struct {
 	// ClientIP returns the caller's address for per-IP limits. Default: the connection's remote address. Behind a
 	// load balancer, pass a function that reads the header the balancer sets (and that clients cannot forge).
 	ClientIP func(r *http.Request) string
+	// MaxConcurrentHashes bounds argon2id passes (19 MiB each) running at once; further log-ins wait up to
+	// HashWait for a slot and then get 503 with Retry-After. Defaults: the number of cores, and 2 seconds.
+	MaxConcurrentHashes int
+	HashWait            time.Duration
+	// Signup is who may create an account: SignupClosed (the default), SignupInvite or SignupOpen.
+	Signup string
+	// SignupEmailDomains and SignupGitHubOrgs restrict open sign-up: an email sign-up needs an address at one
+	// of the domains, a new GitHub sign-in active membership of one of the organizations (asked of GitHub with
+	// the user's token). With only one list set, the other way of signing up is refused. Invites pass both.
+	SignupEmailDomains []string
+	SignupGitHubOrgs   []string
 }
 
 // Auth signs people in and tells handlers who is calling.
@@ -85,8 +98,13 @@ type Auth struct {
 	cfg    Config
 	st     *store.Store
 	secure bool
-	logger *slog.Logger
-	http   *http.Client
+	// hostPrefix names cookies __Host-..., which browsers accept only from HTTPS, host-only and for Path=/: a
+	// sibling host or a plain-HTTP page cannot set or shadow them. On when the public URL is https.
+	hostPrefix bool
+	logger     *slog.Logger
+	http       *http.Client
+	hashSlots  chan struct{}
+	hashes     atomic.Int64
 }
 
 // New checks cfg and returns an Auth.
@@ -94,7 +112,7 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.Store == nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "auth: no store")
 	}
-	secure := true
+	secure, hostPrefix := true, false
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -102,6 +120,22 @@ func New(cfg Config) (*Auth, error) {
 		}
 		cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 		secure = !(u.Scheme == "http" && isLocalhost(u.Hostname()))
+		hostPrefix = u.Scheme == "https"
+	}
+	mode, err := ParseSignup(cfg.Signup)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Signup = mode
+	cfg.SignupEmailDomains, cfg.SignupGitHubOrgs = normList(cfg.SignupEmailDomains), normList(cfg.SignupGitHubOrgs)
+	if len(cfg.SignupGitHubOrgs) > 0 && cfg.GitHubClientID == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "--signup-github-orgs needs GitHub sign-in: pass --github-client-id and --github-client-secret")
+	}
+	if cfg.MaxConcurrentHashes <= 0 {
+		cfg.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
+	}
+	if cfg.HashWait <= 0 {
+		cfg.HashWait = 2 * time.Second
 	}
 	if (cfg.GitHubClientID == "") != (cfg.GitHubClientSecret == "") {
 		return nil, ferry.Errorf(ferry.EINVALID, "GitHub sign-in needs both --github-client-id and --github-client-secret (from the GitHub App's settings page)")
@@ -141,11 +175,12 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.PublicURL == "" {
 		cfg.Logger.Warn("no public URL: session cookies are Secure, so signing in needs HTTPS; pass --public-url (http://localhost:8080 for local use)")
 	}
-	return &Auth{cfg: cfg, st: cfg.Store, secure: secure, logger: cfg.Logger, http: cfg.HTTPClient}, nil
+	return &Auth{cfg: cfg, st: cfg.Store, secure: secure, hostPrefix: hostPrefix, logger: cfg.Logger, http: cfg.HTTPClient,
+		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes)}, nil
 }
 
-// Sweep deletes expired sessions and sign-in links and failed log-ins older than the rate window, so that
-// the tables stay small however many attempts an attacker makes.
+// Sweep deletes expired sessions, sign-in links and invites, devices unused for 400 days and failed log-ins
+// older than the rate window, so that the tables stay small however many attempts an attacker makes.
 func (a *Auth) Sweep(ctx context.Context) error {
 	n, err := a.st.SessionDeleteExpired(ctx, time.Now().Add(-a.cfg.RateWindow))
 	if err != nil {
@@ -153,6 +188,9 @@ func (a *Auth) Sweep(ctx context.Context) error {
 	}
 	if n > 0 {
 		a.logger.InfoContext(ctx, "expired sessions deleted", "count", n)
+	}
+	if err := a.st.SignInGuardSweep(ctx, deviceTTL); err != nil {
+		return fmt.Errorf("sweep invites and devices: %w", err)
 	}
 	return nil
 }
@@ -282,13 +320,13 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 		}
 
 		c := &caller{}
-		if ck, err := r.Cookie(SessionCookie); err == nil && ck.Value != "" {
+		if ck, err := r.Cookie(a.cookieName(SessionCookie)); err == nil && ck.Value != "" {
 			sess, u, err := a.st.SessionGetByTokenHash(ctx, hashToken(ck.Value))
 			switch {
 			case err == nil:
 				c.user, c.session, c.csrf = u, sess, sess.CSRFToken
 			case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-				a.clearCookie(w, SessionCookie, "/") // expired or logged out elsewhere
+				a.clearCookie(w, SessionCookie) // expired or logged out elsewhere
 			default:
 				a.logger.ErrorContext(ctx, "check session", "err", err)
 				http.Error(w, ferry.ErrorMessage(err), ferry.HTTPStatus(err))
@@ -296,11 +334,11 @@ func (a *Auth) Middleware(next http.Handler) http.Handler {
 			}
 		}
 		if c.session == nil {
-			if ck, err := r.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 {
+			if ck, err := r.Cookie(a.cookieName(csrfCookie)); err == nil && len(ck.Value) >= 32 {
 				c.csrf = ck.Value
 			} else {
 				c.csrf = randomToken("")
-				a.setCookie(w, csrfCookie, c.csrf, "/", 0)
+				a.setCookie(w, csrfCookie, c.csrf, 0)
 			}
 		}
 		if !safeMethod(r.Method) && (c.session != nil || isFormPost(r)) {
@@ -327,15 +365,29 @@ func isFormPost(r *http.Request) bool {
 		strings.HasPrefix(ct, "multipart/form-data") || strings.HasPrefix(ct, "text/plain")
 }
 
-func (a *Auth) setCookie(w http.ResponseWriter, name, value, path string, maxAge time.Duration) {
+// cookieName is name as this server sets it: "__Host-" + name behind HTTPS.
+func (a *Auth) cookieName(name string) string {
+	if a.hostPrefix {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// SessionCookieName is the session cookie's name on this server: SessionCookie, with the __Host- prefix behind
+// HTTPS.
+func (a *Auth) SessionCookieName() string { return a.cookieName(SessionCookie) }
+
+// setCookie sets a host-only cookie (no Domain attribute, so it is never sent to <project>.D or any other
+// host), for the whole site, HttpOnly, SameSite=Lax, and Secure unless Ferry runs on plain http://localhost.
+func (a *Auth) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: path, MaxAge: int(maxAge / time.Second),
+		Name: a.cookieName(name), Value: value, Path: "/", MaxAge: int(maxAge / time.Second),
 		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 
-func (a *Auth) clearCookie(w http.ResponseWriter, name, path string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
+func (a *Auth) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: a.cookieName(name), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
 }
 
 // startSession creates a session for u and sets its cookie.
@@ -346,7 +398,7 @@ func (a *Auth) startSession(ctx context.Context, w http.ResponseWriter, u *store
 	}); err != nil {
 		return err
 	}
-	a.setCookie(w, SessionCookie, tok, "/", a.cfg.SessionTTL)
+	a.setCookie(w, SessionCookie, tok, a.cfg.SessionTTL)
 	return nil
 }
 

@@ -63,7 +63,7 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 	t.Cleanup(e.srv.Close)
 	// The server listens on 127.0.0.1; the public URL says localhost, as `ferry dev` does, and cookies follow it.
 	e.srv.URL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
-	cfg := auth.Config{Store: e.st, PublicURL: e.srv.URL, Render: web.Render,
+	cfg := auth.Config{Store: e.st, PublicURL: e.srv.URL, Render: web.Render, Signup: auth.SignupOpen,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil))}
 	if mod != nil {
 		mod(&cfg)
@@ -84,6 +84,13 @@ func newEnv(t *testing.T, mod func(*auth.Config)) *env {
 		fmt.Fprint(w, "anonymous")
 	}
 	mux.HandleFunc("GET /whoami", who)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := pool.Ping(r.Context()); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
 	mux.HandleFunc("POST /api/echo", who)
 	handler = a.Middleware(mux)
 	return e

@@ -39,7 +39,11 @@ func (a *Auth) githubStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := randomToken("")
-	a.setCookie(w, stateCookie, state+"|"+url.QueryEscape(safeNext(r.URL.Query().Get("next"))), "/auth/github", 10*time.Minute)
+	invite := r.URL.Query().Get("invite")
+	if len(invite) > 100 || strings.Contains(invite, "|") {
+		invite = ""
+	}
+	a.setCookie(w, stateCookie, state+"|"+url.QueryEscape(LocalPath(r.URL.Query().Get("next")))+"|"+invite, 10*time.Minute)
 	q := url.Values{"client_id": {a.cfg.GitHubClientID}, "redirect_uri": {a.callbackURL(r)}, "state": {state}}
 	http.Redirect(w, r, a.cfg.GitHubURL+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
 }
@@ -59,11 +63,12 @@ func (a *Auth) githubCallback(w http.ResponseWriter, r *http.Request) {
 		fail(ferry.Errorf(ferry.EUNAUTHORIZED, "GitHub did not sign you in (%s); try again", e))
 		return
 	}
-	ck, err := r.Cookie(stateCookie)
-	a.clearCookie(w, stateCookie, "/auth/github")
-	var want, next string
+	ck, err := r.Cookie(a.cookieName(stateCookie))
+	a.clearCookie(w, stateCookie)
+	var want, next, invite string
 	if err == nil {
 		want, next, _ = strings.Cut(ck.Value, "|")
+		next, invite, _ = strings.Cut(next, "|")
 		next, _ = url.QueryUnescape(next)
 	}
 	if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(q.Get("state"))) != 1 {
@@ -103,9 +108,44 @@ func (a *Auth) githubCallback(w http.ResponseWriter, r *http.Request) {
 	if cur := UserFrom(ctx); cur != nil {
 		params.UserID = cur.ID
 	}
+	// A GitHub account that no Ferry account has yet is a sign-up: it needs an invite, or open sign-up and
+	// the allow-lists.
+	newAccount := false
+	if params.UserID == 0 {
+		_, err := a.st.UserGetByGitHubID(ctx, gu.ID)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+			newAccount = true
+		case err != nil:
+			fail(err)
+			return
+		}
+	}
+	if newAccount {
+		if invite, err = a.inviteFor(ctx, invite); err != nil {
+			fail(err)
+			return
+		}
+		if invite == "" {
+			if err := a.signupRefusal(); err != nil {
+				a.logger.WarnContext(ctx, "GitHub sign-up refused", "signup", a.cfg.Signup, "github_login", gu.Login)
+				fail(err)
+				return
+			}
+			if err := a.signupGitHubAllowed(ctx, token, gu.Login); err != nil {
+				fail(err)
+				return
+			}
+		}
+	}
 	var u *store.User
 	err = a.st.InTx(ctx, func(st *store.Store, _ pgx.Tx) error {
 		var err error
+		if newAccount && invite != "" {
+			if err := a.useInvite(ctx, st.InviteUse, invite); err != nil {
+				return err
+			}
+		}
 		if u, err = st.UserUpsertGitHub(ctx, params); err != nil {
 			return err
 		}
@@ -119,7 +159,7 @@ func (a *Auth) githubCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.logger.InfoContext(ctx, "signed in with GitHub", "user", u.ID, "github_login", gu.Login, "installations", len(installs))
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, LocalPath(next), http.StatusSeeOther)
 }
 
 // exchangeCode trades an OAuth code for a user access token (POST /login/oauth/access_token).
@@ -191,6 +231,11 @@ func (a *Auth) doJSON(req *http.Request, out any) error {
 	if err != nil {
 		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: "GitHub could not be reached (" + what + "); try again", Err: err}
 	}
+	return a.doResponse(res, what, out)
+}
+
+// doResponse reads GitHub's answer to what into out, and closes its body.
+func (a *Auth) doResponse(res *http.Response, what string, out any) error {
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
 	if err != nil {

@@ -21,7 +21,9 @@ type fakeGitHub struct {
 	userID        int64
 	login         string
 	installations []int64
+	orgs          []string // organizations the user is an active member of
 	exchanges     atomic.Int32
+	memberChecks  atomic.Int32
 }
 
 func newFakeGitHub(t *testing.T, userID int64, login string, installations ...int64) *fakeGitHub {
@@ -81,6 +83,17 @@ func newFakeGitHub(t *testing.T, userID int64, login string, installations ...in
 			out.Installations = append(out.Installations, inst{ID: id, Account: map[string]any{"login": "org", "type": "Organization"}})
 		}
 		_ = json.NewEncoder(w).Encode(out)
+	}))
+	mux.HandleFunc("GET /user/memberships/orgs/{org}", authed(func(w http.ResponseWriter, r *http.Request) {
+		f.memberChecks.Add(1)
+		for _, o := range f.orgs {
+			if strings.EqualFold(o, r.PathValue("org")) {
+				fmt.Fprintf(w, `{"url":"x","state":"active","role":"member","organization":{"login":%q},"user":{"login":%q}}`, o, f.login)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"message":"Not Found","documentation_url":"https://docs.github.com/rest/orgs/members"}`)
 	}))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
@@ -27,6 +29,7 @@ func (a *Auth) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /account", a.requireUser(a.accountPage))
 	mux.HandleFunc("POST /account/password", a.requireUser(a.changePassword))
+	mux.HandleFunc("POST /account/invites", a.requireUser(a.createInvite))
 	mux.HandleFunc("GET /account/tokens", a.requireUser(a.tokensPage))
 	mux.HandleFunc("POST /account/tokens", a.requireUser(a.createToken))
 	mux.HandleFunc("POST /account/tokens/{id}/delete", a.requireUser(a.deleteToken))
@@ -56,13 +59,32 @@ func (a *Auth) Flash(w http.ResponseWriter, msg string) {
 		HttpOnly: true, Secure: a.secure, SameSite: http.SameSiteLaxMode})
 }
 
-// safeNext returns next when it is a path on this site, and "/" otherwise, so that ?next= cannot send a
-// freshly signed-in user to another site.
-func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+// LocalPath returns next when it is a path on this site, and "/" otherwise, so that ?next= (after a log-in or a
+// GitHub sign-in) cannot send a freshly signed-in user to another site. Browsers do not read a Location the way
+// Go does: they drop tabs and newlines anywhere, treat a backslash as a slash and skip leading spaces and control
+// characters, so "/\t/evil.example" and "/\\evil.example" both become "//evil.example", another host. So any
+// control character, space or backslash refuses next outright (a real path of this site percent-encodes them),
+// next must then parse as a bare path without scheme or host that starts with one slash, and what is returned
+// is re-encoded from the parsed parts, never the raw input.
+func LocalPath(next string) string {
+	if next == "" || next[0] != '/' || len(next) > 2048 {
 		return "/"
 	}
-	return next
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, Fragment: u.Fragment, RawFragment: u.RawFragment}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.ContainsAny(out, "\\\t\r\n") || len(out) > 2048 {
+		return "/"
+	}
+	return out
 }
 
 // validEmail normalises an email address and says what is wrong with a bad one.
@@ -99,6 +121,9 @@ func (a *Auth) render(w http.ResponseWriter, r *http.Request, status int, page s
 		data = map[string]any{}
 	}
 	data["GitHubEnabled"] = a.GitHubEnabled()
+	if _, ok := data["Signup"]; !ok {
+		data["Signup"] = a.cfg.Signup
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	a.cfg.Render(w, r, status, page, data)
 }
@@ -108,6 +133,9 @@ func (a *Auth) renderError(w http.ResponseWriter, r *http.Request, page string, 
 	status := ferry.HTTPStatus(err)
 	if status >= 500 {
 		a.logger.ErrorContext(r.Context(), "account page", "page", page, "err", err)
+	}
+	if err == errBusy {
+		w.Header().Set("Retry-After", "2")
 	}
 	msg := ferry.ErrorMessage(err)
 	if msg != "" {
@@ -119,7 +147,7 @@ func (a *Auth) renderError(w http.ResponseWriter, r *http.Request, page string, 
 
 func (a *Auth) loginPage(w http.ResponseWriter, r *http.Request) {
 	if UserFrom(r.Context()) != nil {
-		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+		http.Redirect(w, r, LocalPath(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
 	a.render(w, r, http.StatusOK, "login", map[string]any{"Title": "Log in", "Next": r.URL.Query().Get("next")})
@@ -141,18 +169,6 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, "login", data, ferry.Errorf(ferry.EINVALID, "enter your email address and your password"))
 		return
 	}
-	ip := a.cfg.ClientIP(r)
-	accountKey, ipKey := "account:"+email, "ip:"+ip
-	if limited, err := a.rateLimited(ctx, accountKey, ipKey); err != nil {
-		a.renderError(w, r, "login", data, err)
-		return
-	} else if limited {
-		a.logger.WarnContext(ctx, "log-in refused: too many failures", "email", email, "ip", ip)
-		data["Error"] = "Too many failed log-ins. Wait " + a.cfg.RateWindow.String() + " and try again."
-		w.Header().Set("Retry-After", strconv.Itoa(int(a.cfg.RateWindow/time.Second)))
-		a.render(w, r, http.StatusTooManyRequests, "login", data)
-		return
-	}
 	u, err := a.st.UserGetByEmail(ctx, email)
 	hash := dummyHash
 	switch {
@@ -162,8 +178,34 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, "login", data, err)
 		return
 	}
-	ok, err := CheckPassword(hash, password)
+	// The attempt is recorded before the hash runs, under the account (or, for a browser that signed in as
+	// this account before, under that device instead) and the IP: a flood of guesses gets 429 past the limit
+	// rather than each one a 19 MiB argon2id pass, and the owner's known browser is not locked out by them.
+	ip := a.cfg.ClientIP(r)
+	accountKey, ipKey := "account:"+email, "ip:"+ip
+	first := accountKey
+	if u != nil {
+		if devUser, devKey := a.deviceUser(ctx, r); devUser == u.ID {
+			first = devKey
+		}
+	}
+	ids, limited, err := a.takeAttempt(ctx, []string{first, ipKey}, []int{a.cfg.MaxFailuresPerAccount, a.cfg.MaxFailuresPerIP})
 	if err != nil {
+		a.renderError(w, r, "login", data, err)
+		return
+	}
+	if limited {
+		a.logger.WarnContext(ctx, "log-in refused: too many failures", "email", email, "ip", ip)
+		data["Error"] = "Too many failed log-ins. Wait " + a.cfg.RateWindow.String() + " and try again, or log in from a browser that has signed in to this account before."
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.cfg.RateWindow/time.Second)))
+		a.render(w, r, http.StatusTooManyRequests, "login", data)
+		return
+	}
+	ok, err := a.checkPassword(ctx, hash, password)
+	if err != nil {
+		if err == errBusy {
+			a.forgetAttempt(ctx, ids) // never checked: it is no failure
+		}
 		a.renderError(w, r, "login", data, err)
 		return
 	}
@@ -176,12 +218,10 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 			reason = "account has no password"
 		}
 		a.logger.WarnContext(ctx, "log-in failed", "email", email, "ip", ip, "reason", reason)
-		if err := a.st.LoginAttemptRecord(ctx, accountKey, ipKey); err != nil {
-			a.logger.ErrorContext(ctx, "record failed log-in", "err", err)
-		}
 		a.renderError(w, r, "login", data, errBadLogin)
 		return
 	}
+	a.forgetAttempt(ctx, ids)
 	if err := a.st.LoginAttemptClear(ctx, accountKey); err != nil {
 		a.logger.ErrorContext(ctx, "clear failed log-ins", "err", err)
 	}
@@ -189,40 +229,84 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, "login", data, err)
 		return
 	}
-	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	http.Redirect(w, r, LocalPath(next), http.StatusSeeOther)
 }
 
-// rateLimited reports whether any key has used up its failures within the window.
-func (a *Auth) rateLimited(ctx context.Context, accountKey, ipKey string) (bool, error) {
-	since := time.Now().Add(-a.cfg.RateWindow)
-	n, err := a.st.LoginAttemptCount(ctx, accountKey, since)
-	if err != nil || n >= a.cfg.MaxFailuresPerAccount {
-		return err == nil, err
-	}
-	n, err = a.st.LoginAttemptCount(ctx, ipKey, since)
-	return err == nil && n >= a.cfg.MaxFailuresPerIP, err
-}
-
-// signIn starts a fresh session for u, ending the browser's previous one (no session fixation).
+// signIn starts a fresh session for u, ending the browser's previous one (no session fixation), and marks the
+// browser as a known device of u.
 func (a *Auth) signIn(ctx context.Context, w http.ResponseWriter, r *http.Request, u *store.User) error {
 	if c := callerFrom(ctx); c != nil && c.session != nil {
 		if err := a.st.SessionDelete(ctx, c.session.ID); err != nil {
 			return err
 		}
 	}
-	return a.startSession(ctx, w, u)
+	if err := a.startSession(ctx, w, u); err != nil {
+		return err
+	}
+	a.rememberDevice(ctx, w, r, u)
+	return nil
+}
+
+// signupData is what the sign-up page shows: the form, or why sign-up is closed, with an invite's token.
+func (a *Auth) signupData(ctx context.Context, invite string) (map[string]any, error) {
+	data := map[string]any{"Title": "Sign up", "Signup": a.cfg.Signup}
+	tok, err := a.inviteFor(ctx, invite)
+	if err != nil {
+		data["Closed"] = true
+		return data, err
+	}
+	data["Invite"] = tok
+	if tok == "" {
+		if err := a.signupRefusal(); err != nil {
+			data["Closed"] = true
+			data["Error"] = err
+			return data, nil
+		}
+		if d := a.cfg.SignupEmailDomains; len(d) > 0 {
+			data["Domains"] = strings.Join(d, ", ")
+		}
+		if o := a.cfg.SignupGitHubOrgs; len(o) > 0 {
+			data["Orgs"] = strings.Join(o, ", ")
+			data["EmailClosed"] = len(a.cfg.SignupEmailDomains) == 0
+		}
+	}
+	return data, nil
 }
 
 func (a *Auth) signupPage(w http.ResponseWriter, r *http.Request) {
-	a.render(w, r, http.StatusOK, "signup", map[string]any{"Title": "Sign up"})
+	data, err := a.signupData(r.Context(), r.URL.Query().Get("invite"))
+	if err != nil {
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	if e, ok := data["Error"].(error); ok {
+		a.renderError(w, r, "signup", data, e)
+		return
+	}
+	a.render(w, r, http.StatusOK, "signup", data)
 }
 
 func (a *Auth) signup(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	password := r.PostFormValue("password")
-	data := map[string]any{"Title": "Sign up", "Email": r.PostFormValue("email"), "Name": name}
+	data, err := a.signupData(ctx, r.PostFormValue("invite"))
+	if err == nil {
+		if e, ok := data["Error"].(error); ok {
+			err = e
+		}
+	}
+	if err != nil {
+		a.logger.WarnContext(ctx, "sign-up refused", "signup", a.cfg.Signup, "ip", a.cfg.ClientIP(r), "err", err)
+		a.renderError(w, r, "signup", data, err)
+		return
+	}
+	data["Email"], data["Name"] = r.PostFormValue("email"), name
+	invite, _ := data["Invite"].(string)
 	email, err := validEmail(r.PostFormValue("email"))
+	if err == nil && invite == "" {
+		err = a.signupEmailAllowed(email)
+	}
 	if err == nil && len(name) > 100 {
 		err = ferry.Errorf(ferry.EINVALID, "the name is %d characters; use at most 100", len(name))
 	}
@@ -233,17 +317,27 @@ func (a *Auth) signup(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, "signup", data, err)
 		return
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hashPassword(ctx, password)
 	if err != nil {
 		a.renderError(w, r, "signup", data, err)
 		return
 	}
-	u, err := a.st.UserCreate(ctx, store.UserCreateParams{Email: email, Name: name, PasswordHash: hash})
+	var u *store.User
+	err = a.st.InTx(ctx, func(st *store.Store, _ pgx.Tx) error {
+		if invite != "" {
+			if err := a.useInvite(ctx, st.InviteUse, invite); err != nil {
+				return err
+			}
+		}
+		var err error
+		u, err = st.UserCreate(ctx, store.UserCreateParams{Email: email, Name: name, PasswordHash: hash})
+		return err
+	})
 	if err != nil {
 		a.renderError(w, r, "signup", data, err)
 		return
 	}
-	a.logger.InfoContext(ctx, "user signed up", "user", u.ID)
+	a.logger.InfoContext(ctx, "user signed up", "user", u.ID, "invited", invite != "")
 	if err := a.signIn(ctx, w, r, u); err != nil {
 		a.renderError(w, r, "signup", data, err)
 		return
@@ -259,13 +353,28 @@ func (a *Auth) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.clearCookie(w, SessionCookie, "/")
+	a.clearCookie(w, SessionCookie)
 	a.Flash(w, "You are logged out.")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
 func (a *Auth) accountData(u *store.User) map[string]any {
-	return map[string]any{"Title": "Account", "HasPassword": u.PasswordHash != ""}
+	return map[string]any{"Title": "Account", "HasPassword": u.PasswordHash != "", "Invites": a.cfg.Signup == SignupInvite}
+}
+
+// createInvite makes a one-time sign-up link (--signup invite) and shows it once.
+func (a *Auth) createInvite(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	u := UserFrom(ctx)
+	data := a.accountData(u)
+	link, err := a.CreateInvite(ctx, r, u.ID)
+	if err != nil {
+		a.renderError(w, r, "account", data, err)
+		return
+	}
+	a.logger.InfoContext(ctx, "invite created", "user", u.ID)
+	data["InviteLink"] = link
+	a.render(w, r, http.StatusCreated, "account", data)
 }
 
 func (a *Auth) accountPage(w http.ResponseWriter, r *http.Request) {
@@ -282,33 +391,35 @@ func (a *Auth) changePassword(w http.ResponseWriter, r *http.Request) {
 		if u.Email == "" {
 			key = "user:" + strconv.FormatInt(u.ID, 10)
 		}
-		if limited, err := a.rateLimited(ctx, key, "ip:"+a.cfg.ClientIP(r)); err != nil || limited {
+		ids, limited, err := a.takeAttempt(ctx, []string{key, "ip:" + a.cfg.ClientIP(r)}, []int{a.cfg.MaxFailuresPerAccount, a.cfg.MaxFailuresPerIP})
+		if err != nil || limited {
 			if err == nil {
 				err = ferry.Errorf(ferry.EFORBIDDEN, "too many wrong passwords; wait %s and try again", a.cfg.RateWindow)
 			}
 			a.renderError(w, r, "account", data, err)
 			return
 		}
-		ok, err := CheckPassword(u.PasswordHash, r.PostFormValue("current_password"))
+		ok, err := a.checkPassword(ctx, u.PasswordHash, r.PostFormValue("current_password"))
 		if err != nil {
+			if err == errBusy {
+				a.forgetAttempt(ctx, ids)
+			}
 			a.renderError(w, r, "account", data, err)
 			return
 		}
 		if !ok {
 			a.logger.WarnContext(ctx, "password change: wrong current password", "user", u.ID, "ip", a.cfg.ClientIP(r))
-			if err := a.st.LoginAttemptRecord(ctx, key, "ip:"+a.cfg.ClientIP(r)); err != nil {
-				a.logger.ErrorContext(ctx, "record failed log-in", "err", err)
-			}
 			a.renderError(w, r, "account", data, ferry.Errorf(ferry.EINVALID, "the current password is wrong"))
 			return
 		}
+		a.forgetAttempt(ctx, ids)
 	}
 	password := r.PostFormValue("new_password")
 	if err := validPassword(password); err != nil {
 		a.renderError(w, r, "account", data, err)
 		return
 	}
-	hash, err := HashPassword(password)
+	hash, err := a.hashPassword(ctx, password)
 	if err == nil {
 		err = a.st.UserSetPassword(ctx, u.ID, hash)
 	}

@@ -52,9 +52,10 @@ type Config struct {
 	// Dir holds everything ferry dev keeps: postgres/, storage/, webhook-secret and secret.key (the key that
 	// encrypts env vars). Default ".ferry".
 	Dir string
-	// Listen is the App's address. Default ":8080".
+	// Listen is the App's address. Default "127.0.0.1:8080": loopback only, so that nobody else on the network
+	// reaches the dashboard, its sign-in link or its local repositories.
 	Listen string
-	// ProxyListen is the proxy's address. Default ":8081".
+	// ProxyListen is the proxy's address. Default "127.0.0.1:8081".
 	ProxyListen string
 	// Domain is what site host names end in. Default "localhost", which browsers resolve to loopback.
 	Domain string
@@ -62,8 +63,16 @@ type Config struct {
 	DatabaseURL string
 	// Storage, when set, is used instead of file storage in Dir/storage.
 	Storage string
-	// PublicURL is the App's URL in log links. Default: http://localhost:<App port>.
+	// PublicURL is the dashboard's URL, in log links and the sign-in link. Default: http://app.localhost:<App
+	// port>, a host name of its own, so that the dashboard's cookies go to no other local server: a cookie for
+	// plain "localhost" would reach every port of localhost, a build's listener included.
 	PublicURL string
+	// LocalRepos is the folder whose git repositories may be deployed by path or file:// URL. Default: the
+	// current directory.
+	LocalRepos string
+	// Signup is who may create an account (auth.Signup*). Default "closed": the banner's link signs in
+	// dev@localhost, the first user, and nobody else signs up.
+	Signup string
 	// WebhookSecret is the GitHub App's webhook secret. Default: a random one kept in Dir/webhook-secret.
 	WebhookSecret string
 	// GitHubAppID, GitHubPrivateKey and GitHubAPIURL are passed to the App as they are (app.Config).
@@ -87,12 +96,14 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs := flagenv.NewFlagSet("dev", "ferry dev [flags]", about, stderr)
 	var c Config
 	fs.StringVar(&c.Dir, "dir", ".ferry", "`folder` for the database, the sites, the webhook secret and the env var key")
-	fs.StringVar(&c.Listen, "listen", ":8080", "`address` of the App: dashboard, API and webhooks")
-	fs.StringVar(&c.ProxyListen, "proxy-listen", ":8081", "`address` of the proxy that serves the sites")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "`address` of the App: dashboard, API and webhooks. WARNING: another address (:8080, 0.0.0.0:8080) lets everyone on the network reach the dashboard and deploy from --local-repos; then pass --public-url and keep --signup closed")
+	fs.StringVar(&c.ProxyListen, "proxy-listen", "127.0.0.1:8081", "`address` of the proxy that serves the sites (another address shows them to the network)")
+	fs.StringVar(&c.LocalRepos, "local-repos", ".", "`folder` whose git repositories (and only those) may be deployed by path or file:// URL")
+	fs.StringVar(&c.Signup, "signup", "closed", "who may create an account (`mode`): closed (only dev@localhost, through the banner's link), invite (with a link made on the account page) or open")
 	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in (<project>.D)")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL `URL` to use instead of the private cluster in DIR/postgres")
 	fs.StringVar(&c.Storage, "storage", "", "storage `URL` to use instead of file storage in DIR/storage")
-	fs.StringVar(&c.PublicURL, "public-url", "", "the App's public `URL`, for build log links (default http://localhost:<port of --listen>)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "the dashboard's `URL`, for the sign-in link and build log links (default http://app.localhost:<port of --listen>)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (default: a random one kept in DIR/webhook-secret)")
 	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id`, with --github-private-key-file or --github-private-key (default: no GitHub App; nothing is reported to GitHub)")
 	privateKey := app.GitHubKeyFlags(fs)
@@ -118,20 +129,37 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	return c, nil
 }
 
+// withDefaults fills in what Run needs: loopback listeners, so that nothing reaches ferry dev from the network
+// unless the operator says so.
+func (c Config) withDefaults() Config {
+	if c.Dir == "" {
+		c.Dir = ".ferry"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.ProxyListen == "" {
+		c.ProxyListen = "127.0.0.1:8081"
+	}
+	if c.LocalRepos == "" {
+		c.LocalRepos = "."
+	}
+	if c.Domain == "" {
+		c.Domain = "localhost"
+	}
+	return c
+}
+
 // Run starts everything, prints where to find it on stdout, and serves until ctx ends (Ctrl-C). It then stops
 // the App and the proxy, and its PostgreSQL last.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger) (err error) {
-	if cfg.Dir == "" {
-		cfg.Dir = ".ferry"
+	cfg = cfg.withDefaults()
+	localRepos, err := filepath.Abs(cfg.LocalRepos)
+	if err != nil {
+		return fmt.Errorf("find --local-repos: %w", err)
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = ":8080"
-	}
-	if cfg.ProxyListen == "" {
-		cfg.ProxyListen = ":8081"
-	}
-	if cfg.Domain == "" {
-		cfg.Domain = "localhost"
+	if fi, err := os.Stat(localRepos); err != nil || !fi.IsDir() {
+		return ferry.Errorf(ferry.EINVALID, "--local-repos %s is not a folder", localRepos)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
@@ -189,7 +217,11 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	if _, err := store.EnsureSecretKeyFile(keyFile); err != nil {
 		return err
 	}
+	// Scripts (ferry deploy, webhook forwarders) call the API on the address itself; browsers use the
+	// dashboard's own host name, app.localhost, which the App sends them to (CanonicalHost).
 	appURL := "http://" + displayAddr(appLn.Addr())
+	_, appPort, _ := net.SplitHostPort(appLn.Addr().String())
+	dashURL := "http://app.localhost:" + appPort
 	// The App prints site URLs; they must name the proxy's port to be clickable.
 	siteDomain := cfg.Domain
 	if _, port, _ := net.SplitHostPort(proxyLn.Addr().String()); port != "80" {
@@ -197,8 +229,9 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	}
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
-		publicURL = appURL
+		publicURL = dashURL
 	}
+	dashURL = strings.TrimSuffix(publicURL, "/")
 
 	st, err := storage.Open(ctx, storageURL)
 	if err != nil {
@@ -222,7 +255,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
-			SecretKeyFile: keyFile, AllowLocalRepos: true,
+			SecretKeyFile: keyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
 			DevSignIn: func(link string) { signIn = link },
 			Ready:     func(string) { close(ready) },
 		}, logger)
@@ -236,7 +269,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 
 	select {
 	case <-ready:
-		printBanner(stdout, banner{app: appURL, proxyAddr: proxyLn.Addr(), domain: cfg.Domain, dir: dir, dbURL: dbURL,
+		printBanner(stdout, banner{app: appURL, dashboard: dashURL, localRepos: localRepos, exposed: !loopback(appLn.Addr()) || !loopback(proxyLn.Addr()), proxyAddr: proxyLn.Addr(), domain: cfg.Domain, dir: dir, dbURL: dbURL,
 			ownDB: cfg.DatabaseURL == "", storage: storageURL, secretFile: secretFile, keyFile: keyFile,
 			github: cfg.GitHubAppID != 0, signIn: signIn})
 	case <-rctx.Done():
@@ -290,6 +323,13 @@ func webhookSecret(given, dir string) (secret, file string, err error) {
 	return secret, file, nil
 }
 
+// loopback reports whether a listener's address is on loopback only.
+func loopback(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
 // displayAddr turns a listener's address into what a browser on this machine opens: a wildcard or loopback
 // host becomes "localhost".
 func displayAddr(a net.Addr) string {
@@ -305,6 +345,9 @@ func displayAddr(a net.Addr) string {
 
 type banner struct {
 	app        string
+	dashboard  string
+	localRepos string
+	exposed    bool
 	proxyAddr  net.Addr
 	domain     string
 	dir        string
@@ -329,20 +372,28 @@ func printBanner(w io.Writer, b banner) {
 	fmt.Fprintf(w, `
 Ferry is running.
 
-  Dashboard and API:  %s
+  Dashboard:          %s
+  API:                %s   (for ferry deploy --server)
   Sites:              %s   (previews: %s)
   Proxy health:       %s
   Webhooks:           POST %s/webhooks/github
   Database:           %s
   Storage:            %s
   Env var key:        %s
-`, b.app, sites, previews, health, b.app, db, b.storage, b.keyFile)
+  Local repositories: %s and below
+`, b.dashboard, b.app, sites, previews, health, b.app, db, b.storage, b.keyFile, b.localRepos)
+	if b.exposed {
+		fmt.Fprint(w, `
+WARNING: Ferry listens beyond this machine (--listen or --proxy-listen is not a loopback address). Anyone who
+reaches it can try to sign in, and the sign-in link below signs in whoever opens it first.
+`)
+	}
 	if b.signIn != "" {
 		fmt.Fprintf(w, `
 Sign in as dev@localhost (the link works once, for 15 minutes; restart for a new one):
   %s
 Then create an API token at %s/account/tokens for: ferry deploy --server %s --token TOKEN <git-url|path>
-`, b.signIn, b.app, b.app)
+`, b.signIn, b.dashboard, b.app)
 	}
 	secret := "the one given with --webhook-secret"
 	if b.secretFile != "" {

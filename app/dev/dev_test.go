@@ -3,6 +3,7 @@ package dev
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,7 +36,8 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, &usage, func(string) string { return "" }); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"-dir", `(default ".ferry")`, "-listen", `(default ":8080")`, "-proxy-listen", `(default ":8081")`,
+	for _, want := range []string{"-dir", `(default ".ferry")`, "-listen", `(default "127.0.0.1:8080")`, "-proxy-listen", `(default "127.0.0.1:8081")`,
+		"WARNING", "-local-repos", `(default ".")`, "-signup", `(default "closed")`,
 		"-domain", `(default "localhost")`, "-database-url", "-storage", "-public-url", "-webhook-secret", "-github-app-id",
 		"-github-private-key-file", "-github-api-url", "-concurrency", "(default 2)", "FERRY_<FLAG_NAME>"} {
 		if !strings.Contains(usage.String(), want) {
@@ -45,8 +47,12 @@ func TestFlags(t *testing.T) {
 	cfg, err := parseFlags([]string{"--proxy-listen", ":9091"}, io.Discard, func(k string) string {
 		return map[string]string{"FERRY_DIR": "/srv/ferry", "FERRY_WEBHOOK_SECRET": "s"}[k]
 	})
-	if err != nil || cfg.Dir != "/srv/ferry" || cfg.ProxyListen != ":9091" || cfg.WebhookSecret != "s" || cfg.Listen != ":8080" {
+	if err != nil || cfg.Dir != "/srv/ferry" || cfg.ProxyListen != ":9091" || cfg.WebhookSecret != "s" || cfg.Listen != "127.0.0.1:8080" || cfg.Signup != "closed" || cfg.LocalRepos != "." {
 		t.Fatalf("config %+v, err %v", cfg, err)
+	}
+	// Run's own defaults (a Config filled in by code, not flags) are loopback too.
+	if d := (Config{}).withDefaults(); d.Listen != "127.0.0.1:8080" || d.ProxyListen != "127.0.0.1:8081" || d.LocalRepos != "." {
+		t.Fatalf("Run's defaults %+v: want loopback listeners and the working directory", d)
 	}
 	for _, args := range [][]string{{"serve"}, {"--concurrency", "0"}, {"--github-private-key-file", "/nonexistent/key.pem"}} {
 		if _, err := parseFlags(args, io.Discard, func(string) string { return "" }); err == nil {
@@ -103,6 +109,8 @@ func TestDev(t *testing.T) {
 		// repository with an env var through the real ferry deploy, and the second run still serves it.
 		c := signIn(t, d)
 		if first {
+			dashboardCookies(t, d, c)
+			refuseOutside(t, d, c)
 			deployLocal(t, bin, d, c, work)
 		}
 		if got := siteBody(t, d, "http://dev-site.localhost"); !strings.Contains(got, "hello from ferry-dev") {
@@ -140,7 +148,8 @@ func buildFerry(t *testing.T) string {
 
 type devProcess struct {
 	cmd    *exec.Cmd
-	app    string
+	app    string // the API's address, http://localhost:PORT
+	dash   string // the dashboard, http://app.localhost:PORT
 	proxy  string
 	mu     sync.Mutex
 	out    bytes.Buffer
@@ -154,7 +163,8 @@ func (d *devProcess) output() string {
 }
 
 var (
-	appLine   = regexp.MustCompile(`Dashboard and API:\s+(http://\S+)`)
+	appLine   = regexp.MustCompile(`API:\s+(http://\S+)`)
+	dashLine  = regexp.MustCompile(`Dashboard:\s+(http://\S+)`)
 	linkLine  = regexp.MustCompile(`(?m)^\s+(http://\S+/auth/link\?token=\S+)$`)
 	healthURL = regexp.MustCompile(`Proxy health:\s+(http://\S+)/healthz`)
 )
@@ -200,11 +210,14 @@ func startDev(t *testing.T, bin, work string) *devProcess {
 		t.Fatalf("ferry dev printed no banner in 90s:\n%s\n%s", d.output(), stderr.String())
 	}
 	out := d.output()
-	m1, m2 := appLine.FindStringSubmatch(out), healthURL.FindStringSubmatch(out)
-	if m1 == nil || m2 == nil {
+	m1, m2, m3 := appLine.FindStringSubmatch(out), healthURL.FindStringSubmatch(out), dashLine.FindStringSubmatch(out)
+	if m1 == nil || m2 == nil || m3 == nil {
 		t.Fatalf("banner lacks the URLs:\n%s", out)
 	}
-	d.app, d.proxy = m1[1], m2[1]
+	d.app, d.proxy, d.dash = m1[1], m2[1], m3[1]
+	if !strings.HasPrefix(d.dash, "http://app.localhost:") || strings.Contains(out, "WARNING") {
+		t.Errorf("dashboard at %s, want http://app.localhost:PORT, and no exposure warning on loopback:\n%s", d.dash, out)
+	}
 	for _, want := range []string{".localhost:", "webhook-secret", "/webhooks/github", "secret.key", "/account/tokens"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
@@ -269,18 +282,13 @@ func signIn(t *testing.T, d *devProcess) *http.Client {
 	if m == nil {
 		t.Fatalf("banner has no sign-in link:\n%s", d.output())
 	}
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	c := localhostClient()
 	body, status, final := get(t, c, m[1])
-	if status != http.StatusOK || final != d.app+"/projects" || !strings.Contains(body, "<h1>Projects</h1>") || !strings.Contains(body, "dev@localhost") {
+	if status != http.StatusOK || final != d.dash+"/projects" || !strings.Contains(body, "<h1>Projects</h1>") || !strings.Contains(body, "dev@localhost") {
 		t.Fatalf("sign-in link: %d at %s:\n%s", status, final, body)
 	}
 	// Used once: a second visit does not sign a fresh browser in.
-	again, _ := cookiejar.New(nil)
-	if body, _, final := get(t, &http.Client{Jar: again, Timeout: 30 * time.Second}, m[1]); strings.Contains(body, "dev@localhost") {
+	if body, _, final := get(t, localhostClient(), m[1]); strings.Contains(body, "dev@localhost") {
 		t.Fatalf("the sign-in link worked twice (at %s)", final)
 	}
 	return c
@@ -310,12 +318,12 @@ var (
 // `ferry deploy` on the repository's path: it streams the log and prints the URL that the proxy serves.
 func deployLocal(t *testing.T, bin string, d *devProcess, c *http.Client, work string) {
 	t.Helper()
-	page, _, _ := get(t, c, d.app+"/account/tokens")
+	page, _, _ := get(t, c, d.dash+"/account/tokens")
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("tokens page has no CSRF field:\n%s", page)
 	}
-	resp, err := c.PostForm(d.app+"/account/tokens", url.Values{"csrf_token": {m[1]}, "name": {"dev test"}})
+	resp, err := c.PostForm(d.dash+"/account/tokens", url.Values{"csrf_token": {m[1]}, "name": {"dev test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,4 +393,92 @@ func siteBody(t *testing.T, d *devProcess, site string) string {
 		t.Fatalf("%s: %d %s", site, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// localhostClient is a browser-like client with its own cookies that resolves *.localhost to loopback, as
+// browsers do (Go's resolver asks DNS for them).
+func localhostClient() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, port, err := net.SplitHostPort(addr)
+			if err == nil && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
+				addr = net.JoinHostPort("127.0.0.1", port)
+			}
+			return dialer.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// dashboardCookies checks what a signed-in browser holds (issue 11 item 10): every dashboard cookie is
+// host-only on app.localhost (no Domain attribute), so the browser sends none of them to a site at
+// <project>.localhost or to plain localhost on any port, where a build could listen; and a browser that opens
+// the dashboard as http://localhost:PORT is sent to app.localhost before any cookie is set.
+func dashboardCookies(t *testing.T, d *devProcess, c *http.Client) {
+	t.Helper()
+	dash, _ := url.Parse(d.dash)
+	if len(c.Jar.Cookies(dash)) == 0 {
+		t.Fatal("no cookies for the dashboard after signing in")
+	}
+	_, proxyPort, _ := net.SplitHostPort(strings.TrimPrefix(d.proxy, "http://"))
+	_, appPort, _ := net.SplitHostPort(dash.Host)
+	for _, other := range []string{"http://dev-site.localhost:" + proxyPort + "/", "http://localhost:" + appPort + "/",
+		"http://localhost:9999/", "http://evil.localhost:9999/", "http://127.0.0.1:" + appPort + "/"} {
+		u, _ := url.Parse(other)
+		if cs := c.Jar.Cookies(u); len(cs) != 0 {
+			t.Errorf("the browser would send %v to %s", cs, other)
+		}
+	}
+	// On the wire: a fresh visit sets cookies with no Domain attribute.
+	resp, err := localhostClient().Get(d.dash + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, line := range resp.Header.Values("Set-Cookie") {
+		if strings.Contains(strings.ToLower(line), "domain=") {
+			t.Errorf("Set-Cookie with a Domain attribute: %s", line)
+		}
+	}
+	if len(resp.Header.Values("Set-Cookie")) == 0 {
+		t.Error("the log-in page set no cookie to check")
+	}
+	// The dashboard opened on plain localhost moves to app.localhost first, setting nothing on localhost.
+	nc := localhostClient()
+	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err = nc.Get("http://localhost:" + appPort + "/login?next=/account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != d.dash+"/login?next=/account" || len(resp.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("dashboard on localhost: %d to %q, cookies %q", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Values("Set-Cookie"))
+	}
+}
+
+// refuseOutside tries to make a project of a git repository outside the folder ferry dev deploys local
+// repositories from (its working directory here), by path and by file:// URL, and expects a clear refusal.
+func refuseOutside(t *testing.T, d *devProcess, c *http.Client) {
+	t.Helper()
+	outside, err := gitserver.CreateRepo(t.TempDir(), "outside", []map[string]string{{"index.html": "secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _, _ := get(t, c, d.dash+"/projects/new")
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("new project page has no CSRF field:\n%s", page)
+	}
+	for _, u := range []string{outside.Bare, "file://" + outside.Bare, outside.Bare + "/../" + filepath.Base(outside.Bare)} {
+		resp, err := c.PostForm(d.dash+"/projects", url.Values{"csrf_token": {m[1]}, "git_url": {u}, "name": {"outside"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "is outside") || !strings.Contains(string(b), "--local-repos") {
+			t.Errorf("project from %s: %d\n%.2000s", u, resp.StatusCode, b)
+		}
+	}
 }

@@ -85,7 +85,22 @@ func (s *Service) localRepo(u string) (string, error) {
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 		return "", ferry.Errorf(ferry.EINVALID, "local repository %s does not exist or is not a folder", abs)
 	}
+	if root := s.cfg.LocalReposDir; root != "" && !insideDir(root, abs) {
+		return "", ferry.Errorf(ferry.EFORBIDDEN, "local repository %s is outside %s, the folder ferry dev deploys local repositories from; move it there or restart ferry dev with --local-repos", abs, root)
+	}
 	return abs, nil
+}
+
+// insideDir reports whether path is root or inside it once symbolic links are resolved on both, so that a link
+// inside root to a folder outside it does not pass.
+func insideDir(root, path string) bool {
+	r, err1 := filepath.EvalSymlinks(root)
+	p, err2 := filepath.EvalSymlinks(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(r, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // repoBaseName is the last path segment of a repository URL without ".git": the default project name.

@@ -43,6 +43,9 @@ type Config struct {
 	// AllowLocalRepos lets projects build from file:// URLs and local paths: `ferry dev` only, since on a
 	// shared server it would let any user build whatever the server can read.
 	AllowLocalRepos bool
+	// LocalReposDir, when set, is the folder local repositories must be inside (after symbolic links are
+	// resolved), so that a dashboard user cannot build whatever else the machine's user can read.
+	LocalReposDir string
 	// ResolveRef turns a branch into the commit it points at, for "deploy now". Default: git ls-remote, with
 	// an installation token when the project has an installation and Tokens is set.
 	ResolveRef func(ctx context.Context, p *store.Project, branch string) (sha string, err error)

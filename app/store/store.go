@@ -102,14 +102,14 @@ func dbError(op string, err error) error {
 		case "23514", "23502", "22P02", "22001", "22003": // check, not null, bad text, too long, out of range
 			return &ferry.Error{Code: ferry.EINVALID, Message: op + ": " + msg, Err: err}
 		case "40001", "40P01", "55P03", "57P01", "57P02", "57P03", "53300": // serialization, deadlock, lock, shutdown, too many connections
-			return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op, Err: err}
+			return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op + ": the database is busy or restarting; try again in a moment", Err: err}
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	var netErr net.Error
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
-		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op + ": the database is unreachable", Err: err}
+		return &ferry.Error{Code: ferry.EUNAVAILABLE, Message: op + ": the database is unreachable; try again in a moment", Err: err}
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

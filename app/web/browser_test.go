@@ -57,7 +57,6 @@ func slowBuild(version string) map[string]string {
 // queued → building → ready without a reload, see log lines stream, open the preview, deploy a second version
 // and roll production back to the first.
 func TestBrowser(t *testing.T) {
-	exe := chromium(t)
 	out := artifacts(t)
 	s := newStack(t)
 
@@ -75,18 +74,13 @@ func TestBrowser(t *testing.T) {
 	}
 	gitURL := s.gitURL + r.Path
 
-	actx, cancel := chromedp.NewExecAllocator(s.ctx,
-		chromedp.ExecPath(exe), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true), chromedp.WindowSize(1280, 1000), chromedp.UserDataDir(t.TempDir()))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // starts the browser on a context without a deadline
-		t.Fatalf("start chromium: %v", err)
-	}
-	b := &browser{t: t, ctx: ctx}
+	// Every tab is watched for Content-Security-Policy reports: the dashboard has no inline code to refuse.
+	b := newChromium(t, s.ctx)
+	defer func() {
+		if v := b.csp.violations(); len(v) != 0 {
+			t.Errorf("CSP violations on the dashboard: %q", v)
+		}
+	}()
 
 	// 1. Sign up.
 	b.do("sign up",
@@ -250,13 +244,17 @@ func (b *browser) tab() *browser {
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("open a tab: %v", err)
 	}
-	return &browser{t: b.t, ctx: ctx}
+	if b.csp != nil {
+		b.csp.watch(b.t, ctx)
+	}
+	return &browser{t: b.t, ctx: ctx, csp: b.csp}
 }
 
 // browser runs steps in one Chromium tab, failing the test on errors.
 type browser struct {
 	t   *testing.T
 	ctx context.Context
+	csp *cspWatch // nil: not watched
 }
 
 // step bounds one step, so that a page that never shows an element fails the test instead of hanging it.

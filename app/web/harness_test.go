@@ -104,7 +104,7 @@ func newStack(t *testing.T) *stack {
 	go func() {
 		appDone <- app.Run(ctx, app.Config{
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: "localhost:" + s.proxyPort,
-			PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second,
+			PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second, Signup: "open",
 			BuildCommand: buildtest.Command(),
 			Ready:        func(string) { close(ready) },
 		}, logger)

@@ -58,6 +58,8 @@ func TestRenderFillsThePage(t *testing.T) {
 		web.Page
 		HasPassword   bool
 		GitHubEnabled bool
+		Invites       bool
+		InviteLink    string
 	}{Page: web.Page{Title: "Account"}, HasPassword: true})
 	html := body(t, res)
 	if res.StatusCode != http.StatusTeapot || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {

@@ -82,14 +82,20 @@ func ErrorCode(err error) string {
 	return EINTERNAL
 }
 
-// ErrorMessage returns the user-facing text of err. Internal errors get a generic text so that details
-// (hosts, credentials, stack-ish text) never leak to users; log the error itself for operators.
+// ErrorMessage returns the user-facing text of err. Internal errors get a generic text, and unavailable ones
+// their message without its cause, so that details (hosts, sockets, credentials, stack-ish text) never leak to
+// users; log the error itself for operators.
 func ErrorMessage(err error) string {
 	if err == nil {
 		return ""
 	}
 	var e *Error
 	if errors.As(err, &e) && e.Code != EINTERNAL {
+		// An outage's cause names hosts, sockets and database users (pgconn: "failed to connect to
+		// `user=... database=...`: /tmp/.s.PGSQL.5432"): users get the message, logs get the cause.
+		if e.Code == EUNAVAILABLE && e.Message != "" {
+			return e.Message
+		}
 		return e.Error()
 	}
 	return "internal error"
