@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 	"github.com/ferryhq/ferry/internal/storage"
@@ -58,6 +60,12 @@ type Params struct {
 	Env map[string]string
 	// Sandbox is SandboxBwrap (default) or SandboxNone.
 	Sandbox string
+	// Egress is what the build's egress proxy may reach (bwrap mode, where the build has no other network):
+	// the zero value allows public addresses only; Allow adds an internal registry's range.
+	Egress netpolicy.Policy
+	// CloneAllow adds ranges that only the clone may reach on top of Egress, for example loopback for a git
+	// server on the same machine (ferry dev, tests). The clone of an http(s) URL always goes through the policy.
+	CloneAllow []netip.Prefix
 	// Limits bound the build; zero fields take DefaultLimits.
 	Limits Limits
 	// WorkDir is where the temporary workspace is made; "" means the system's temp folder.
@@ -143,6 +151,12 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if sb.mode == SandboxBwrap {
+		if sb.egress, err = startEgress(tmp, p.Egress, sb.uid, sb.dropUID, stepLog("egress")); err != nil {
+			return nil, err
+		}
+		defer sb.egress.Close()
+	}
 	src := filepath.Join(ws, "src")
 	// Resolved now, before any untrusted command runs: the build owns its workspace and may swap src itself
 	// for a link, so the checks after the build must not resolve it again.
@@ -155,7 +169,8 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	// 1. Clone.
 	err = timed(StepClone, func() error {
 		var err error
-		res.Commit, err = clone(ctx, cloneParams{Repo: p.Repo, Ref: p.Ref, Token: p.Token, Dir: src, Home: gitHome, Log: stepLog(StepClone), Mask: m})
+		res.Commit, err = clone(ctx, cloneParams{Repo: p.Repo, Ref: p.Ref, Token: p.Token, Dir: src, Home: gitHome,
+			Policy: clonePolicy(p.Egress, p.CloneAllow), Log: stepLog(StepClone), Mask: m})
 		return err
 	})
 	if err != nil {
@@ -372,6 +387,11 @@ func buildEnv(sb *sandbox, pm string, project, fromConfig map[string]string) []s
 	if sb.mode == SandboxNone {
 		env["TMPDIR"] = sb.dir("tmp")
 		_ = os.MkdirAll(env["TMPDIR"], 0o755)
+	}
+	if sb.egress != nil {
+		for k, v := range proxyEnv() {
+			env[k] = v
+		}
 	}
 	for _, kv := range cacheEnv(pm, sb.dir("cache")) {
 		k, v, _ := strings.Cut(kv, "=")

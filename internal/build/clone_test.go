@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 func cloneInto(t *testing.T, e *testEnv, repo, ref, token string) (string, string, error) {
@@ -19,7 +20,7 @@ func cloneInto(t *testing.T, e *testEnv, repo, ref, token string) (string, strin
 	m := &masker{}
 	m.add(token)
 	log := slog.New(&maskHandler{inner: must(NewLogHandler(e.logs, "text")), m: m})
-	commit, err := clone(context.Background(), cloneParams{Repo: repo, Ref: ref, Token: token, Dir: dir, Home: t.TempDir(), Log: log, Mask: m})
+	commit, err := clone(context.Background(), cloneParams{Repo: repo, Ref: ref, Token: token, Dir: dir, Home: t.TempDir(), Policy: netpolicy.Policy{AllowLoopback: true}, Log: log, Mask: m})
 	return dir, commit, err
 }
 
@@ -191,7 +192,7 @@ func addSubmodule(t *testing.T, bare, url, path string) {
 
 func gitOut(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := runGit(context.Background(), dir, append(gitEnv(t.TempDir()),
+	out, err := runGit(context.Background(), dir, append(gitEnv(t.TempDir(), true),
 		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
 		"GIT_ALLOW_PROTOCOL=https:http:file"), slog.New(slog.DiscardHandler), &masker{}, args...)
 	if err != nil {
@@ -231,7 +232,7 @@ func TestCloneLocalOwnedByAnotherUser(t *testing.T) {
 	// Without the exception git refuses it: the case is real, and the error says why.
 	plain := t.TempDir()
 	gitOut(t, plain, "init", "-q")
-	out, err := runGit(context.Background(), plain, gitEnv(t.TempDir()), slog.New(slog.DiscardHandler), &masker{}, "fetch", "--depth=1", work, "HEAD")
+	out, err := runGit(context.Background(), plain, gitEnv(t.TempDir(), true), slog.New(slog.DiscardHandler), &masker{}, "fetch", "--depth=1", work, "HEAD")
 	if err == nil || !strings.Contains(out, "dubious ownership") {
 		t.Fatalf("git read a repository of uid 1001 without safe.directory (out %q, err %v): the test proves nothing", out, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/egress"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -105,10 +106,11 @@ type sandbox struct {
 	limits   Limits
 	bwrap    string
 	prlimit  string
-	binds    []string // extra read-only toolchain folders outside /usr
-	path     string   // PATH inside
-	dropUID  bool     // ferry is root: run as uid outside
-	uid      int      // the build's own user outside the sandbox, when dropUID
+	binds    []string     // extra read-only toolchain folders outside /usr
+	path     string       // PATH inside
+	dropUID  bool         // ferry is root: run as uid outside
+	uid      int          // the build's own user outside the sandbox, when dropUID
+	egress   *egressProxy // the only way out of the sandbox's network namespace (bwrap mode)
 	log      *slog.Logger
 }
 
@@ -318,7 +320,9 @@ func (s *sandbox) argv(rel, command string) []string {
 		return append(a, "/bin/sh", "-c", command)
 	}
 	a = append(a, s.bwrap,
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		// A network namespace of its own: only lo, no host sockets in /proc/net, no host ports to bind; the
+		// egress proxy's socket below is the only way out.
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
 		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxUID),
 		"--hostname", "ferry-build",
 		"--die-with-parent", "--new-session",
@@ -353,11 +357,20 @@ func (s *sandbox) argv(rel, command string) []string {
 		"--dev", "/dev",
 		"--size", strconv.FormatInt(s.limits.TmpSize, 10), "--tmpfs", "/tmp",
 		"--bind", s.hostRoot, insideRoot,
+	)
+	if s.egress != nil {
+		a = append(a, "--bind", s.egress.sock, insideEgressSock, "--ro-bind", s.egress.forwarder, insideForwarder)
+	}
+	a = append(a,
 		"--remount-ro", "/",
 		"--chdir", s.dir(rel),
 		"--disable-userns",
+		"--",
 	)
-	return append(a, "--", "/bin/sh", "-c", command)
+	if s.egress != nil {
+		a = append(a, insideForwarder, egress.ForwardArg, insideEgressSock, insideProxyAddr, "--")
+	}
+	return append(a, "/bin/sh", "-c", command)
 }
 
 // writeEtc writes the minimal /etc/passwd and /etc/group that npm and git expect (they look up the current
