@@ -42,9 +42,9 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	}
 	env := gitEnv(p.Home, !isHTTP)
 	var config [][2]string
+	var px *cloneProxy
 	if isHTTP {
-		px, err := startCloneProxy(p.Policy, p.Log)
-		if err != nil {
+		if px, err = startCloneProxy(p.Policy, p.Log); err != nil {
 			return "", err
 		}
 		defer px.Close()
@@ -89,6 +89,9 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	}
 	p.Log.Info("fetching " + ref + " from " + redactURL(repo))
 	if out, err := git("fetch", "--depth=1", "--no-tags", "--recurse-submodules=no", "origin", ref); err != nil {
+		if why := refusal(px); why != "" {
+			return "", ferry.Errorf(ferry.EFORBIDDEN, "fetch %s from %s refused by the address policy (%s); an operator allows a range with --clone-allow or --egress-allow", ref, redactURL(repo), why)
+		}
 		return "", fetchError(repo, ref, out, err)
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", "FETCH_HEAD"); err != nil {
@@ -102,11 +105,22 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	if _, err := os.Stat(filepath.Join(p.Dir, ".gitmodules")); err == nil {
 		p.Log.Info("updating submodules")
 		if out, err := git("submodule", "update", "--init", "--recursive", "--depth=1"); err != nil {
+			if why := refusal(px); why != "" {
+				return "", ferry.Errorf(ferry.EFORBIDDEN, "fetch submodules: refused by the address policy (%s)", why)
+			}
 			return "", ferry.Errorf(ferry.EBUILD, "fetch submodules: %s", lastLine(out, err))
 		}
 	}
 	p.Log.Info("checked out " + commit)
 	return commit, nil
+}
+
+// refusal is the clone proxy's last refusal, or "" when it refused nothing (or there is none).
+func refusal(px *cloneProxy) string {
+	if px == nil {
+		return ""
+	}
+	return px.proxy.LastRefusal()
 }
 
 // normalizeRepo accepts an https (or http) URL, a file:// URL or a local path, and refuses the rest: git's

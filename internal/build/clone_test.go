@@ -267,3 +267,25 @@ func TestFetchErrorClassifiesByGitsWords(t *testing.T) {
 	refused := "fatal: unable to access 'http://127.0.0.1:8080/acme/web.git/': The requested URL returned error: 403"
 	wantCode(t, fetchError("http://127.0.0.1:8080/acme/web.git", "main", refused, errors.New("exit status 128")), ferry.EUNAUTHORIZED, "refused the credentials")
 }
+
+// A project's git URL that points at the host's loopback (the SSRF of issue 11 item 5, at clone time, after
+// any check the App made: DNS may have changed since) is refused by the address policy before git connects,
+// with an error that says so, and the server there receives nothing.
+func TestCloneRefusedByAddressPolicy(t *testing.T) {
+	e := newTestEnv(t, "")
+	r := e.repo(map[string]string{"index.html": "x"})
+	for _, repo := range []string{e.url + r.Path, strings.Replace(e.url, "127.0.0.1", "localhost", 1) + r.Path,
+		strings.Replace(e.url, "127.0.0.1", "2130706433", 1) + r.Path} {
+		dir := filepath.Join(t.TempDir(), "src")
+		_, err := clone(context.Background(), cloneParams{Repo: repo, Ref: r.Commits[0], Dir: dir, Home: t.TempDir(),
+			Policy: netpolicy.Policy{}, Log: slog.New(slog.DiscardHandler), Mask: &masker{}})
+		wantCode(t, err, ferry.EFORBIDDEN, "refused by the address policy", "loopback", "--clone-allow")
+	}
+	if n := e.srv.Requests.Load(); n != 0 {
+		t.Errorf("the loopback git server received %d requests", n)
+	}
+	// Allowed by the operator's range, the same clone works.
+	if _, _, err := cloneInto(t, e, e.url+r.Path, r.Commits[0], ""); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -233,3 +233,11 @@ func leftovers(marker string) []string {
 	}
 	return found
 }
+
+func prefixList(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}

@@ -79,15 +79,17 @@ func (c Config) withDefaults() Config {
 
 // Proxy is the egress proxy of one build (or one clone). Create it with New, then Serve a listener.
 type Proxy struct {
-	cfg       Config
-	dialer    *net.Dialer
-	transport *http.Transport
-	srv       *http.Server
-	refused   atomic.Int64
-	tunnels   sync.WaitGroup
-	mu        sync.Mutex
-	open      map[net.Conn]struct{} // hijacked connections, closed by Close
-	closed    bool
+	cfg         Config
+	dialer      *net.Dialer
+	dialFunc    func(ctx context.Context, network, addr string) (net.Conn, error) // dialer.DialContext; tests wrap it
+	transport   *http.Transport
+	srv         *http.Server
+	refused     atomic.Int64
+	lastRefusal atomic.Value // string: the last refusal's reason
+	tunnels     sync.WaitGroup
+	mu          sync.Mutex
+	open        map[net.Conn]struct{} // hijacked connections, closed by Close
+	closed      bool
 }
 
 // New returns a proxy that enforces cfg.Policy on every connection it makes.
@@ -98,9 +100,12 @@ func New(cfg Config) *Proxy {
 	if cfg.Resolver != nil {
 		p.dialer.Resolver = cfg.Resolver
 	}
+	p.dialFunc = p.dialer.DialContext
 	p.transport = &http.Transport{
-		Proxy:                  nil, // never chain to the host's own proxy settings
-		DialContext:            p.dialer.DialContext,
+		Proxy: nil, // never chain to the host's own proxy settings
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return p.dial(ctx, addr)
+		},
 		MaxIdleConns:           32,
 		IdleConnTimeout:        cfg.IdleTimeout,
 		ResponseHeaderTimeout:  2 * cfg.IdleTimeout,
@@ -142,6 +147,13 @@ func (p *Proxy) Close() error {
 
 // Refused counts the requests the policy refused, for the build's summary line.
 func (p *Proxy) Refused() int64 { return p.refused.Load() }
+
+// LastRefusal is the reason of the latest refusal, or "": git and npm show only "403" from a proxy, so the
+// caller explains the failure with it.
+func (p *Proxy) LastRefusal() string {
+	s, _ := p.lastRefusal.Load().(string)
+	return s
+}
 
 // ServeHTTP handles CONNECT (a tunnel, for https and anything over TLS) and absolute-URL requests (plain
 // http); anything else is not a proxy request and gets 400.
@@ -199,17 +211,14 @@ func (p *Proxy) dial(ctx context.Context, addr string) (net.Conn, error) {
 			return nil, err
 		}
 	}
-	c, err := p.dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return p.dialFunc(ctx, "tcp", addr)
 }
 
 // fail answers a request that could not be served: 403 for the policy's refusal, 502 for the rest.
 func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	if ferry.ErrorCode(err) == ferry.EFORBIDDEN {
 		p.refused.Add(1)
+		p.lastRefusal.Store(what + ": " + ferry.ErrorMessage(err))
 		p.cfg.Log.Warn("egress refused", "method", r.Method, "target", what, "reason", ferry.ErrorMessage(err))
 		http.Error(w, "ferry egress proxy: "+ferry.ErrorMessage(err), http.StatusForbidden)
 		return
@@ -335,14 +344,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 	if _, err := target(host); err != nil {
 		http.Error(w, "ferry egress proxy: "+err.Error(), http.StatusBadRequest)
 		return
-	}
-	if h, _, _ := net.SplitHostPort(host); h != "" {
-		if a, ok := netpolicy.ParseLegacyIPv4(h); ok {
-			if err := p.cfg.Policy.Check(a); err != nil {
-				p.fail(w, r, host, err)
-				return
-			}
-		}
 	}
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
