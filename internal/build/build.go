@@ -139,6 +139,21 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	ws := filepath.Join(tmp, "ws")
 	etc := filepath.Join(tmp, "etc")
 	gitHome := filepath.Join(tmp, "git-home")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
+	}
+	var limitNotes []string
+	diskCapped := false
+	if p.Sandbox == "" || p.Sandbox == SandboxBwrap {
+		unmount, why := workspaceDisk(ws, limits.Disk)
+		if unmount != nil {
+			defer unmount() // before the RemoveAll above: nothing of the build was ever on disk
+			diskCapped = true
+			limitNotes = append(limitNotes, fmt.Sprintf("disk: %d MiB for the whole workspace (tmpfs)", limits.Disk>>20))
+		} else {
+			limitNotes = append(limitNotes, fmt.Sprintf("disk: %d MiB per file only (RLIMIT_FSIZE): %s", limits.FileSize>>20, why))
+		}
+	}
 	for _, d := range []string{ws, etc, gitHome, filepath.Join(ws, "home"), filepath.Join(ws, "cache"), filepath.Join(ws, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
@@ -156,6 +171,15 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 			return nil, err
 		}
 		defer sb.egress.Close()
+		var why string
+		if sb.cgroup, why = newMemCgroup(limits.TotalMemory, sb.uid, sb.dropUID); sb.cgroup != nil {
+			defer sb.cgroup.remove()
+			limitNotes = append(limitNotes, fmt.Sprintf("memory: %d MiB for all processes together (%s), %d MiB per process", limits.TotalMemory>>20, sb.cgroup.describe(), limits.Memory>>20))
+		} else {
+			limitNotes = append(limitNotes, fmt.Sprintf("memory: %d MiB per process only (RLIMIT_DATA): %s", limits.Memory>>20, why))
+		}
+		limitNotes = append(limitNotes, describeEgress(p.Egress), fmt.Sprintf("time: %s", limits.Timeout), fmt.Sprintf("processes: %d", limits.Processes))
+		stepLog("sandbox").Info("limits: " + strings.Join(limitNotes, "; "))
 	}
 	src := filepath.Join(ws, "src")
 	// Resolved now, before any untrusted command runs: the build owns its workspace and may swap src itself
@@ -174,6 +198,9 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		return err
 	})
 	if err != nil {
+		if diskCapped && diskFull(ws) {
+			return nil, ferry.Errorf(ferry.ETOOLARGE, "the repository does not fit in the build's workspace, which is limited to %d MiB (--max-disk-mib)", limits.Disk>>20)
+		}
 		return nil, err
 	}
 
@@ -230,8 +257,13 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		err := sb.run(ctx, deadline, step, rel, command, env, out(step))
 		var ce *commandError
 		if errors.As(err, &ce) {
-			if ce.TimedOut {
+			switch {
+			case ce.TimedOut:
 				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--timeout %s)", ce, limits.Timeout)
+			case ce.OutOfMemory:
+				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--max-total-memory-mib %d, which counts the files written to the in-memory workspace too)", ce, limits.TotalMemory>>20)
+			case diskCapped && diskFull(ws):
+				return ferry.Errorf(ferry.ETOOLARGE, "build failed: the build filled its workspace, which is limited to %d MiB (--max-disk-mib; node_modules counts): %v", limits.Disk>>20, ce)
 			}
 			return ferry.Errorf(ferry.EBUILD, "build failed: %v", ce)
 		}

@@ -39,6 +39,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		limits     = DefaultLimits
 		memoryMiB  int64
 		outputMiB  int64
+		diskMiB    int64
+		totalMiB   int64
 		egressList flagenv.StringList
 		cloneList  flagenv.StringList
 	)
@@ -57,6 +59,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&limits.Timeout, "timeout", DefaultLimits.Timeout, "wall-clock limit for install plus build")
 	fs.IntVar(&limits.Processes, "max-processes", DefaultLimits.Processes, "process limit of the build user (RLIMIT_NPROC)")
 	fs.Int64Var(&memoryMiB, "max-memory-mib", DefaultLimits.Memory>>20, "memory limit per build process in MiB (RLIMIT_DATA)")
+	fs.Int64Var(&totalMiB, "max-total-memory-mib", DefaultLimits.TotalMemory>>20, "memory limit of the build's processes together in MiB, files written to its in-memory workspace included (a memory cgroup, where the host has a writable one)")
+	fs.Int64Var(&diskMiB, "max-disk-mib", DefaultLimits.Disk>>20, "size limit of the whole workspace in MiB: checkout, node_modules and caches (a tmpfs, when ferry runs as root)")
 	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
 	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
 	fs.Var(&egressList, "egress-allow", "`CIDR` range (or address) beyond the public internet that the build's egress proxy and the clone may reach, such as an internal registry's 10.1.2.0/24; repeatable or comma-separated (default: public addresses only; loopback, link-local, private and reserved ranges are refused)")
@@ -83,6 +87,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	p.Log = slog.New(h)
 	limits.Memory, limits.OutputSize = memoryMiB<<20, outputMiB<<20
+	limits.Disk, limits.TotalMemory = diskMiB<<20, totalMiB<<20
 	if p.Egress.Allow, err = netpolicy.ParsePrefixes(splitCommas(egressList)); err != nil {
 		return ferry.Errorf(ferry.EINVALID, "--egress-allow: %w", err)
 	}

@@ -32,17 +32,30 @@ type egressProxy struct {
 	proxy     *egress.Proxy
 	sock      string // host path of the socket
 	forwarder string // host path of the binary that runs the forwarder inside
+	extra     string // a folder of its own for the socket, removed at Close, or ""
 }
 
 // startEgress serves the egress proxy on dir/egress.sock, owned by the build's user, and finds a copy of
 // this binary that the build's user can execute to run the forwarder.
 func startEgress(dir string, policy netpolicy.Policy, uid int, dropUID bool, log *slog.Logger) (*egressProxy, error) {
 	sock := filepath.Join(dir, "egress.sock")
+	var extra string // a short folder of its own, when dir is too long a path for a socket (108 bytes)
 	if len(sock) > 100 {
-		return nil, ferry.Errorf(ferry.EINVALID, "--workdir %s is too long a path for the build's proxy socket; use a shorter one", dir)
+		d, err := os.MkdirTemp("/tmp", "ferry-egress-")
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "start the build's egress proxy: %w", err)
+		}
+		if err := os.Chmod(d, 0o711); err != nil {
+			os.RemoveAll(d)
+			return nil, ferry.Errorf(ferry.EINTERNAL, "start the build's egress proxy: %w", err)
+		}
+		extra, sock = d, filepath.Join(d, "egress.sock")
 	}
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
+		if extra != "" {
+			os.RemoveAll(extra)
+		}
 		return nil, ferry.Errorf(ferry.EINTERNAL, "start the build's egress proxy: %w", err)
 	}
 	if err := os.Chmod(sock, 0o600); err != nil {
@@ -62,14 +75,18 @@ func startEgress(dir string, policy netpolicy.Policy, uid int, dropUID bool, log
 	}
 	p := egress.New(egress.Config{Policy: policy, Log: log})
 	go p.Serve(ln) //nolint:errcheck // ends with Close
-	return &egressProxy{proxy: p, sock: sock, forwarder: fw}, nil
+	return &egressProxy{proxy: p, sock: sock, forwarder: fw, extra: extra}, nil
 }
 
 func (e *egressProxy) Close() error {
 	if e == nil {
 		return nil
 	}
-	return e.proxy.Close()
+	err := e.proxy.Close()
+	if e.extra != "" {
+		os.RemoveAll(e.extra)
+	}
+	return err
 }
 
 // forwarderBinary returns this executable when every user can run it (an installed ferry), or a copy in dir
