@@ -47,7 +47,11 @@ func Main(m *testing.M, next func(*testing.M)) {
 // the builds' egress gets public addresses plus the npm registry's where this machine reaches it at a
 // non-public one (an operator would pass the same --egress-allow).
 func Command() []string {
-	return []string{"/usr/bin/env", Env, "FERRY_CLONE_ALLOW=127.0.0.0/8,::1", "FERRY_EGRESS_ALLOW=" + strings.Join(RegistryAllow(), ","), os.Args[0], "build"}
+	cmd := []string{"/usr/bin/env", Env, os.Args[0], "build", "--clone-allow", "127.0.0.0/8,::1"}
+	if allow := RegistryAllow(); len(allow) > 0 {
+		cmd = append(cmd, "--egress-allow", strings.Join(allow, ","))
+	}
+	return cmd
 }
 
 var registry struct {
