@@ -276,12 +276,17 @@ func (p *Proxy) connect(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) splice(a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, 64<<10)
+		// Deadlines are pushed out at most once a second: setting them on every read costs more than the copy.
+		var pushed time.Time
 		for {
-			_ = src.SetReadDeadline(time.Now().Add(p.cfg.IdleTimeout))
+			if now := time.Now(); now.Sub(pushed) > time.Second {
+				pushed = now
+				_ = src.SetReadDeadline(now.Add(p.cfg.IdleTimeout))
+				_ = dst.SetWriteDeadline(now.Add(p.cfg.IdleTimeout))
+			}
 			n, err := src.Read(buf)
 			if n > 0 {
-				_ = dst.SetWriteDeadline(time.Now().Add(p.cfg.IdleTimeout))
 				if _, werr := dst.Write(buf[:n]); werr != nil {
 					break
 				}
