@@ -28,13 +28,22 @@ var errNoNetwork = errors.New("test: no traffic beyond loopback")
 // before connect) and then connects only to loopback; it counts the connects that reached the kernel.
 func start(t *testing.T, cfg Config) (string, *Proxy, *atomic.Int64) {
 	t.Helper()
+	addr, p, connects, err := startProxy(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return addr, p, connects
+}
+
+func startProxy(cfg Config) (string, *Proxy, *atomic.Int64, error) {
 	p := New(cfg)
 	var connects atomic.Int64
-	d := &net.Dialer{Timeout: time.Second, Control: func(network, address string, c syscallRawConn) error {
+	d := &net.Dialer{Timeout: time.Second, Control: func(network, address string, c syscall.RawConn) error {
 		if err := cfg.Policy.Control(network, address, nil); err != nil {
 			return err
 		}
-		ap, err := netipParseAddrPort(address)
+		ap, err := netip.ParseAddrPort(address)
 		if err != nil || !ap.Addr().IsLoopback() {
 			return errNoNetwork
 		}
@@ -47,11 +56,10 @@ func start(t *testing.T, cfg Config) (string, *Proxy, *atomic.Int64) {
 	p.dialFunc = d.DialContext
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, nil, err
 	}
 	go p.Serve(ln)
-	t.Cleanup(func() { p.Close() })
-	return ln.Addr().String(), p, &connects
+	return ln.Addr().String(), p, &connects, nil
 }
 
 // raw sends req on a new connection and returns the status line and the connection.
@@ -281,7 +289,3 @@ func TestBounds(t *testing.T) {
 		t.Errorf("the slow client was not cut off: %v", err)
 	}
 }
-
-type syscallRawConn = syscall.RawConn
-
-var netipParseAddrPort = netip.ParseAddrPort

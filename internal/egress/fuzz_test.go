@@ -15,6 +15,7 @@ var fuzzProxy struct {
 	once     sync.Once
 	addr     string
 	connects *atomic.Int64
+	err      error
 }
 
 // FuzzProxyRequest sends arbitrary bytes to a proxy whose policy refuses everything non-public, with a dialer
@@ -37,9 +38,13 @@ func FuzzProxyRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, req []byte) {
 		fuzzProxy.once.Do(func() {
-			// One proxy for the whole run; t.Cleanup of the first iteration would stop it too early.
-			fuzzProxy.addr, _, fuzzProxy.connects = start(&testing.T{}, Config{HeaderTimeout: time.Second})
+			// One proxy for the whole run (it lives as long as the test binary); a t.Cleanup of the first
+			// iteration would stop it too early.
+			fuzzProxy.addr, _, fuzzProxy.connects, fuzzProxy.err = startProxy(Config{HeaderTimeout: time.Second})
 		})
+		if fuzzProxy.err != nil {
+			t.Fatal(fuzzProxy.err)
+		}
 		c, err := net.Dial("tcp", fuzzProxy.addr)
 		if err != nil {
 			t.Fatal(err)
