@@ -198,7 +198,9 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		if b, err = builder.NewECS(ctx, ecsCfg); err != nil {
 			return nil, err
 		}
-	} else if b, err = builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand, WorkDir: workDir}); err != nil {
+	} else if b, err = builder.NewLocal(builder.LocalConfig{Command: cfg.BuildCommand, WorkDir: workDir,
+		EgressAllow: cfg.Build.EgressAllow, CloneAllow: cfg.Build.CloneAllow,
+		MaxDiskMiB: cfg.Build.MaxDiskMiB, MaxTotalMemoryMiB: cfg.Build.MaxTotalMemoryMiB}); err != nil {
 		return nil, err
 	}
 	cipher, err := envCipher(ctx, cfg, logger)

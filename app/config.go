@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 // Config is everything `ferry app` runs with. Command fills it from flags and FERRY_* variables; `ferry dev`
@@ -82,9 +83,50 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Ready, when set, is called with the listening address once the server accepts requests.
 	Ready func(addr string)
+	// Build configures the local builder's sandbox: the ranges builds may reach beyond the public internet
+	// (--build-egress-allow, --build-clone-allow) and the limits on a build as a whole.
+	Build BuildConfig
 	// BuildCommand replaces the local builder's `ferry build` command (builder.LocalConfig.Command), for tests
 	// and `ferry dev`. Default: this executable's build subcommand.
 	BuildCommand []string
+}
+
+// BuildConfig is what `ferry app` passes on to every local `ferry build` (see its -h).
+type BuildConfig struct {
+	EgressAllow, CloneAllow       []string
+	MaxDiskMiB, MaxTotalMemoryMiB int64
+}
+
+// BuildFlags registers the --build-* flags of the sandbox on fs, for `ferry app` and `ferry dev`. Call the
+// function it returns after parsing: it fills b's lists and checks the ranges, so that a typo fails the start
+// rather than every build.
+func BuildFlags(fs *flag.FlagSet, b *BuildConfig) func() error {
+	var egress, clone flagenv.StringList
+	fs.Var(&egress, "build-egress-allow", "`CIDR` range beyond the public internet that builds may reach through their egress proxy, such as an internal registry's 10.1.2.0/24 (repeatable or comma-separated; default: public addresses only)")
+	fs.Var(&clone, "build-clone-allow", "`CIDR` range that only the clone of a build may reach, such as 127.0.0.0/8 for a git server on this machine (default: none)")
+	fs.Int64Var(&b.MaxDiskMiB, "build-max-disk-mib", 4096, "size limit of a build's whole workspace in MiB (checkout and node_modules included)")
+	fs.Int64Var(&b.MaxTotalMemoryMiB, "build-max-total-memory-mib", 6144, "memory limit of a build's processes together in MiB")
+	return func() error {
+		split := func(l []string) []string {
+			var out []string
+			for _, v := range l {
+				for _, r := range strings.Split(v, ",") {
+					if r = strings.TrimSpace(r); r != "" {
+						out = append(out, r)
+					}
+				}
+			}
+			return out
+		}
+		b.EgressAllow, b.CloneAllow = append(b.EgressAllow, split(egress)...), append(b.CloneAllow, split(clone)...)
+		if _, err := netpolicy.ParsePrefixes(b.EgressAllow); err != nil {
+			return ferry.Errorf(ferry.EINVALID, "--build-egress-allow: %w", err)
+		}
+		if _, err := netpolicy.ParsePrefixes(b.CloneAllow); err != nil {
+			return ferry.Errorf(ferry.EINVALID, "--build-clone-allow: %w", err)
+		}
+		return nil
+	}
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -181,6 +223,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer `token` that /metrics on --listen requires (prefer FERRY_METRICS_TOKEN_FILE); without it and --metrics-listen, /metrics is off")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "`address` that serves /metrics without a token, for a private interface (for example 127.0.0.1:9090)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
+	buildFlagsDone := BuildFlags(fs, &c.Build)
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
@@ -194,6 +237,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	}
 	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
 	c.SignupEmailDomains, c.SignupGitHubOrgs = splitList(*domains), splitList(*orgs)
+	if err := buildFlagsDone(); err != nil {
+		return c, err
+	}
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err

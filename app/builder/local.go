@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,13 @@ type LocalConfig struct {
 	// App passes its build.OpenWorkRoot folder, so that a crash leaves nothing the next start does not remove.
 	// Default: the system's temp folder (ferry build then makes its own ferry-work folder there).
 	WorkDir string
+	// EgressAllow and CloneAllow are ferry build's --egress-allow and --clone-allow: ranges beyond the public
+	// internet that builds (an internal registry) or only their clones (a git server on this machine) may
+	// reach. Default: none.
+	EgressAllow, CloneAllow []string
+	// MaxDiskMiB and MaxTotalMemoryMiB are ferry build's --max-disk-mib and --max-total-memory-mib; 0 keeps
+	// its defaults.
+	MaxDiskMiB, MaxTotalMemoryMiB int64
 	// KillGrace is how long a canceled build gets between SIGTERM and SIGKILL. Default 5s.
 	KillGrace time.Duration
 	// MaxResultBytes caps what is read from the runner's stdout (its --json result). Default 1 MiB.
@@ -98,6 +106,18 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	if l.cfg.WorkDir != "" {
 		args = append(args, "--workdir", l.cfg.WorkDir)
+	}
+	for _, r := range l.cfg.EgressAllow {
+		args = append(args, "--egress-allow", r)
+	}
+	for _, r := range l.cfg.CloneAllow {
+		args = append(args, "--clone-allow", r)
+	}
+	if l.cfg.MaxDiskMiB > 0 {
+		args = append(args, "--max-disk-mib", strconv.FormatInt(l.cfg.MaxDiskMiB, 10))
+	}
+	if l.cfg.MaxTotalMemoryMiB > 0 {
+		args = append(args, "--max-total-memory-mib", strconv.FormatInt(l.cfg.MaxTotalMemoryMiB, 10))
 	}
 	var extra []*os.File
 	defer func() {

@@ -81,6 +81,9 @@ type Config struct {
 	GitHubAPIURL     string
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
+	// Build is passed on to every build (--build-* flags). Its clones may always reach loopback, where a
+	// local git server runs; the builds themselves may not (the dashboard is there).
+	Build app.BuildConfig
 }
 
 // Command is `ferry dev`.
@@ -109,11 +112,15 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	privateKey := app.GitHubKeyFlags(fs)
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
+	buildFlagsDone := app.BuildFlags(fs, &c.Build)
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
 		}
 		return c, ferry.Errorf(ferry.EINVALID, "%w", err)
+	}
+	if err := buildFlagsDone(); err != nil {
+		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry dev takes flags only; see ferry dev -h)", strings.Join(fs.Args(), " "))
@@ -256,6 +263,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
 			SecretKeyFile: keyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
+			Build:     devBuild(cfg.Build),
 			DevSignIn: func(link string) { signIn = link },
 			Ready:     func(string) { close(ready) },
 		}, logger)
@@ -415,4 +423,11 @@ secret to the one in %s, and forward its webhooks to %s/webhooks/github (see fer
 `, secret, b.app)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
+}
+
+// devBuild lets the clones of `ferry dev` reach a git server on this machine (loopback), which is where dev
+// repositories live; the builds' own egress stays public-only, so a build cannot reach the dashboard.
+func devBuild(b app.BuildConfig) app.BuildConfig {
+	b.CloneAllow = append([]string{"127.0.0.0/8", "::1"}, b.CloneAllow...)
+	return b
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 	"github.com/ferryhq/ferry/internal/storage"
@@ -61,6 +63,12 @@ type Params struct {
 	Env map[string]string
 	// Sandbox is SandboxBwrap (default) or SandboxNone.
 	Sandbox string
+	// Egress is what the build's egress proxy may reach (bwrap mode, where the build has no other network):
+	// the zero value allows public addresses only; Allow adds an internal registry's range.
+	Egress netpolicy.Policy
+	// CloneAllow adds ranges that only the clone may reach on top of Egress, for example loopback for a git
+	// server on the same machine (ferry dev, tests). The clone of an http(s) URL always goes through the policy.
+	CloneAllow []netip.Prefix
 	// Limits bound the build; zero fields take DefaultLimits.
 	Limits Limits
 	// WorkDir is where the temporary workspace is made; "" means the system's temp folder.
@@ -139,6 +147,21 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	ws := filepath.Join(tmp, "ws")
 	etc := filepath.Join(tmp, "etc")
 	gitHome := filepath.Join(tmp, "git-home")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
+	}
+	var limitNotes []string
+	diskCapped := false
+	if p.Sandbox == "" || p.Sandbox == SandboxBwrap {
+		unmount, why := workspaceDisk(ws, limits.Disk)
+		if unmount != nil {
+			defer unmount() // before the RemoveAll above: nothing of the build was ever on disk
+			diskCapped = true
+			limitNotes = append(limitNotes, fmt.Sprintf("disk: %d MiB for the whole workspace (tmpfs)", limits.Disk>>20))
+		} else {
+			limitNotes = append(limitNotes, fmt.Sprintf("disk: %d MiB per file only (RLIMIT_FSIZE): %s", limits.FileSize>>20, why))
+		}
+	}
 	for _, d := range []string{ws, etc, gitHome, filepath.Join(ws, "home"), filepath.Join(ws, "cache"), filepath.Join(ws, "bin")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, ferry.Errorf(ferry.EINTERNAL, "create workspace: %w", err)
@@ -150,6 +173,21 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	sb, err := newSandbox(p.Sandbox, ws, etc, limits, stepLog("sandbox"))
 	if err != nil {
 		return nil, err
+	}
+	if sb.mode == SandboxBwrap {
+		if sb.egress, err = startEgress(tmp, p.Egress, sb.uid, sb.dropUID, stepLog("egress")); err != nil {
+			return nil, err
+		}
+		defer sb.egress.Close()
+		var why string
+		if sb.cgroup, why = newMemCgroup(limits.TotalMemory, sb.uid, sb.dropUID); sb.cgroup != nil {
+			defer sb.cgroup.remove()
+			limitNotes = append(limitNotes, fmt.Sprintf("memory: %d MiB for all processes together (%s), %d MiB per process", limits.TotalMemory>>20, sb.cgroup.describe(), limits.Memory>>20))
+		} else {
+			limitNotes = append(limitNotes, fmt.Sprintf("memory: %d MiB per process only (RLIMIT_DATA): %s", limits.Memory>>20, why))
+		}
+		limitNotes = append(limitNotes, describeEgress(p.Egress), fmt.Sprintf("time: %s", limits.Timeout), fmt.Sprintf("processes: %d", limits.Processes))
+		stepLog("sandbox").Info("limits: " + strings.Join(limitNotes, "; "))
 	}
 	src := filepath.Join(ws, "src")
 	// Resolved now, before any untrusted command runs: the build owns its workspace and may swap src itself
@@ -163,10 +201,14 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	// 1. Clone.
 	err = timed(StepClone, func() error {
 		var err error
-		res.Commit, err = clone(ctx, cloneParams{Repo: p.Repo, Ref: p.Ref, Token: p.Token, Dir: src, Home: gitHome, Log: stepLog(StepClone), Mask: m})
+		res.Commit, err = clone(ctx, cloneParams{Repo: p.Repo, Ref: p.Ref, Token: p.Token, Dir: src, Home: gitHome,
+			Policy: clonePolicy(p.Egress, p.CloneAllow), Log: stepLog(StepClone), Mask: m})
 		return err
 	})
 	if err != nil {
+		if diskCapped && diskFull(ws) {
+			return nil, ferry.Errorf(ferry.ETOOLARGE, "the repository does not fit in the build's workspace, which is limited to %d MiB (--max-disk-mib)", limits.Disk>>20)
+		}
 		return nil, err
 	}
 
@@ -223,8 +265,13 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		err := sb.run(ctx, deadline, step, rel, command, env, out(step))
 		var ce *commandError
 		if errors.As(err, &ce) {
-			if ce.TimedOut {
+			switch {
+			case ce.TimedOut:
 				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--timeout %s)", ce, limits.Timeout)
+			case ce.OutOfMemory:
+				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--max-total-memory-mib %d, which counts the files written to the in-memory workspace too)", ce, limits.TotalMemory>>20)
+			case diskCapped && diskFull(ws):
+				return ferry.Errorf(ferry.ETOOLARGE, "build failed: the build filled its workspace, which is limited to %d MiB (--max-disk-mib; node_modules counts): %v", limits.Disk>>20, ce)
 			}
 			return ferry.Errorf(ferry.EBUILD, "build failed: %v", ce)
 		}
@@ -384,6 +431,11 @@ func buildEnv(sb *sandbox, pm string, project, fromConfig map[string]string) []s
 	if sb.mode == SandboxNone {
 		env["TMPDIR"] = sb.dir("tmp")
 		_ = os.MkdirAll(env["TMPDIR"], 0o755)
+	}
+	if sb.egress != nil {
+		for k, v := range proxyEnv() {
+			env[k] = v
+		}
 	}
 	for _, kv := range cacheEnv(pm, sb.dir("cache")) {
 		k, v, _ := strings.Cut(kv, "=")

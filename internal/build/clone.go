@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 // cloneParams says what to check out where.
@@ -23,8 +24,11 @@ type cloneParams struct {
 	Token string // for https: sent as x-access-token, only through git's environment
 	Dir   string // created by clone
 	Home  string // an empty folder git may use as HOME
-	Log   *slog.Logger
-	Mask  *masker
+	// Policy is what an http(s) clone may connect to: git reaches the network only through an egress proxy
+	// that enforces it, on every connection, redirect and submodule.
+	Policy netpolicy.Policy
+	Log    *slog.Logger
+	Mask   *masker
 }
 
 // clone fetches exactly one commit (depth 1) and checks it out, with submodules. The token reaches git only
@@ -36,18 +40,28 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env := gitEnv(p.Home)
+	env := gitEnv(p.Home, !isHTTP)
+	var config [][2]string
+	var px *cloneProxy
+	if isHTTP {
+		if px, err = startCloneProxy(p.Policy, p.Log); err != nil {
+			return "", err
+		}
+		defer px.Close()
+		if p.Mask != nil {
+			p.Mask.add(px.token)
+		}
+		config = append(config, [2]string{"http.proxy", px.url}, [2]string{"http.proxyAuthMethod", "basic"})
+	}
 	if p.Token != "" && isHTTP {
 		u, _ := url.Parse(repo)
 		origin := u.Scheme + "://" + u.Host + "/"
 		basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + p.Token))
-		env = append(env,
-			"GIT_CONFIG_COUNT=1",
-			"GIT_CONFIG_KEY_0=http."+origin+".extraHeader",
-			"GIT_CONFIG_VALUE_0=Authorization: Basic "+basic,
-		)
-	} else {
-		env = append(env, "GIT_CONFIG_COUNT=0")
+		config = append(config, [2]string{"http." + origin + ".extraHeader", "Authorization: Basic " + basic})
+	}
+	env = append(env, fmt.Sprintf("GIT_CONFIG_COUNT=%d", len(config)))
+	for i, kv := range config {
+		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", i, kv[0]), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", i, kv[1]))
 	}
 	if !isHTTP {
 		if env, err = trustLocalRepo(env, repo, p.Home); err != nil {
@@ -75,6 +89,9 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	}
 	p.Log.Info("fetching " + ref + " from " + redactURL(repo))
 	if out, err := git("fetch", "--depth=1", "--no-tags", "--recurse-submodules=no", "origin", ref); err != nil {
+		if why := refusal(px); why != "" {
+			return "", ferry.Errorf(ferry.EFORBIDDEN, "fetch %s from %s refused by the address policy (%s); an operator allows a range with --clone-allow or --egress-allow", ref, redactURL(repo), why)
+		}
 		return "", fetchError(repo, ref, out, err)
 	}
 	if _, err := git("-c", "advice.detachedHead=false", "checkout", "-q", "--detach", "FETCH_HEAD"); err != nil {
@@ -88,11 +105,22 @@ func clone(ctx context.Context, p cloneParams) (string, error) {
 	if _, err := os.Stat(filepath.Join(p.Dir, ".gitmodules")); err == nil {
 		p.Log.Info("updating submodules")
 		if out, err := git("submodule", "update", "--init", "--recursive", "--depth=1"); err != nil {
+			if why := refusal(px); why != "" {
+				return "", ferry.Errorf(ferry.EFORBIDDEN, "fetch submodules: refused by the address policy (%s)", why)
+			}
 			return "", ferry.Errorf(ferry.EBUILD, "fetch submodules: %s", lastLine(out, err))
 		}
 	}
 	p.Log.Info("checked out " + commit)
 	return commit, nil
+}
+
+// refusal is the clone proxy's last refusal, or "" when it refused nothing (or there is none).
+func refusal(px *cloneProxy) string {
+	if px == nil {
+		return ""
+	}
+	return px.proxy.LastRefusal()
 }
 
 // normalizeRepo accepts an https (or http) URL, a file:// URL or a local path, and refuses the rest: git's
@@ -176,8 +204,10 @@ func quoteGitConfig(s string) string {
 
 // gitEnv is a small, fixed environment for git: no prompts, no user or system config (a credential helper in
 // ~/.gitconfig must not answer for a build), no hooks of ours, and no ferry secrets. The one global setting a
-// build may get is trustLocalRepo's safe.directory.
-func gitEnv(home string) []string {
+// build may get is trustLocalRepo's safe.directory. The host's proxy variables pass only to a local clone
+// (which uses none); an http(s) clone goes through Ferry's egress proxy, and a host NO_PROXY must not let it
+// connect around that proxy.
+func gitEnv(home string, hostProxy bool) []string {
 	env := []string{
 		"HOME=" + home,
 		"PATH=" + os.Getenv("PATH"),
@@ -193,6 +223,9 @@ func gitEnv(home string) []string {
 		"GIT_ALLOW_PROTOCOL=https:http",
 	}
 	for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO"} {
+		if strings.Contains(strings.ToLower(k), "proxy") && !hostProxy {
+			continue
+		}
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 func cloneInto(t *testing.T, e *testEnv, repo, ref, token string) (string, string, error) {
@@ -19,7 +20,7 @@ func cloneInto(t *testing.T, e *testEnv, repo, ref, token string) (string, strin
 	m := &masker{}
 	m.add(token)
 	log := slog.New(&maskHandler{inner: must(NewLogHandler(e.logs, "text")), m: m})
-	commit, err := clone(context.Background(), cloneParams{Repo: repo, Ref: ref, Token: token, Dir: dir, Home: t.TempDir(), Log: log, Mask: m})
+	commit, err := clone(context.Background(), cloneParams{Repo: repo, Ref: ref, Token: token, Dir: dir, Home: t.TempDir(), Policy: netpolicy.Policy{AllowLoopback: true}, Log: log, Mask: m})
 	return dir, commit, err
 }
 
@@ -191,7 +192,7 @@ func addSubmodule(t *testing.T, bare, url, path string) {
 
 func gitOut(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	out, err := runGit(context.Background(), dir, append(gitEnv(t.TempDir()),
+	out, err := runGit(context.Background(), dir, append(gitEnv(t.TempDir(), true),
 		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com",
 		"GIT_ALLOW_PROTOCOL=https:http:file"), slog.New(slog.DiscardHandler), &masker{}, args...)
 	if err != nil {
@@ -231,7 +232,7 @@ func TestCloneLocalOwnedByAnotherUser(t *testing.T) {
 	// Without the exception git refuses it: the case is real, and the error says why.
 	plain := t.TempDir()
 	gitOut(t, plain, "init", "-q")
-	out, err := runGit(context.Background(), plain, gitEnv(t.TempDir()), slog.New(slog.DiscardHandler), &masker{}, "fetch", "--depth=1", work, "HEAD")
+	out, err := runGit(context.Background(), plain, gitEnv(t.TempDir(), true), slog.New(slog.DiscardHandler), &masker{}, "fetch", "--depth=1", work, "HEAD")
 	if err == nil || !strings.Contains(out, "dubious ownership") {
 		t.Fatalf("git read a repository of uid 1001 without safe.directory (out %q, err %v): the test proves nothing", out, err)
 	}
@@ -265,4 +266,26 @@ func TestFetchErrorClassifiesByGitsWords(t *testing.T) {
 	wantCode(t, fetchError("http://127.0.0.1:34035/acme/web.git", "main", outage, errors.New("exit status 128")), ferry.EUNAVAILABLE, "returned error: 503")
 	refused := "fatal: unable to access 'http://127.0.0.1:8080/acme/web.git/': The requested URL returned error: 403"
 	wantCode(t, fetchError("http://127.0.0.1:8080/acme/web.git", "main", refused, errors.New("exit status 128")), ferry.EUNAUTHORIZED, "refused the credentials")
+}
+
+// A project's git URL that points at the host's loopback (the SSRF of issue 11 item 5, at clone time, after
+// any check the App made: DNS may have changed since) is refused by the address policy before git connects,
+// with an error that says so, and the server there receives nothing.
+func TestCloneRefusedByAddressPolicy(t *testing.T) {
+	e := newTestEnv(t, "")
+	r := e.repo(map[string]string{"index.html": "x"})
+	for _, repo := range []string{e.url + r.Path, strings.Replace(e.url, "127.0.0.1", "localhost", 1) + r.Path,
+		strings.Replace(e.url, "127.0.0.1", "2130706433", 1) + r.Path} {
+		dir := filepath.Join(t.TempDir(), "src")
+		_, err := clone(context.Background(), cloneParams{Repo: repo, Ref: r.Commits[0], Dir: dir, Home: t.TempDir(),
+			Policy: netpolicy.Policy{}, Log: slog.New(slog.DiscardHandler), Mask: &masker{}})
+		wantCode(t, err, ferry.EFORBIDDEN, "refused by the address policy", "loopback", "--clone-allow")
+	}
+	if n := e.srv.Requests.Load(); n != 0 {
+		t.Errorf("the loopback git server received %d requests", n)
+	}
+	// Allowed by the operator's range, the same clone works.
+	if _, _, err := cloneInto(t, e, e.url+r.Path, r.Commits[0], ""); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 )
 
@@ -41,6 +42,10 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		limits     = DefaultLimits
 		memoryMiB  int64
 		outputMiB  int64
+		diskMiB    int64
+		totalMiB   int64
+		egressList flagenv.StringList
+		cloneList  flagenv.StringList
 	)
 	fs.StringVar(&p.Repo, "repo", "", "repository: https clone URL, file:// URL or local path (required)")
 	fs.StringVar(&p.Ref, "ref", "", "full commit SHA, branch or tag to build (default: the remote's HEAD)")
@@ -58,8 +63,12 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&limits.Timeout, "timeout", DefaultLimits.Timeout, "wall-clock limit for install plus build")
 	fs.IntVar(&limits.Processes, "max-processes", DefaultLimits.Processes, "process limit of the build user (RLIMIT_NPROC)")
 	fs.Int64Var(&memoryMiB, "max-memory-mib", DefaultLimits.Memory>>20, "memory limit per build process in MiB (RLIMIT_DATA)")
+	fs.Int64Var(&totalMiB, "max-total-memory-mib", DefaultLimits.TotalMemory>>20, "memory limit of the build's processes together in MiB, files written to its in-memory workspace included (a memory cgroup, where the host has a writable one)")
+	fs.Int64Var(&diskMiB, "max-disk-mib", DefaultLimits.Disk>>20, "size limit of the whole workspace in MiB: checkout, node_modules and caches (a tmpfs, when ferry runs as root)")
 	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
 	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
+	fs.Var(&egressList, "egress-allow", "`CIDR` range (or address) beyond the public internet that the build's egress proxy and the clone may reach, such as an internal registry's 10.1.2.0/24; repeatable or comma-separated (default: public addresses only; loopback, link-local, private and reserved ranges are refused)")
+	fs.Var(&cloneList, "clone-allow", "`CIDR` range that only the clone may reach on top of --egress-allow, such as 127.0.0.0/8 for a git server on this machine; repeatable or comma-separated (default: none)")
 	fs.StringVar(&p.WorkDir, "workdir", "", "folder in which the workspace goes, below ferry-work/run-<random>/; what crashed runs left in ferry-work is removed at start (default: the system temp folder)")
 	over := &siteconfig.File{}
 	fs.Var(optString{&over.BuildCommand}, "build-command", "build `command`, overriding ferry.json's buildCommand; \"\" builds nothing (default: ferry.json's, else package.json's scripts.build)")
@@ -82,6 +91,13 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	p.Log = slog.New(h)
 	limits.Memory, limits.OutputSize = memoryMiB<<20, outputMiB<<20
+	limits.Disk, limits.TotalMemory = diskMiB<<20, totalMiB<<20
+	if p.Egress.Allow, err = netpolicy.ParsePrefixes(splitCommas(egressList)); err != nil {
+		return ferry.Errorf(ferry.EINVALID, "--egress-allow: %w", err)
+	}
+	if p.CloneAllow, err = netpolicy.ParsePrefixes(splitCommas(cloneList)); err != nil {
+		return ferry.Errorf(ferry.EINVALID, "--clone-allow: %w", err)
+	}
 	p.Limits = limits
 	p.Aliases = aliases
 	p.Overrides = over
@@ -131,6 +147,15 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, u)
 	}
 	return nil
+}
+
+// splitCommas reads a list flag given as repeated flags, comma-separated values, or both.
+func splitCommas(l []string) []string {
+	var out []string
+	for _, v := range l {
+		out = append(out, strings.Split(v, ",")...)
+	}
+	return out
 }
 
 // optString is a string flag that tells "not given" (nil) from "given empty", so that --build-command ""

@@ -46,7 +46,9 @@ func ferryBinary(t *testing.T) string {
 func runFerry(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(ferryBinary(t), append([]string{"build"}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		// The fixture git server is on loopback; the registry may be at a non-public address on this machine.
+		"FERRY_CLONE_ALLOW=127.0.0.0/8,::1", "FERRY_EGRESS_ALLOW=" + prefixList(registryAllow(t))}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -87,7 +90,42 @@ func (e *testEnv) params(r *gitserver.Repo) Params {
 		Storage: e.st,
 		Log:     slog.New(must(NewLogHandler(io.MultiWriter(e.logs, testWriter{e.t}), "text"))),
 		Limits:  Limits{Timeout: 3 * time.Minute},
+		// The fixture git server is on loopback; the build itself still gets public addresses only, plus the
+		// npm registry's addresses where this machine reaches it at a non-public one.
+		CloneAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		Egress:     netpolicy.Policy{Allow: registryAllow(e.t)},
 	}
+}
+
+var registryOnce struct {
+	sync.Once
+	allow []netip.Prefix
+}
+
+// registryAllow returns the addresses of npm's configured registry that the policy would refuse: on a machine
+// that reaches the registry through an internal mirror or a test network, an operator allows exactly those
+// (--egress-allow), and so do the tests. Nothing else is allowed.
+func registryAllow(t *testing.T) []netip.Prefix {
+	registryOnce.Do(func() {
+		out, err := exec.Command("npm", "config", "get", "registry").Output()
+		if err != nil {
+			return
+		}
+		u, err := url.Parse(strings.TrimSpace(string(out)))
+		if err != nil || u.Hostname() == "" {
+			return
+		}
+		ps, err := netpolicy.HostPrefixes(context.Background(), nil, u.Hostname())
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if netpolicy.Classify(p.Addr()) != "" {
+				registryOnce.allow = append(registryOnce.allow, p)
+			}
+		}
+	})
+	return registryOnce.allow
 }
 
 // testWriter shows logs with -v, attributed to the test.
@@ -194,4 +232,12 @@ func leftovers(marker string) []string {
 		}
 	}
 	return found
+}
+
+func prefixList(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
 }

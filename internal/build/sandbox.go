@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/egress"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -43,17 +44,25 @@ type Limits struct {
 	OutputSize int64
 	// LogLines caps the output lines a build may log; the rest is dropped, with one notice. Default 20000.
 	LogLines int
+	// Disk caps the workspace as a whole (checkout, node_modules, caches), which is a tmpfs of this size when
+	// ferry runs as root. Default 4 GiB.
+	Disk int64
+	// TotalMemory caps the memory of all of the build's processes together, and of the files they write to
+	// the in-memory workspace, through a memory cgroup where the host has a writable one. Default 6 GiB.
+	TotalMemory int64
 }
 
 // DefaultLimits are what `ferry build` uses when a flag is not given.
 var DefaultLimits = Limits{
-	Timeout:    15 * time.Minute,
-	Processes:  512,
-	Memory:     4 << 30,
-	FileSize:   1 << 30,
-	TmpSize:    1 << 30,
-	OutputSize: 1 << 30,
-	LogLines:   20000,
+	Timeout:     15 * time.Minute,
+	Processes:   512,
+	Memory:      4 << 30,
+	FileSize:    1 << 30,
+	TmpSize:     1 << 30,
+	OutputSize:  1 << 30,
+	LogLines:    20000,
+	Disk:        4 << 30,
+	TotalMemory: 6 << 30,
 }
 
 func (l Limits) withDefaults() Limits {
@@ -78,6 +87,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.LogLines > 0 {
 		d.LogLines = l.LogLines
+	}
+	if l.Disk > 0 {
+		d.Disk = l.Disk
+	}
+	if l.TotalMemory > 0 {
+		d.TotalMemory = l.TotalMemory
 	}
 	return d
 }
@@ -105,10 +120,12 @@ type sandbox struct {
 	limits   Limits
 	bwrap    string
 	prlimit  string
-	binds    []string // extra read-only toolchain folders outside /usr
-	path     string   // PATH inside
-	dropUID  bool     // ferry is root: run as uid outside
-	uid      int      // the build's own user outside the sandbox, when dropUID
+	binds    []string     // extra read-only toolchain folders outside /usr
+	path     string       // PATH inside
+	dropUID  bool         // ferry is root: run as uid outside
+	uid      int          // the build's own user outside the sandbox, when dropUID
+	egress   *egressProxy // the only way out of the sandbox's network namespace (bwrap mode)
+	cgroup   *memCgroup   // the build's memory cgroup, or nil where the host has none
 	log      *slog.Logger
 }
 
@@ -203,16 +220,20 @@ func (s *sandbox) dir(rel string) string {
 
 // commandError is a user command that exited non-zero or ran out of time.
 type commandError struct {
-	Step     string
-	ExitCode int
-	TimedOut bool
-	Tail     []string
+	Step        string
+	ExitCode    int
+	TimedOut    bool
+	OutOfMemory bool // the kernel killed a process for going over the build's memory cgroup limit
+	Tail        []string
 }
 
 func (e *commandError) Error() string {
 	what := fmt.Sprintf("exited with code %d", e.ExitCode)
-	if e.TimedOut {
+	switch {
+	case e.TimedOut:
 		what = "was stopped: the build ran past its timeout"
+	case e.OutOfMemory:
+		what = "was stopped: the build's processes together used more memory than its limit"
 	}
 	msg := fmt.Sprintf("step %s %s", e.Step, what)
 	if len(e.Tail) > 0 {
@@ -239,6 +260,14 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if s.dropUID {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(s.uid), Gid: uint32(s.uid), Groups: []uint32{}}
+	}
+	if s.cgroup != nil {
+		wrapped, release, err := s.cgroup.enter(cmd.SysProcAttr, cmd.Args)
+		if err != nil {
+			return ferry.Errorf(ferry.EINTERNAL, "start %s in the build's cgroup: %w", step, err)
+		}
+		defer release()
+		cmd.Path, cmd.Args = wrapped[0], wrapped
 	}
 	closeInheritedFiles()
 	if err := cmd.Start(); err != nil {
@@ -271,6 +300,7 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 		ce.TimedOut = true
 		return ce
 	}
+	ce.OutOfMemory = s.cgroup.oomKilled()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		ce.ExitCode = ee.ExitCode()
@@ -318,7 +348,9 @@ func (s *sandbox) argv(rel, command string) []string {
 		return append(a, "/bin/sh", "-c", command)
 	}
 	a = append(a, s.bwrap,
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		// A network namespace of its own: only lo, no host sockets in /proc/net, no host ports to bind; the
+		// egress proxy's socket below is the only way out.
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
 		"--uid", strconv.Itoa(sandboxUID), "--gid", strconv.Itoa(sandboxUID),
 		"--hostname", "ferry-build",
 		"--die-with-parent", "--new-session",
@@ -353,11 +385,20 @@ func (s *sandbox) argv(rel, command string) []string {
 		"--dev", "/dev",
 		"--size", strconv.FormatInt(s.limits.TmpSize, 10), "--tmpfs", "/tmp",
 		"--bind", s.hostRoot, insideRoot,
+	)
+	if s.egress != nil {
+		a = append(a, "--bind", s.egress.sock, insideEgressSock, "--ro-bind", s.egress.forwarder, insideForwarder)
+	}
+	a = append(a,
 		"--remount-ro", "/",
 		"--chdir", s.dir(rel),
 		"--disable-userns",
+		"--",
 	)
-	return append(a, "--", "/bin/sh", "-c", command)
+	if s.egress != nil {
+		a = append(a, insideForwarder, egress.ForwardArg, insideEgressSock, insideProxyAddr, "--")
+	}
+	return append(a, "/bin/sh", "-c", command)
 }
 
 // writeEtc writes the minimal /etc/passwd and /etc/group that npm and git expect (they look up the current

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -161,8 +163,10 @@ func sweepWorkRoot(root string, log *slog.Logger) int {
 	return removed
 }
 
-// removeAll removes dir even where a build (as the sandbox user) left folders without write permission.
+// removeAll removes dir even where a build (as the sandbox user) left folders without write permission, and
+// where a crashed ferry build left its workspace tmpfs mounted (the mount outlives a SIGKILL).
 func removeAll(dir string) error {
+	unmountBelow(dir)
 	if err := os.RemoveAll(dir); err == nil {
 		return nil
 	}
@@ -192,4 +196,48 @@ func (w *WorkRoot) Close() error {
 		return fmt.Errorf("remove the work folder %s: %w", w.Dir, err)
 	}
 	return nil
+}
+
+// unmountBelow detaches every mount at or below dir, deepest first: a crashed build's workspace tmpfs
+// (--max-disk-mib) stays mounted after its ferry build was killed, and RemoveAll cannot remove a mount point.
+// Detaching drops the tmpfs and what the build wrote to it. Errors are ignored: RemoveAll reports what is left.
+func unmountBelow(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountPath(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			points = append(points, mp)
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	for _, mp := range points {
+		_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+	}
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var out strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				out.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		out.WriteByte(s[i])
+	}
+	return out.String()
 }

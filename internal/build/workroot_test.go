@@ -3,6 +3,8 @@ package build
 import (
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -75,4 +77,35 @@ func TestWorkRootLiveAndGone(t *testing.T) {
 		t.Errorf("a live folder was swept: %v", err)
 	}
 	a.Close()
+}
+
+// TestWorkRootSweepsMountedWorkspace: a ferry build killed mid-build leaves its workspace tmpfs
+// (--max-disk-mib) mounted; the next start detaches it and removes the folder, with what the build wrote.
+func TestWorkRootSweepsMountedWorkspace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	base := t.TempDir()
+	ws := filepath.Join(base, WorkRootName, "run-crashed", "ferry-build-1", "ws")
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(base, WorkRootName, "run-crashed.lock"), nil, 0o600)
+	if err := syscall.Mount("tmpfs", ws, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(ws, syscall.MNT_DETACH) })
+	os.WriteFile(filepath.Join(ws, "secret"), []byte("canary"), 0o600)
+	w, err := OpenWorkRoot(base, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := os.Lstat(filepath.Join(base, WorkRootName, "run-crashed")); !os.IsNotExist(err) {
+		t.Fatalf("the crashed run's folder with a mounted workspace is still there: %v", err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), ws) {
+		t.Fatal("the crashed build's tmpfs is still mounted")
+	}
 }

@@ -212,3 +212,21 @@ func ParseLegacyIPv4(s string) (netip.Addr, bool) {
 	n = n<<(8*(5-len(vals))) | last
 	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
 }
+
+// HostPrefixes resolves host and returns each of its addresses as a one-address range, for allowing one
+// named internal host (a registry mirror) without its whole network.
+func HostPrefixes(ctx context.Context, r *net.Resolver, host string) ([]netip.Prefix, error) {
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "cannot resolve host %q: %w", host, err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}

@@ -7,14 +7,18 @@ package buildtest
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 // envName is set in the environment of a test binary that is to act as ferry.
@@ -39,9 +43,45 @@ func Main(m *testing.M, next func(*testing.M)) {
 
 // Command is the command line that runs this test binary as `ferry build`, for builder.LocalConfig.Command and
 // app.Config.BuildCommand. It sets Env through /usr/bin/env because app.Config has no environment of its own.
-// The test package's TestMain must call Main.
+// The test package's TestMain must call Main. Clones may reach loopback (the tests' git servers live there);
+// the builds' egress gets public addresses plus the npm registry's where this machine reaches it at a
+// non-public one (an operator would pass the same --egress-allow).
 func Command() []string {
-	return []string{"/usr/bin/env", Env, os.Args[0], "build"}
+	cmd := []string{"/usr/bin/env", Env, os.Args[0], "build", "--clone-allow", "127.0.0.0/8,::1"}
+	if allow := RegistryAllow(); len(allow) > 0 {
+		cmd = append(cmd, "--egress-allow", strings.Join(allow, ","))
+	}
+	return cmd
+}
+
+var registry struct {
+	sync.Once
+	allow []string
+}
+
+// RegistryAllow lists the addresses of npm's configured registry that the egress policy would refuse, as
+// ranges of one address: what a test (or an operator behind a registry mirror) allows, and nothing more.
+func RegistryAllow() []string {
+	registry.Do(func() {
+		out, err := exec.Command("npm", "config", "get", "registry").Output()
+		if err != nil {
+			return
+		}
+		u, err := url.Parse(strings.TrimSpace(string(out)))
+		if err != nil || u.Hostname() == "" {
+			return
+		}
+		ps, err := netpolicy.HostPrefixes(context.Background(), nil, u.Hostname())
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if netpolicy.Classify(p.Addr()) != "" {
+				registry.allow = append(registry.allow, p.String())
+			}
+		}
+	})
+	return registry.allow
 }
 
 func run(args []string) int {
