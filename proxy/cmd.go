@@ -36,6 +36,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cacheDiskBytes := fs.Int64("cache-disk-bytes", 4<<30, "disk budget for --cache-dir, in `bytes`")
 	aliasTTL := fs.Duration("alias-ttl", 2*time.Second, "how long an alias is cached; a promote or rollback shows within it")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for open requests on shutdown")
+	tlsf := addTLSFlags(fs)
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -68,6 +69,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return ferry.Errorf(ferry.EINVALID, "listen on %s: %w; pick another --listen address", *listen, err)
 	}
 	log.Info("serving sites", "listen", ln.Addr().String(), "domain", p.domain, "cache_bytes", p.cfg.CacheBytes, "cache_dir", p.cfg.CacheDir)
+	if tlsf.listen != "" {
+		return tlsf.serve(ctx, p, ln, *shutdown)
+	}
 	return Serve(ctx, ln, p, *shutdown)
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -25,6 +26,10 @@ type hostEntry struct {
 	// pinned: name is a deployment id, whose manifest never changes, so the entry never expires.
 	pinned    bool
 	flightKey string
+	// custom: the host is not under the domain but may be a custom domain (domains/<host>.json), whose mapping
+	// is read and cached like an alias; host is its name.
+	custom bool
+	host   string
 
 	refreshing atomic.Bool
 	cur        atomic.Pointer[resolution]
@@ -35,6 +40,10 @@ type resolution struct {
 	dep     *deployment
 	err     error // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
 	expires int64 // Proxy.now() after which the alias is read again
+	// redirect is set for a custom domain that redirects (apex → www): the scheme and host to send visitors to.
+	redirect []byte
+	// noDomain: a custom-domain candidate that has no verified mapping, so the host is not a site host.
+	noDomain bool
 }
 
 // hostBufLen bounds a Host header (a DNS name is at most 253 bytes, plus a port).
@@ -123,6 +132,9 @@ func (p *Proxy) host(h []byte) *hostEntry {
 		e.site, e.project, e.name = true, project, alias
 		e.pinned = site.IsDeploymentID(alias)
 		e.flightKey = "host\x00" + project + "\x00" + alias
+	} else if p.customCandidate(name) {
+		e.site, e.custom, e.host = true, true, name
+		e.flightKey = "domain\x00" + name
 	}
 	p.hostsMu.Lock()
 	if len(p.hosts) >= maxHosts {
@@ -166,15 +178,27 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	}
 	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
 	defer cancel()
-	id := e.name
-	if !e.pinned {
-		a, err := p.store.AliasGet(ctx, e.project, e.name)
+	project, id := e.project, e.name
+	if e.custom {
+		d, err := p.customDomain(ctx, e.host)
 		if err != nil {
-			return p.refreshFailed(e, old, fmt.Errorf("read alias %s of project %s: %w", e.name, e.project, err))
+			return p.refreshFailed(e, old, err)
+		}
+		if d.RedirectTo != "" {
+			r := &resolution{redirect: []byte("https://" + d.RedirectTo), expires: now + int64(p.cfg.AliasTTL)}
+			e.cur.Store(r)
+			return r
+		}
+		project, id = d.Project, d.Alias
+	}
+	if !e.pinned {
+		a, err := p.store.AliasGet(ctx, project, id)
+		if err != nil {
+			return p.refreshFailed(e, old, fmt.Errorf("read alias %s of project %s: %w", id, project, err))
 		}
 		id = a.Deployment
 	}
-	dep, err := p.deployment(ctx, e.project, id)
+	dep, err := p.deployment(ctx, project, id)
 	if err != nil {
 		return p.refreshFailed(e, old, err)
 	}
@@ -192,7 +216,7 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 func (p *Proxy) refreshFailed(e *hostEntry, old *resolution, err error) *resolution {
 	now := p.now()
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		r := &resolution{err: err, expires: now + int64(p.cfg.AliasTTL)}
+		r := &resolution{err: err, expires: now + int64(p.cfg.AliasTTL), noDomain: errors.Is(err, errNoDomain)}
 		e.cur.Store(r)
 		return r
 	}
