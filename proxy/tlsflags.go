@@ -17,9 +17,9 @@ import (
 // tlsFlags are `ferry proxy`'s HTTPS flags.
 type tlsFlags struct {
 	listen, certFile, keyFile, acmeCA, acmeEmail, acmeRoots, acmeChallenges string
-	acmeDNS, acmeDNSResolvers                                              string
-	acmeWildcard, noRedirect                                               bool
-	certReload                                                             time.Duration
+	acmeDNS, acmeDNSResolvers                                               string
+	acmeWildcard, noRedirect                                                bool
+	certReload                                                              time.Duration
 }
 
 func addTLSFlags(fs *flag.FlagSet) *tlsFlags {

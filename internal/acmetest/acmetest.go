@@ -111,9 +111,9 @@ func Start(t testing.TB, opts Options) *Pebble {
 		"certificate": certPath, "privateKey": keyPath,
 		"httpPort": opts.HTTPPort, "tlsPort": opts.TLSPort,
 		"ocspResponderURL": "", "externalAccountBindingRequired": false,
-		"retryAfter": map[string]int{"authz": 1, "order": 1},
+		"retryAfter":   map[string]int{"authz": 1, "order": 1},
 		"keyAlgorithm": "ecdsa",
-		"profiles": map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int(validity.Seconds())}},
+		"profiles":     map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int(validity.Seconds())}},
 	}}
 	b, _ := json.Marshal(cfg)
 	p.cfgPath = filepath.Join(dir, "pebble.json")
