@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -51,6 +52,9 @@ type ACMEOptions struct {
 	RenewCheck time.Duration
 	// LockTTL is how long a certificate lock lasts without renewal. Default 1 minute.
 	LockTTL time.Duration
+	// HandshakeTimeout bounds how long a handshake waits for a certificate being issued for its name (the CA
+	// down or slow); the handshake then fails and the next one tries again. Default 30s.
+	HandshakeTimeout time.Duration
 }
 
 // acmeManager is certmagic set up for the proxy: on-demand certificates for hosts that the storage mapping
@@ -134,6 +138,20 @@ func newACME(ctx context.Context, p *Proxy, opts ACMEOptions) (*acmeManager, err
 }
 
 func (m *acmeManager) close() { m.cache.Stop() }
+
+// tlsConfig is certmagic's, with issuance during a handshake bounded by timeout.
+func (m *acmeManager) tlsConfig(timeout time.Duration) *tls.Config {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	c := m.magic.TLSConfig()
+	c.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		ctx, cancel := context.WithTimeout(hello.Context(), timeout)
+		defer cancel()
+		return m.magic.GetCertificateWithContext(ctx, hello)
+	}
+	return c
+}
 
 // httpChallengeHandler answers HTTP-01 challenges from storage, whichever proxy started them.
 func (m *acmeManager) httpChallengeHandler() fasthttp.RequestHandler {

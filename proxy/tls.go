@@ -83,7 +83,7 @@ func NewTLS(ctx context.Context, p *Proxy, opts TLSOptions) (*TLS, error) {
 			return nil, err
 		}
 		t.acme, t.challenge = m, m.httpChallengeHandler()
-		t.config = m.magic.TLSConfig()
+		t.config = m.tlsConfig(opts.ACME.HandshakeTimeout)
 	default:
 		stop()
 		return nil, ferry.Errorf(ferry.EINVALID, "HTTPS needs a certificate: pass --tls-cert-file and --tls-key-file, or --acme-ca")
