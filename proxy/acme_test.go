@@ -3,17 +3,17 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
-	"syscall"
-	"crypto/tls"
-	"crypto/x509"
-	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,5 +315,41 @@ func startProxyProcess(t *testing.T, env []string, args ...string) {
 	case <-ready:
 	case <-time.After(20 * time.Second):
 		t.Fatalf("child proxy did not start; logs:\n%s", logs.String())
+	}
+}
+
+// TestACMERenewal: with short-lived certificates, the proxy renews in the background and serves the new one.
+func TestACMERenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: waits for a renewal")
+	}
+	t.Parallel()
+	s := newACMESetup(t, 12*time.Second)
+	st, _ := storage.NewFile(t.TempDir())
+	opts := s.opts(true, true)
+	opts.ACME.RenewCheck = 500 * time.Millisecond
+	e := startTLS(t, st, s.plain, s.secure, opts)
+	attach(t, e.store, "renew.example.test", "web", site.DomainVerified)
+	roots := s.pebble.Roots(t)
+	first, err := handshake(e.secure, "renew.example.test", roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leaf, err := handshake(e.secure, "renew.example.test", roots)
+		if err == nil && !leaf.Equal(first) {
+			if !leaf.NotAfter.After(first.NotAfter) {
+				t.Fatalf("renewed certificate expires %v, not after the first's %v", leaf.NotAfter, first.NotAfter)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewed certificate after 30s (last err %v)", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := certMetric(t, e.p, "renew", "obtained"); got < 1 {
+		t.Fatalf("renewal not counted: %v", got)
 	}
 }
