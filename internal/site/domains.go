@@ -73,6 +73,9 @@ func ValidateCustomHost(host, d string) (string, error) {
 	bad := func(why string) (string, error) {
 		return "", ferry.Errorf(ferry.EINVALID, "domain %q %s", host, why)
 	}
+	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return bad("is an IP address; certificates and custom domains need a DNS name")
+	}
 	switch {
 	case h == "":
 		return bad("is empty; give a host name such as www.example.com")
@@ -82,9 +85,6 @@ func ValidateCustomHost(host, d string) (string, error) {
 		return bad("is a wildcard; attach each host name (www.example.com, example.com) on its own")
 	case strings.Contains(h, "://") || strings.ContainsAny(h, "/:@?#"):
 		return bad("is not a bare host name; give it without scheme, port or path, such as www.example.com")
-	}
-	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
-		return bad("is an IP address; certificates and custom domains need a DNS name")
 	}
 	if d != "" && (h == d || strings.HasSuffix(h, "."+d)) {
 		return bad(fmt.Sprintf("is Ferry's preview domain %s or under it; those names are given out by Ferry", d))
