@@ -139,7 +139,10 @@ func TestCustomDomainEndToEnd(t *testing.T) {
 	t.Parallel()
 	plain, _ := net.Listen("tcp", "127.0.0.1:0")
 	secure, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := func(l net.Listener) int { n, _ := strconv.Atoi(l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:]); return n }
+	port := func(l net.Listener) int {
+		n, _ := strconv.Atoi(l.Addr().String()[strings.LastIndexByte(l.Addr().String(), ':')+1:])
+		return n
+	}
 	pb := acmetest.Start(t, acmetest.Options{HTTPPort: port(plain), TLSPort: port(secure)})
 	h := newHarness(t)
 	h.withDNS(projects.ResolverAt(pb.DNS))
