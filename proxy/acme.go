@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -41,12 +43,16 @@ type ACMEOptions struct {
 	// HTTPAddr and TLSAddr are where the proxy's plain and HTTPS listeners are (host:port), so that certmagic
 	// knows challenges arriving there are answered by the proxy and does not try to listen itself.
 	HTTPAddr, TLSAddr string
-	// DNS01, when set, solves challenges through DNS records (needed for wildcards).
+	// DNS01, when set, gets the certificate for *.D and D through DNS records in D's zone (custom domains keep
+	// HTTP-01 and TLS-ALPN-01: their DNS is not Ferry's).
 	DNS01 certmagic.DNSProvider
+	// DNSPropagationTimeout bounds the wait for a DNS-01 record to show on the zone's name servers before the
+	// CA is asked to look; -1 skips the check. Default certmagic's (2 minutes).
+	DNSPropagationTimeout time.Duration
 	// DNSResolvers are the DNS servers that DNS-01 propagation is checked against (host:port); default the
 	// system's.
 	DNSResolvers []string
-	// Wildcard, with DNS01, manages one certificate for *.D and D up front, which covers every preview host.
+	// Wildcard asks for the certificate for *.D and D; it needs DNS01, and DNS01 implies it.
 	Wildcard bool
 	// RenewCheck is how often certificates are checked for renewal. Default certmagic's (10 minutes).
 	RenewCheck time.Duration
@@ -65,6 +71,20 @@ type acmeManager struct {
 	issuer *certmagic.ACMEIssuer
 	cache  *certmagic.Cache
 	events *prometheus.CounterVec
+	// wild manages the certificate for *.D and D over DNS-01; nil without --acme-dns.
+	wild *certmagic.Config
+}
+
+// decide is the on-demand policy: a served host, except preview hosts when the wildcard covers them (ordering
+// one per preview would only burn the CA's rate limit while the wildcard is on its way).
+func (m *acmeManager) decide(name string) error {
+	if m.wild != nil {
+		n := strings.ToLower(strings.TrimSuffix(name, "."))
+		if n == m.p.domain || strings.HasSuffix(n, "."+m.p.domain) {
+			return fmt.Errorf("%s is covered by the wildcard certificate for *.%s, which is not issued yet", name, m.p.domain)
+		}
+	}
+	return m.p.hostAllowed(name)
 }
 
 func newACME(ctx context.Context, p *Proxy, opts ACMEOptions) (*acmeManager, error) {
@@ -89,18 +109,16 @@ func newACME(ctx context.Context, p *Proxy, opts ACMEOptions) (*acmeManager, err
 	if err := p.cfg.Registry.Register(m.events); err != nil {
 		return nil, fmt.Errorf("register certificate metrics: %w", err)
 	}
+	wildNames := []string{"*." + p.domain, p.domain}
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
+		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
+			if m.wild != nil && slices.Contains(c.Names, wildNames[0]) {
+				return m.wild, nil
+			}
+			return m.magic, nil
+		},
 		RenewCheckInterval: opts.RenewCheck,
 		Logger:             zl,
-	})
-	m.magic = certmagic.New(m.cache, certmagic.Config{
-		Storage: store,
-		Logger:  zl,
-		OnEvent: m.onEvent,
-		OnDemand: &certmagic.OnDemandConfig{
-			DecisionFunc: func(ctx context.Context, name string) error { return p.hostAllowed(name) },
-		},
 	})
 	tmpl := certmagic.ACMEIssuer{
 		CA:                      opts.CA,
@@ -118,20 +136,32 @@ func newACME(ctx context.Context, p *Proxy, opts ACMEOptions) (*acmeManager, err
 	if _, port, err := net.SplitHostPort(opts.TLSAddr); err == nil {
 		tmpl.AltTLSALPNPort, _ = strconv.Atoi(port)
 	}
-	if opts.DNS01 != nil {
-		tmpl.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
-			DNSProvider: opts.DNS01, Resolvers: opts.DNSResolvers, Logger: zl,
-		}}
-	}
+	// On demand: custom domains and (without a wildcard) preview hosts, over HTTP-01 or TLS-ALPN-01. Their
+	// DNS is not ours, so never DNS-01.
+	m.magic = certmagic.New(m.cache, certmagic.Config{
+		Storage: store,
+		Logger:  zl,
+		OnEvent: m.onEvent,
+		OnDemand: &certmagic.OnDemandConfig{
+			DecisionFunc: func(ctx context.Context, name string) error { return m.decide(name) },
+		},
+	})
 	m.issuer = certmagic.NewACMEIssuer(m.magic, tmpl)
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}
-	if opts.Wildcard {
+	if opts.Wildcard || opts.DNS01 != nil {
 		if opts.DNS01 == nil {
 			return nil, ferry.Errorf(ferry.EINVALID, "a wildcard certificate for *.%s needs DNS-01: pass --acme-dns", p.domain)
 		}
-		names := []string{"*." + p.domain, p.domain}
-		if err := m.magic.ManageAsync(ctx, names); err != nil {
-			return nil, ferry.Errorf(ferry.EINVALID, "manage the wildcard certificate for %v: %w", names, err)
+		// Managed up front, in a config of its own (certmagic defers every name of an on-demand config to
+		// the first handshake), over DNS-01 in D's zone.
+		m.wild = certmagic.New(m.cache, certmagic.Config{Storage: store, Logger: zl, OnEvent: m.onEvent})
+		wt := tmpl
+		wt.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+			DNSProvider: opts.DNS01, Resolvers: opts.DNSResolvers, PropagationTimeout: opts.DNSPropagationTimeout, Logger: zl,
+		}}
+		m.wild.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(m.wild, wt)}
+		if err := m.wild.ManageAsync(ctx, wildNames); err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "manage the wildcard certificate for %v: %w", wildNames, err)
 		}
 	}
 	return m, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,5 +352,71 @@ func TestACMERenewal(t *testing.T) {
 	}
 	if got := certMetric(t, e.p, "renew", "obtained"); got < 1 {
 		t.Fatalf("renewal not counted: %v", got)
+	}
+}
+
+// TestACMEWildcardRoute53 gets one certificate for *.D and D over DNS-01 through libdns/route53, talking to a
+// Route 53 stand-in whose zone is served by a real DNS server that Pebble validates against; every preview host
+// is then served with it, with no further orders. (Not parallel: the AWS SDK reads its endpoint and keys from
+// the environment.)
+func TestACMEWildcardRoute53(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: runs Pebble")
+	}
+	r53 := acmetest.StartRoute53(t, testDomain)
+	t.Setenv("AWS_ENDPOINT_URL_ROUTE_53", r53.Endpoint)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_HOSTED_ZONE_ID", "")
+	plain, secure := listenLoopback(t), listenLoopback(t)
+	pb := acmetest.Start(t, acmetest.Options{HTTPPort: portOf(t, plain.Addr().String()), TLSPort: portOf(t, secure.Addr().String()), DNSServer: r53.DNS})
+	provider, err := dnsProvider("route53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := storage.NewFile(t.TempDir())
+	e := startTLS(t, st, plain, secure, TLSOptions{ACME: ACMEOptions{CA: pb.Directory, Roots: pb.ServerRoots, DisableHTTP01: true, DisableTLSALPN01: true,
+		DNS01: provider, DNSResolvers: []string{r53.DNS}, DNSPropagationTimeout: -1, Wildcard: true, HandshakeTimeout: 5 * time.Second}})
+	publishTo(t, e.store, "web", map[string]string{"index.html": "web"}, site.ProductionAlias, "pr-1")
+	roots := pb.Roots(t)
+
+	deadline := time.Now().Add(60 * time.Second)
+	var leaf *x509.Certificate
+	for {
+		if leaf, err = handshake(e.secure, testDomain, roots); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no wildcard certificate after 60s: %v\nproxy logs:\n%s\npebble log:\n%s", err, e.logs.String(), pb.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !slices.Contains(leaf.DNSNames, testDomain) {
+		t.Fatalf("certificate for %s names %v", testDomain, leaf.DNSNames)
+	}
+	var wild *x509.Certificate
+	for _, host := range []string{"web." + testDomain, "pr-1--web." + testDomain, "nothing-here." + testDomain} {
+		for {
+			if wild, err = handshake(e.secure, host, roots); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil || !slices.Contains(wild.DNSNames, "*."+testDomain) {
+			t.Fatalf("handshake for %s: %v, want the wildcard certificate", host, err)
+		}
+	}
+	resp, body, err := httpsGet(t, e.secure, "pr-1--web."+testDomain, "/", roots)
+	if err != nil || resp.StatusCode != 200 || body != "web" {
+		t.Fatalf("GET https://pr-1--web.%s/ = %v, %q, %v", testDomain, resp, body, err)
+	}
+	// certmagic keeps *.D and D as two certificates: two orders, however many previews there are.
+	if n := pb.Orders(t); n != 2 {
+		t.Fatalf("pebble saw %d orders, want 2 (*.%s and %s)", n, testDomain, testDomain)
+	}
+	changes := strings.Join(r53.Changes(), "\n")
+	if !strings.Contains(changes, "_acme-challenge."+testDomain+". TXT") || r53.Signed() == 0 {
+		t.Fatalf("Route 53 stand-in saw changes %q and %d signed requests", changes, r53.Signed())
 	}
 }

@@ -33,9 +33,9 @@ func addTLSFlags(fs *flag.FlagSet) *tlsFlags {
 	fs.StringVar(&f.acmeEmail, "acme-email", "", "`email` the ACME CA may send expiry notices to (optional)")
 	fs.StringVar(&f.acmeRoots, "acme-ca-roots", "", "PEM `file` of roots that the ACME CA's own HTTPS certificate is checked against (a private CA; default: the system's)")
 	fs.StringVar(&f.acmeChallenges, "acme-challenges", "http-01,tls-alpn-01", "ACME challenge `types` to offer: http-01 (needs --listen on port 80), tls-alpn-01 (needs --tls-listen on port 443); dns-01 is added by --acme-dns")
-	fs.StringVar(&f.acmeDNS, "acme-dns", "", "DNS `provider` for DNS-01 challenges and the wildcard certificate: route53 (AWS credentials from the SDK's default chain; AWS_HOSTED_ZONE_ID optional)")
+	fs.StringVar(&f.acmeDNS, "acme-dns", "", "DNS `provider` for the DNS-01 challenges of the certificate for *.DOMAIN and DOMAIN (which covers every preview host): route53 (AWS credentials from the SDK's default chain; AWS_HOSTED_ZONE_ID optional)")
 	fs.StringVar(&f.acmeDNSResolvers, "acme-dns-resolvers", "", "comma-separated DNS `servers` (host:port) that DNS-01 records are checked on (default: the system's)")
-	fs.BoolVar(&f.acmeWildcard, "acme-wildcard", false, "get one certificate for *.DOMAIN and DOMAIN over DNS-01 (needs --acme-dns), which covers every preview host")
+	fs.BoolVar(&f.acmeWildcard, "acme-wildcard", false, "get one certificate for *.DOMAIN and DOMAIN over DNS-01 (needs --acme-dns, which implies it), which covers every preview host")
 	return f
 }
 
@@ -82,7 +82,7 @@ func (f *tlsFlags) options(plainAddr string, log *slog.Logger) (TLSOptions, erro
 		}
 		a.DNS01 = p
 	}
-	if a.DisableHTTP01 && a.DisableTLSALPN01 && a.DNS01 == nil {
+	if a.DisableHTTP01 && a.DisableTLSALPN01 && a.DNS01 == nil { // with DNS-01 only, custom domains get none
 		return opts, ferry.Errorf(ferry.EINVALID, "no ACME challenge left: --acme-challenges is empty and no --acme-dns")
 	}
 	opts.ACME = a

@@ -40,6 +40,9 @@ type Options struct {
 	HTTPPort, TLSPort int
 	// Validity is the lifetime of issued certificates; default 90 days. Short ones test renewal.
 	Validity time.Duration
+	// DNSServer, when set, is the DNS server Pebble resolves and validates DNS-01 with (a Route53 stand-in's),
+	// instead of a pebble-challtestsrv that Start runs.
+	DNSServer string
 }
 
 // Pebble is a running CA and its DNS server.
@@ -78,18 +81,22 @@ func Start(t testing.TB, opts Options) *Pebble {
 	}
 	dir := t.TempDir()
 	p := &Pebble{opts: opts, dir: dir, logPath: filepath.Join(dir, "pebble.log"), bin: pebbleBin}
-	p.DNS = freeAddr(t)
-	p.dnsMgmt = "http://" + freeAddr(t)
-	chall, err := startProc(challBin, []string{
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
-		"-dnsserver", p.DNS, "-management", strings.TrimPrefix(p.dnsMgmt, "http://"),
-		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-	}, nil, filepath.Join(dir, "challtestsrv.log"))
-	if err != nil {
-		t.Fatalf("start pebble-challtestsrv: %v", err)
+	if opts.DNSServer != "" {
+		p.DNS = opts.DNSServer
+	} else {
+		p.DNS = freeAddr(t)
+		p.dnsMgmt = "http://" + freeAddr(t)
+		chall, err := startProc(challBin, []string{
+			"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
+			"-dnsserver", p.DNS, "-management", strings.TrimPrefix(p.dnsMgmt, "http://"),
+			"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+		}, nil, filepath.Join(dir, "challtestsrv.log"))
+		if err != nil {
+			t.Fatalf("start pebble-challtestsrv: %v", err)
+		}
+		t.Cleanup(chall.stop)
+		waitTCP(t, p.DNS, chall, filepath.Join(dir, "challtestsrv.log"))
 	}
-	t.Cleanup(chall.stop)
-	waitTCP(t, p.DNS, chall, filepath.Join(dir, "challtestsrv.log"))
 
 	certPath, keyPath, roots, rootsPEM := serverCert(t, dir)
 	p.ServerRoots = roots
