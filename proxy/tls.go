@@ -148,6 +148,9 @@ func ServeTLS(ctx context.Context, plain, secure net.Listener, p *Proxy, t *TLS,
 	plainSrv := NewServer(p)
 	plainSrv.Handler = t.PlainHandler
 	tlsSrv := NewServer(p)
+	// Bodies reach crypto/tls through fasthttp's buffered writer: a buffer of one full TLS record (16 KiB of
+	// payload) or more sends large files in full records, not 4 KiB ones (fewer records, seals and writes).
+	tlsSrv.WriteBufferSize = 32 << 10
 	if tl, ok := plain.(*net.TCPListener); ok {
 		plain = tcpListener{tl}
 	}
