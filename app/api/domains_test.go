@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -245,4 +246,36 @@ func pool(certs []*x509.Certificate) *x509.CertPool {
 		p.AddCert(c)
 	}
 	return p
+}
+
+func TestDomainsCommand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.withDNS(noDNS{})
+	u := h.newUser()
+	h.must(u, 201, "POST", "/api/v1/projects", map[string]any{"gitUrl": h.repo.Bare, "name": "site"}, nil)
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := api.DomainsCommand(context.Background(), append([]string{"--server", h.srv.URL, "--token", u.token, "--project", "site"}, args...), &out, io.Discard)
+		return out.String(), err
+	}
+	out, err := run("add", "www.example.org")
+	if err != nil || !strings.Contains(out, "pending_dns") || !strings.Contains(out, "TXT   _ferry-challenge.www.example.org  ferry-") || !strings.Contains(out, "CNAME www.example.org  site.localhost") {
+		t.Fatalf("ferry domains add = %q, %v", out, err)
+	}
+	if out, err = run("list"); err != nil || !strings.Contains(out, "www.example.org  pending_dns") {
+		t.Fatalf("ferry domains list = %q, %v", out, err)
+	}
+	if out, err = run("verify", "www.example.org"); err != nil || !strings.Contains(out, "no TXT record") {
+		t.Fatalf("ferry domains verify = %q, %v", out, err)
+	}
+	if _, err = run("add", "1.2.3.4"); err == nil || !strings.Contains(err.Error(), "IP address") {
+		t.Fatalf("ferry domains add 1.2.3.4: %v", err)
+	}
+	if out, err = run("remove", "www.example.org"); err != nil || !strings.Contains(out, "removed") {
+		t.Fatalf("ferry domains remove = %q, %v", out, err)
+	}
+	if out, _ = run("list"); strings.Contains(out, "www.example.org") {
+		t.Fatalf("removed domain still listed: %q", out)
+	}
 }
