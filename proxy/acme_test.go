@@ -152,6 +152,17 @@ func TestACMEIssuance(t *testing.T) {
 			if n := s.pebble.Orders(t); n != 1 {
 				t.Fatalf("after unverified SNIs pebble saw %d orders, want still 1", n)
 			}
+			// Without a wildcard, a preview host that exists gets its own certificate.
+			preview := tc.name + "--web." + testDomain
+			if err := e.store.AliasSet(context.Background(), "web", tc.name, mustAlias(t, e.store, "web")); err != nil {
+				t.Fatal(err)
+			}
+			if leaf, err := handshake(e.secure, preview, roots); err != nil || leaf.DNSNames[0] != preview {
+				t.Fatalf("handshake for the existing preview host %s: %v", preview, err)
+			}
+			if n := s.pebble.Orders(t); n != 2 {
+				t.Fatalf("after the preview host pebble saw %d orders, want 2", n)
+			}
 		})
 	}
 }
@@ -419,4 +430,14 @@ func TestACMEWildcardRoute53(t *testing.T) {
 	if !strings.Contains(changes, "_acme-challenge."+testDomain+". TXT") || r53.Signed() == 0 {
 		t.Fatalf("Route 53 stand-in saw changes %q and %d signed requests", changes, r53.Signed())
 	}
+}
+
+// mustAlias returns the deployment project's production alias points at.
+func mustAlias(t *testing.T, store *site.Store, project string) string {
+	t.Helper()
+	a, err := store.AliasGet(context.Background(), project, site.ProductionAlias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Deployment
 }
