@@ -39,10 +39,11 @@ var commands = map[string]command{
 	"build":   {build.Command, build.About},
 	"app":     {app.Command, app.About},
 	"deploy":  {api.DeployCommand, api.DeployAbout},
+	"domains": {api.DomainsCommand, api.DomainsAbout},
 }
 
 // order is how `ferry -h` lists the subcommands.
-var order = []string{"dev", "app", "proxy", "build", "publish", "deploy", "action", "migrate"}
+var order = []string{"dev", "app", "proxy", "build", "publish", "deploy", "domains", "action", "migrate"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -30,6 +30,10 @@ type Config struct {
 	Storage string
 	// Domain is what site host names end in. Default "localhost".
 	Domain string
+	// DNSServer (host:port) answers custom-domain ownership checks; default the system's resolver.
+	DNSServer string
+	// DomainCheckInterval is how often pending custom domains are checked again. Default 30s.
+	DomainCheckInterval time.Duration
 	// PublicURL is the App's own URL, for log links on GitHub. Default: none.
 	PublicURL string
 	// GitHubAppID and GitHubPrivateKey identify the GitHub App. Both or neither: with neither, nothing is
@@ -196,6 +200,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL `URL`, for example postgres://ferry@db:5432/ferry (required)")
 	fs.StringVar(&c.Storage, "storage", "", "storage `URL` builds publish to: file:///var/lib/ferry or s3://BUCKET/PREFIX?region=R (required)")
 	fs.StringVar(&c.Domain, "domain", "localhost", "domain `D` that site host names end in")
+	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS `server` (host:port) that custom-domain ownership checks ask (default: the system's resolver)")
+	fs.DurationVar(&c.DomainCheckInterval, "domain-check-interval", 30*time.Second, "how often custom domains still waiting for their DNS record are checked again")
 	fs.StringVar(&c.PublicURL, "public-url", "", "this server's public `URL`, for build log links on GitHub (default: no links)")
 	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key")
 	privateKey := GitHubKeyFlags(fs)

@@ -1,12 +1,14 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,6 +66,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if err != nil {
 		return err
 	}
+	go svc.DomainWatch(ctx, cmp.Or(cfg.DomainCheckInterval, 30*time.Second))
 	hub, err := events.New(events.Config{ConnConfig: pool.Config().ConnConfig, Logger: logger})
 	if err != nil {
 		return err
@@ -128,6 +131,10 @@ func cloneTokens(ts tokenSource) func(ctx context.Context, installationID int64)
 
 // newProjects is the projects service that the dashboard and the API share. tokens may be nil.
 func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *site.Store, cipher *store.EnvCipher, tokens tokenSource, logger *slog.Logger) (*projects.Service, error) {
+	var dns projects.Resolver
+	if cfg.DNSServer != "" {
+		dns = projects.ResolverAt(cfg.DNSServer)
+	}
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
-		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens)})
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens), DNS: dns})
 }

@@ -39,6 +39,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for open requests on shutdown")
 	proxyOrigins := fs.String("proxy-origins", "", "comma-separated `origins` (https://api.example.com,...) that sites' _redirects proxy rules (status 200 to a full URL) may fetch from; other origins get 502 (default: none)")
 	proxyTimeout := fs.Duration("proxy-timeout", 30*time.Second, "time limit for one request to a proxy rule's origin")
+	tlsf := addTLSFlags(fs)
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -73,6 +74,9 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return ferry.Errorf(ferry.EINVALID, "listen on %s: %w; pick another --listen address", *listen, err)
 	}
 	log.Info("serving sites", "listen", ln.Addr().String(), "domain", p.domain, "cache_bytes", p.cfg.CacheBytes, "cache_dir", p.cfg.CacheDir)
+	if tlsf.listen != "" {
+		return tlsf.serve(ctx, p, ln, *shutdown)
+	}
 	return Serve(ctx, ln, p, *shutdown)
 }
 

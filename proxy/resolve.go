@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -25,6 +26,10 @@ type hostEntry struct {
 	// pinned: name is a deployment id, whose manifest never changes, so the entry never expires.
 	pinned    bool
 	flightKey string
+	// custom: the host is not under the domain but may be a custom domain (domains/<host>.json), whose mapping
+	// is read and cached like an alias; host is its name.
+	custom bool
+	host   string
 
 	refreshing atomic.Bool
 	cur        atomic.Pointer[resolution]
@@ -36,6 +41,10 @@ type resolution struct {
 	err     error  // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
 	page    []byte // for ENOTFOUND: which of the "no such site" pages applies
 	expires int64  // Proxy.now() after which the alias is read again
+	// redirect is set for a custom domain that redirects (apex → www): the scheme and host to send visitors to.
+	redirect []byte
+	// noDomain: a custom-domain candidate that has no verified mapping, so the host is not a site host.
+	noDomain bool
 }
 
 // hostBufLen bounds a Host header (a DNS name is at most 253 bytes, plus a port).
@@ -124,6 +133,9 @@ func (p *Proxy) host(h []byte) *hostEntry {
 		e.site, e.project, e.name = true, project, alias
 		e.pinned = site.IsDeploymentID(alias)
 		e.flightKey = "host\x00" + project + "\x00" + alias
+	} else if p.customCandidate(name) {
+		e.site, e.custom, e.host = true, true, name
+		e.flightKey = "domain\x00" + name
 	}
 	p.hostsMu.Lock()
 	if len(p.hosts) >= maxHosts {
@@ -167,15 +179,27 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	}
 	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
 	defer cancel()
-	id := e.name
-	if !e.pinned {
-		a, err := p.store.AliasGet(ctx, e.project, e.name)
+	project, id := e.project, e.name
+	if e.custom {
+		d, err := p.customDomain(ctx, e.host)
 		if err != nil {
-			return p.refreshFailed(ctx, e, old, fmt.Errorf("read alias %s of project %s: %w", e.name, e.project, err))
+			return p.refreshFailed(ctx, e, old, err)
+		}
+		if d.RedirectTo != "" {
+			r := &resolution{redirect: []byte("https://" + d.RedirectTo), expires: now + int64(p.cfg.AliasTTL)}
+			e.cur.Store(r)
+			return r
+		}
+		project, id = d.Project, d.Alias
+	}
+	if !e.pinned {
+		a, err := p.store.AliasGet(ctx, project, id)
+		if err != nil {
+			return p.refreshFailed(ctx, e, old, fmt.Errorf("read alias %s of project %s: %w", id, project, err))
 		}
 		id = a.Deployment
 	}
-	dep, err := p.deployment(ctx, e.project, id)
+	dep, err := p.deployment(ctx, project, id)
 	if err != nil {
 		return p.refreshFailed(ctx, e, old, err)
 	}
@@ -193,7 +217,7 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution, err error) *resolution {
 	now := p.now()
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		r := &resolution{err: err, page: p.missingPage(ctx, e), expires: now + int64(p.cfg.AliasTTL)}
+		r := &resolution{err: err, page: p.missingPage(ctx, e), expires: now + int64(p.cfg.AliasTTL), noDomain: errors.Is(err, errNoDomain)}
 		e.cur.Store(r)
 		return r
 	}
@@ -213,6 +237,9 @@ func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution
 // not exist, may have no production deployment yet, or the preview was removed. One listing tells them apart,
 // and the answer is cached with the host's resolution.
 func (p *Proxy) missingPage(ctx context.Context, e *hostEntry) []byte {
+	if e.custom { // an unmapped custom domain, or one whose project or alias is gone: no project to ask about
+		return pageNoSuchSite
+	}
 	objs, err := p.cfg.Storage.List(ctx, site.ProjectPrefix(e.project)+"deployments/")
 	switch {
 	case err != nil:

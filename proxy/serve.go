@@ -72,6 +72,9 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 	r := p.resolve(e)
 	if r.dep == nil {
+		if e.custom && p.customUnresolved(ctx, r) {
+			return
+		}
 		if ferry.ErrorCode(r.err) == ferry.ENOTFOUND {
 			page(ctx, fasthttp.StatusNotFound, r.page)
 		} else {

@@ -70,6 +70,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	h("POST /api/v1/deployments/{id}/cancel", a.cancel)
 	h("POST /api/v1/deployments/{id}/promote", a.promote)
 	h("POST /api/v1/deployments/{id}/rollback", a.rollback)
+	a.domainRoutes(h)
 	h("/api/", func(r *http.Request, _ int64) (int, any, error) {
 		return 0, nil, ferry.Errorf(ferry.ENOTFOUND, "no API endpoint %s %s; see docs/api.md", r.Method, r.URL.Path)
 	})

@@ -53,6 +53,8 @@ type Config struct {
 	Tokens func(ctx context.Context, installationID int64) (string, error)
 	// Logger records who changed what. Default slog.Default().
 	Logger *slog.Logger
+	// DNS answers custom-domain ownership checks. Default net.DefaultResolver.
+	DNS Resolver
 }
 
 // Service is the projects service. It is safe for concurrent use.

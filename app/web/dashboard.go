@@ -61,6 +61,7 @@ func (d *Dashboard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /deployments/{id}/events", d.signedIn(d.deploymentEvents))
 	mux.HandleFunc("GET /deployments/{id}/actions", d.signedIn(d.deploymentLive))
 	mux.HandleFunc("POST /deployments/{id}/{action}", d.signedIn(d.deploymentAction))
+	d.domainRoutes(mux)
 }
 
 // userHandler is a handler for a signed-in user.

@@ -168,7 +168,7 @@ func (s *File) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".put-") {
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".put-") || strings.HasPrefix(d.Name(), casPrefix) {
 			return nil
 		}
 		rel, err := filepath.Rel(s.root, p)
