@@ -59,8 +59,11 @@ type Config struct {
 	AllowLocalRepos bool
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
-	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (25 MB, GitHub's own cap).
+	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (8 MiB).
 	MaxBodyBytes int64
+	// WebhookPendingBytes bounds the memory of all webhook bodies not verified yet. Default
+	// webhook.DefaultPendingBytes (32 MiB).
+	WebhookPendingBytes int64
 	// ShutdownTimeout bounds a graceful stop: open requests, then running jobs (which are then canceled and
 	// retried by the next start). Default 30s.
 	ShutdownTimeout time.Duration
@@ -153,7 +156,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.DurationVar(&c.ECS.StartTimeout, "ecs-start-timeout", 10*time.Minute, "how long a build task may take to start before the attempt is retried")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", "", "`file` with the key that encrypts env vars: 32 random bytes, raw or base64 (head -c 32 /dev/urandom | base64); without it env vars are off")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes` (GitHub's own cap is 25 MB)")
+	fs.Int64Var(&c.WebhookPendingBytes, "webhook-pending-bytes", webhook.DefaultPendingBytes, "memory, in `bytes`, that all webhook bodies not yet verified may hold together; past it deliveries get 503 + Retry-After")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if err == flag.ErrHelp {

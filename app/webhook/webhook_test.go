@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v66/github"
 	"github.com/jackc/pgx/v5"
@@ -820,4 +821,93 @@ func FuzzIntake(f *testing.F) {
 			t.Fatalf("invalid signature changed the database: %+v -> %+v", before, after)
 		}
 	})
+}
+
+// readCounter is a request body that counts what is read of it and can hold the reader until released.
+type readCounter struct {
+	r     io.Reader
+	n     atomic.Int64
+	block chan struct{} // closed to let reads go on; nil never blocks
+	ready chan struct{} // closed on the first read
+	once  sync.Once
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	if c.ready != nil {
+		c.once.Do(func() { close(c.ready) })
+	}
+	if c.block != nil {
+		<-c.block
+	}
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestUnsignedBodiesAreNotRead: without a well-formed signature header, or with a Content-Length over the cap,
+// the intake answers before it reads a byte of the body.
+func TestUnsignedBodiesAreNotRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *webhook.Config) { c.MaxBodyBytes = 64 << 10 })
+	for _, c := range []struct {
+		name, sig string
+		size      int
+		want      int
+	}{
+		{"no signature", "", 1000, 401},
+		{"sha1 signature", "sha1=0123456789abcdef0123456789abcdef01234567", 1000, 401},
+		{"short signature", "sha256=abcd", 1000, 401},
+		{"declared too large", "sha256=" + strings.Repeat("ab", 32), 65<<10 + 1, 413},
+	} {
+		body := &readCounter{r: bytes.NewReader(make([]byte, c.size))}
+		r := httptest.NewRequest(http.MethodPost, "/webhooks/github", body)
+		r.ContentLength = int64(c.size)
+		r.Header.Set("X-GitHub-Event", "push")
+		r.Header.Set("X-GitHub-Delivery", "d-"+c.name)
+		if c.sig != "" {
+			r.Header.Set("X-Hub-Signature-256", c.sig)
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != c.want || body.n.Load() != 0 {
+			t.Errorf("%s: status %d, %d bytes read; want %d and none read", c.name, w.Code, body.n.Load(), c.want)
+		}
+	}
+}
+
+// TestPendingBudgetSpent: while other bodies hold the whole budget for unverified bodies, a delivery gets 503
+// with Retry-After at once instead of memory; once they are gone it is taken.
+func TestPendingBudgetSpent(t *testing.T) {
+	t.Parallel()
+	// 4 chunks of 32 KiB: one for small bodies, three for the rest of a large one.
+	e := newEnv(t, func(c *webhook.Config) { c.MaxBodyBytes = 96 << 10; c.PendingBytes = 128 << 10 })
+	ping := payload(t, "ping/payload.json")
+	slow := &readCounter{r: bytes.NewReader(make([]byte, 1000)), block: make(chan struct{}), ready: make(chan struct{})}
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/github", slow)
+	r.Header.Set("X-GitHub-Event", "ping")
+	r.Header.Set("X-GitHub-Delivery", "slow")
+	r.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("ab", 32))
+	held := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		held <- w.Code
+	}()
+	<-slow.ready
+	start := time.Now()
+	w := e.send(delivery{event: "ping", body: ping})
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("with the budget spent: status %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the 503 took %s", took)
+	}
+	close(slow.block)
+	if code := <-held; code != http.StatusUnauthorized {
+		t.Errorf("the slow unsigned body: status %d, want 401", code)
+	}
+	e.deliver("ping", ping, http.StatusAccepted)
+	if got := counterValue(t, e.reg, "ping", webhook.OutcomeBusy); got != 1 {
+		t.Errorf("ferry_webhooks_total{ping,busy} = %v, want 1", got)
+	}
 }
