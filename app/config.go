@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 )
 
 // Config is everything `ferry app` runs with. Command fills it from flags and FERRY_* variables; `ferry dev`
@@ -57,6 +59,13 @@ type Config struct {
 	SecretKeyFile string
 	// AllowLocalRepos lets users create projects from local paths and file:// URLs (`ferry dev` only).
 	AllowLocalRepos bool
+	// GitAllowRanges are non-public ranges that users' git URLs may reach (an internal git host); everything
+	// else that is not public internet is refused before git connects (internal/netpolicy).
+	GitAllowRanges []netip.Prefix
+	// GitAllowLoopback lets git URLs reach 127.0.0.0/8 and ::1 (`ferry dev` only).
+	GitAllowLoopback bool
+	// GitAllowHTTP accepts http:// git URLs besides https:// (`ferry dev` sets it).
+	GitAllowHTTP bool
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
 	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (8 MiB).
@@ -158,6 +167,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes` (GitHub's own cap is 25 MB)")
 	fs.Int64Var(&c.WebhookPendingBytes, "webhook-pending-bytes", webhook.DefaultPendingBytes, "memory, in `bytes`, that all webhook bodies not yet verified may hold together; past it deliveries get 503 + Retry-After")
+	gitRanges := fs.String("git-allow-ranges", "", "comma-separated non-public `CIDRs` that users' git URLs may reach, such as an internal git host's 10.1.2.0/24 (default: public addresses only)")
+	fs.BoolVar(&c.GitAllowHTTP, "git-allow-http", false, "accept plain http:// git URLs besides https://")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if err == flag.ErrHelp {
@@ -169,6 +180,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
 	}
 	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
+	ranges, err := netpolicy.ParsePrefixes(splitList(*gitRanges))
+	if err != nil {
+		return c, fmt.Errorf("--git-allow-ranges: %w", err)
+	}
+	c.GitAllowRanges = ranges
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
 	"github.com/ferryhq/ferry/internal/ghreport"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -94,5 +95,7 @@ func cloneTokens(ts tokenSource) func(ctx context.Context, installationID int64)
 // newProjects is the projects service that the dashboard and the API share. tokens may be nil.
 func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *site.Store, cipher *store.EnvCipher, tokens tokenSource, logger *slog.Logger) (*projects.Service, error) {
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
-		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens)})
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens),
+		GitPolicy:        netpolicy.Policy{Allow: cfg.GitAllowRanges, AllowLoopback: cfg.GitAllowLoopback},
+		AllowInsecureGit: cfg.GitAllowHTTP})
 }

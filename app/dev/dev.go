@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
-			SecretKeyFile: keyFile, AllowLocalRepos: true,
+			SecretKeyFile: keyFile, AllowLocalRepos: true, GitAllowLoopback: true, GitAllowHTTP: true,
 			DevSignIn: func(link string) { signIn = link },
 			Ready:     func(string) { close(ready) },
 		}, logger)

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -43,6 +46,15 @@ type Config struct {
 	// AllowLocalRepos lets projects build from file:// URLs and local paths: `ferry dev` only, since on a
 	// shared server it would let any user build whatever the server can read.
 	AllowLocalRepos bool
+	// GitPolicy is the set of addresses that git URLs may lead to: public internet addresses, plus what the
+	// operator allows (--git-allow-ranges) and loopback under `ferry dev`. The app itself runs `git ls-remote`
+	// on users' URLs, so without it any user could probe the host's and the private network's services.
+	GitPolicy netpolicy.Policy
+	// AllowInsecureGit accepts http:// git URLs (`ferry dev`, or --git-allow-http). Default: https:// only.
+	AllowInsecureGit bool
+	// Resolver resolves git URLs' host names before git connects (git is then pinned to its answer). Default
+	// net.DefaultResolver.
+	Resolver Resolver
 	// ResolveRef turns a branch into the commit it points at, for "deploy now". Default: git ls-remote, with
 	// an installation token when the project has an installation and Tokens is set.
 	ResolveRef func(ctx context.Context, p *store.Project, branch string) (sha string, err error)
@@ -51,6 +63,13 @@ type Config struct {
 	// Logger records who changed what. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// Resolver is what the service needs of a DNS resolver; *net.Resolver is one.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ Resolver = (*net.Resolver)(nil)
 
 // Service is the projects service. It is safe for concurrent use.
 type Service struct {
@@ -207,8 +226,8 @@ func (s *Service) writableProject(ctx context.Context, userID int64, name string
 
 // ProjectCreateParams describes a new project.
 type ProjectCreateParams struct {
-	// GitURL is a public https://, http:// or git:// repository URL (file:// and local paths only with
-	// AllowLocalRepos). Required.
+	// GitURL is a public https:// repository URL (http:// only with AllowInsecureGit, file:// and local paths
+	// only with AllowLocalRepos). Required.
 	GitURL string `json:"gitUrl"`
 	// Name is the host label and storage prefix; default: made from the repository's name.
 	Name string `json:"name,omitempty"`
