@@ -51,9 +51,13 @@ const RetryAfterSeconds = 5
 
 // Outcomes of a delivery, the "outcome" label of ferry_webhooks_total.
 const (
-	OutcomeAccepted     = "accepted"      // the event changed state or enqueued work (202)
-	OutcomeIgnored      = "ignored"       // a known event that needs nothing (202): a tag push, an assigned PR
-	OutcomeDuplicate    = "duplicate"     // a redelivery of a recorded X-GitHub-Delivery (200)
+	OutcomeAccepted  = "accepted"  // the event changed state or enqueued work (202)
+	OutcomeIgnored   = "ignored"   // a known event that needs nothing (202): a tag push, an assigned PR
+	OutcomeDuplicate = "duplicate" // a redelivery of a recorded X-GitHub-Delivery (200)
+	// OutcomeAlreadyDeployed is a push of the commit its alias already has (200): a replay, or a repeat.
+	OutcomeAlreadyDeployed = "already_deployed"
+	// OutcomeStale is a push of a commit older than what its alias has had since (200): nothing is built.
+	OutcomeStale        = "stale"
 	OutcomeUnknown      = "unknown_event" // an event Ferry does not handle (204)
 	OutcomeUnauthorized = "unauthorized"  // no or a wrong signature (401)
 	OutcomeTooLarge     = "too_large"     // a body over the cap (413)
@@ -316,6 +320,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 		}
 		log.Error("webhook failed", "err", err)
 		return status, OutcomeError, "could not record the delivery; redeliver it later"
+	}
+	if outcome == OutcomeAlreadyDeployed || outcome == OutcomeStale {
+		return http.StatusOK, outcome, strings.ReplaceAll(outcome, "_", " ")
 	}
 	return http.StatusAccepted, outcome, outcome
 }

@@ -911,3 +911,51 @@ func TestPendingBudgetSpent(t *testing.T) {
 		t.Errorf("ferry_webhooks_total{ping,busy} = %v, want 1", got)
 	}
 }
+
+// TestPushReplayUnderNewDeliveryID is issue 11's item 7 at intake: X-GitHub-Delivery is not signed, so a signed
+// push body is sent again under a fresh id. The commit its alias has is "already deployed", one older than the
+// alias has had since is "stale": 200, no deployment, no job. Real payloads.
+func TestPushReplayUnderNewDeliveryID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.seed("{}")
+	first := payload(t, "push/with-new-branch.payload.json")
+	second := edit(t, first, func(m map[string]any) {
+		m["before"], m["after"] = m["after"], "2222222222222222222222222222222222222222"
+	})
+	e.deliver("push", first, http.StatusAccepted)
+	// The same signed body, a new delivery id: the commit is what production is getting already.
+	w := e.send(delivery{event: "push", body: first, id: "replay-1"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already deployed") {
+		t.Fatalf("replay of the current push: %d %q, want 200 already deployed", w.Code, w.Body.String())
+	}
+	e.deliver("push", second, http.StatusAccepted)
+	before := e.counts()
+	// Last week's push, replayed after a newer one: production must not go back.
+	w = e.send(delivery{event: "push", body: first, id: "replay-2"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "stale") {
+		t.Fatalf("replay of the older push: %d %q, want 200 stale", w.Code, w.Body.String())
+	}
+	after := e.counts()
+	if after.deployments != before.deployments || after.jobs != before.jobs {
+		t.Fatalf("the replay built something: %+v -> %+v", before, after)
+	}
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 || ds[1].CommitSHA != "2222222222222222222222222222222222222222" {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	if got := counterValue(t, e.reg, "push", webhook.OutcomeStale); got != 1 {
+		t.Errorf("ferry_webhooks_total{push,stale} = %v, want 1", got)
+	}
+	if got := counterValue(t, e.reg, "push", webhook.OutcomeAlreadyDeployed); got != 1 {
+		t.Errorf("ferry_webhooks_total{push,already_deployed} = %v, want 1", got)
+	}
+	// Intake asks the build to check the branch's head before it moves the alias.
+	js := e.jobs()
+	if last := js[len(js)-1]; last.Kind != "deploy" || last.Args["follow_ref"] != true {
+		t.Errorf("last job %+v, want a deploy with follow_ref", last)
+	}
+	// A preview branch's alias is judged on its own: the same commit on another branch builds.
+	other := edit(t, first, func(m map[string]any) { m["ref"] = "refs/heads/feature" })
+	e.deliver("push", other, http.StatusAccepted)
+}
