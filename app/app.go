@@ -107,8 +107,12 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer stopRiver(rc, cfg.ShutdownTimeout, logger)
 
+	intakeStorage, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return err
+	}
 	intake, err := webhook.New(webhook.Config{
-		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, MaxBodyBytes: cfg.MaxBodyBytes,
+		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
 		PendingBytes: cfg.WebhookPendingBytes,
 		GitHubURL:    webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
 	})

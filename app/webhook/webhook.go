@@ -32,6 +32,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
 )
 
 // DefaultMaxBodyBytes caps a delivery's body. GitHub's own cap is 25 MB, but what it sends is far smaller (a
@@ -75,6 +76,9 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// River inserts jobs inside the intake transaction (an insert-only client is enough). Required.
 	River *river.Client[pgx.Tx]
+	// Site is the storage builds publish to: a new repository's project does not take a name that storage holds
+	// for another repository (site.Occupant). Required.
+	Site *site.Store
 	// MaxBodyBytes caps a delivery's body; a larger one gets 413, before any of it is read when its
 	// Content-Length says so. Default: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -121,6 +125,7 @@ type Delivery struct {
 	Log *slog.Logger
 
 	githubURL string
+	site      *site.Store
 }
 
 // DefaultHandlers are the events Ferry acts on.
@@ -146,8 +151,8 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: no webhook secret (pass --webhook-secret or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE)")
 	}
-	if cfg.Pool == nil || cfg.River == nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: a database pool and a River client are required")
+	if cfg.Pool == nil || cfg.River == nil || cfg.Site == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: a database pool, a River client and the site store are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -299,7 +304,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 			return errDuplicate // roll back: a redelivery changes nothing
 		}
 		d := &Delivery{ID: delivery, Event: event, Payload: parsed, Store: st, Tx: tx, River: h.cfg.River, Log: log,
-			githubURL: h.cfg.GitHubURL}
+			githubURL: h.cfg.GitHubURL, site: h.cfg.Site}
 		outcome, err = eh.Handle(r.Context(), d)
 		return err
 	})

@@ -30,6 +30,8 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -54,6 +56,7 @@ type env struct {
 	st   *store.Store
 	h    *webhook.Handler
 	reg  *prometheus.Registry
+	site *site.Store
 }
 
 // deliveryCounter makes delivery ids unique in the test binary.
@@ -66,8 +69,12 @@ func newEnv(t testing.TB, mod ...func(*webhook.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, pool: pool, st: store.New(pool), reg: prometheus.NewRegistry()}
-	cfg := webhook.Config{Secret: []byte(secret), Pool: pool, River: rc, Registerer: e.reg,
+	blobs, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, pool: pool, st: store.New(pool), reg: prometheus.NewRegistry(), site: site.NewStore(blobs)}
+	cfg := webhook.Config{Secret: []byte(secret), Pool: pool, River: rc, Registerer: e.reg, Site: e.site,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -958,4 +965,48 @@ func TestPushReplayUnderNewDeliveryID(t *testing.T) {
 	// A preview branch's alias is judged on its own: the same commit on another branch builds.
 	other := edit(t, first, func(m map[string]any) { m["ref"] = "refs/heads/feature" })
 	e.deliver("push", other, http.StatusAccepted)
+}
+
+// publishAsAction stores a one-page site under project the way the GitHub Action does (site.Store.Publish with
+// the Action's meta), unknown to the database.
+func (e *env) publishAsAction(project, repository string) {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("published by the Action"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	meta := map[string]string{"builder": "github-action"}
+	if repository != "" {
+		meta["repository"] = repository
+	}
+	if _, err := e.site.Publish(context.Background(), site.PublishParams{Project: project, Dir: dir,
+		Aliases: []string{site.ProductionAlias}, Meta: meta}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestNewProjectSkipsNamesTakenInStorage is issue 11's item 3 at intake: a repository's new project does not take
+// a name that storage holds for another repository (or for none); it takes it when the stored deployments are of
+// that very repository, which the signed event proves the installation reaches.
+func TestNewProjectSkipsNamesTakenInStorage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		stored, want string
+	}{
+		{"someone/else", "hello-world-2"},
+		{"", "hello-world-2"},
+		{"codertocat/hello-world", "hello-world"},
+	} {
+		e := newEnv(t)
+		if _, err := e.st.InstallationUpsert(ctx, store.InstallationUpsertParams{ID: eventInst, AccountLogin: "Codertocat", AccountType: "User", AccountID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		e.publishAsAction("hello-world", c.stored)
+		e.deliver("push", payload(t, "push/with-new-branch.payload.json"), http.StatusAccepted)
+		p, err := e.st.ProjectGetByRepoID(ctx, helloWorldRepo)
+		if err != nil || p.Name != c.want {
+			t.Errorf("storage holding hello-world for %q: project %+v (%v), want name %s", c.stored, p, err, c.want)
+		}
+	}
 }
