@@ -292,6 +292,13 @@ func (s *Service) ProjectCreate(ctx context.Context, userID int64, p ProjectCrea
 // to a GitHub App installation of it; anything else is ECONFLICT saying how to go on. Otherwise any signed-up
 // user could take over a site that the Action publishes, and deleting the project would delete it.
 func (s *Service) claimName(ctx context.Context, userID int64, name, gitURL string) error {
+	// A project of Ferry's own has the name (its deployments are what storage holds): the usual conflict.
+	switch _, err := s.cfg.Store.ProjectGetByName(ctx, name); {
+	case err == nil:
+		return ferry.Errorf(ferry.ECONFLICT, "a project named %q already exists; choose another name", name)
+	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		return err
+	}
 	occ, err := s.cfg.Site.Occupant(ctx, name)
 	if err != nil || occ == nil {
 		return err
