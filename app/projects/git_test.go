@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -255,4 +256,31 @@ func TestGitPinnedToCheckedAddress(t *testing.T) {
 	if gitCalls.Load() != before || git.Requests.Load() != requests {
 		t.Fatal("git ran for a name resolving to loopback")
 	}
+}
+
+// FuzzValidateGitURL: whatever a user sends, an accepted git URL (default policy, no local repositories) is
+// https with a host, never an option, and never a written address that the policy refuses.
+func FuzzValidateGitURL(f *testing.F) {
+	for _, s := range []string{"https://github.com/acme/site.git", "https://127.0.0.1/x.git", "https://2130706433/x",
+		"https://0x7f.1/x", "https://[::ffff:7f00:1]/x", "https://localhost./x", "http://example.com/x", "ext::sh",
+		"--upload-pack=x", "https://a@b/c", "https://[fe80::1%25eth0]/x", "HTTPS://EXAMPLE.COM/X", "https://0177.1/x"} {
+		f.Add(s)
+	}
+	s := gitService(netpolicy.Policy{}, false, false)
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := s.validateGitURL(raw)
+		if err != nil {
+			return
+		}
+		u, perr := url.Parse(got)
+		if perr != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil || strings.HasPrefix(got, "-") {
+			t.Fatalf("accepted %q as %q", raw, got)
+		}
+		if a, ok := literalAddr(u.Hostname()); ok && netpolicy.Classify(a) != "" {
+			t.Fatalf("accepted %q (a %s address) as %q", raw, netpolicy.Classify(a), got)
+		}
+		if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && netpolicy.Classify(a) != "" {
+			t.Fatalf("accepted %q (a %s address)", raw, netpolicy.Classify(a))
+		}
+	})
 }
