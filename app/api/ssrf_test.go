@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -52,4 +53,27 @@ func TestGitURLSSRFOverAPI(t *testing.T) {
 	if n := conns.Load(); n != 0 {
 		t.Fatalf("the listener on 127.0.0.1 saw %d connections", n)
 	}
+}
+
+// TestDeployCommitChecksTheURL: "deploy now" of a given commit runs no ls-remote, so the URL is checked on its
+// own: a project whose host resolves to loopback (stored before the check, or renamed in DNS since) gets the
+// uniform error and no deployment.
+func TestDeployCommitChecksTheURL(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	u := h.newUser()
+	git := "https://github.com/acme/site.git"
+	h.must(u, 201, "POST", "/api/v1/projects", map[string]any{"gitUrl": git, "name": "public"}, nil)
+	if _, err := h.st.ProjectCreate(h.ctx, store.ProjectCreateParams{Name: "loop", CloneURL: "https://127.0.0.1:1/x.git", OwnerID: u.id}); err != nil {
+		t.Fatal(err)
+	}
+	sha := strings.Repeat("c", 40)
+	r := h.do(u, "POST", "/api/v1/projects/loop/deployments", map[string]string{"commit": sha})
+	if _, msg := r.errorCode(); r.status != 400 || !strings.Contains(msg, "cannot read the repository at https://127.0.0.1:1/x.git") {
+		t.Errorf("deploy a commit of a loopback URL: %d %s", r.status, r.body)
+	}
+	if n := h.count(`SELECT count(*) FROM deployments d JOIN projects p ON p.id = d.project_id WHERE p.name = 'loop'`); n != 0 {
+		t.Errorf("%d deployments queued for the loopback URL", n)
+	}
+	h.must(u, 201, "POST", "/api/v1/projects/public/deployments", map[string]string{"commit": sha}, nil)
 }

@@ -265,6 +265,10 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 		if err := validateCommit(sha); err != nil {
 			return nil, err
 		}
+		// No ls-remote checks the URL on this path: the build's clone would be the first to reach it.
+		if err := s.checkBuildable(ctx, proj); err != nil {
+			return nil, err
+		}
 	} else {
 		if p.Branch == "" {
 			p.Branch = proj.ProductionBranch
@@ -307,6 +311,9 @@ func (s *Service) Redeploy(ctx context.Context, userID int64, id string) (*Deplo
 		return nil, err
 	}
 	if _, err := s.writableProject(ctx, userID, p.Name); err != nil {
+		return nil, err
+	}
+	if err := s.checkBuildable(ctx, p); err != nil {
 		return nil, err
 	}
 	f, err := s.cfg.Store.DeploymentForkGet(ctx, old.ID)

@@ -254,17 +254,11 @@ func (s *Service) lsRemote(ctx context.Context, p *store.Project, branch string)
 		}
 		config = append(config, [2]string{"protocol.allow", "never"}, [2]string{"protocol.file.allow", "always"})
 	} else {
-		pu, err := url.Parse(p.CloneURL)
-		if err != nil || !(pu.Scheme == "https" || pu.Scheme == "http" && s.cfg.AllowInsecureGit) || pu.User != nil {
-			s.cfg.Logger.InfoContext(ctx, "git URL refused", "url", p.CloneURL, "why", "not an allowed https URL")
-			return "", gitUnreadable(p.CloneURL)
-		}
-		pin, err := s.gitResolve(ctx, pu)
+		scheme, pin, err := s.checkRemote(ctx, p)
 		if err != nil {
-			s.cfg.Logger.InfoContext(ctx, "git URL refused", "url", p.CloneURL, "err", err)
-			return "", gitUnreadable(p.CloneURL)
+			return "", err
 		}
-		config = append(config, [2]string{"protocol.allow", "never"}, [2]string{"protocol." + pu.Scheme + ".allow", "always"},
+		config = append(config, [2]string{"protocol.allow", "never"}, [2]string{"protocol." + scheme + ".allow", "always"},
 			[2]string{"http.followRedirects", "false"}, [2]string{"http.curloptResolve", pin})
 	}
 	config = append(config, [2]string{"credential.helper", ""}, [2]string{"core.askPass", ""})
@@ -292,6 +286,32 @@ func (s *Service) lsRemote(ctx context.Context, p *store.Project, branch string)
 		}
 	}
 	return "", ferry.Errorf(ferry.ENOTFOUND, "branch %q does not exist in %s", branch, p.CloneURL)
+}
+
+// checkRemote checks a project's network git URL as lsRemote does (scheme, then every address its host
+// resolves to) and returns its scheme and curl's resolve entry; any refusal is gitUnreadable. "Deploy now" of a
+// given commit and redeploys run it too, so that no build is queued for a URL that leads to a refused address.
+func (s *Service) checkRemote(ctx context.Context, p *store.Project) (scheme, pin string, err error) {
+	pu, err := url.Parse(p.CloneURL)
+	if err != nil || !(pu.Scheme == "https" || pu.Scheme == "http" && s.cfg.AllowInsecureGit) || pu.User != nil {
+		s.cfg.Logger.InfoContext(ctx, "git URL refused", "url", p.CloneURL, "why", "not an allowed https URL")
+		return "", "", gitUnreadable(p.CloneURL)
+	}
+	if pin, err = s.gitResolve(ctx, pu); err != nil {
+		s.cfg.Logger.InfoContext(ctx, "git URL refused", "url", p.CloneURL, "err", err)
+		return "", "", gitUnreadable(p.CloneURL)
+	}
+	return pu.Scheme, pin, nil
+}
+
+// checkBuildable is checkRemote for a project about to be built; local repositories are AllowLocalRepos's
+// business (validateGitURL, the builder).
+func (s *Service) checkBuildable(ctx context.Context, p *store.Project) error {
+	if !strings.Contains(p.CloneURL, "://") || strings.HasPrefix(p.CloneURL, "file://") {
+		return nil
+	}
+	_, _, err := s.checkRemote(ctx, p)
+	return err
 }
 
 // gitEnv is the app's environment without git's own variables (which could point git at other config, hooks
