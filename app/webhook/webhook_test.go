@@ -668,7 +668,10 @@ func TestForkPullRequest(t *testing.T) {
 	wantDeployJobs(t, e.jobs(), true, ds[0].ID)
 
 	// A deleted fork (head.repo null) counts as a fork.
-	gone := edit(t, payload(t, "pull_request/synchronize.payload.json"), func(m map[string]any) { obj(m, "pull_request", "head")["repo"] = nil })
+	gone := edit(t, payload(t, "pull_request/synchronize.payload.json"), func(m map[string]any) {
+		// A synchronize brings a new head commit (the real payloads share one).
+		obj(m, "pull_request", "head")["repo"], obj(m, "pull_request", "head")["sha"] = nil, "4444444444444444444444444444444444444444"
+	})
 	e.deliver("pull_request", gone, http.StatusAccepted)
 	ds = e.deployments(p.ID)
 	if f, _ := e.st.DeploymentForkGet(ctx, ds[1].ID); !f.Fork {
@@ -1008,5 +1011,33 @@ func TestNewProjectSkipsNamesTakenInStorage(t *testing.T) {
 		if err != nil || p.Name != c.want {
 			t.Errorf("storage holding hello-world for %q: project %+v (%v), want name %s", c.stored, p, err, c.want)
 		}
+	}
+}
+
+// TestSynchronizeReplay: a pull request's synchronize body replayed under a new delivery id builds nothing when
+// the preview has (or had before newer ones) its head commit; a reopened pull request still builds.
+func TestSynchronizeReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.seed("{}")
+	syncBody := payload(t, "pull_request/synchronize.payload.json")
+	newer := edit(t, syncBody, func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "3333333333333333333333333333333333333333"
+	})
+	e.deliver("pull_request", syncBody, http.StatusAccepted)
+	if w := e.send(delivery{event: "pull_request", body: syncBody}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already deployed") {
+		t.Fatalf("replayed synchronize: %d %q", w.Code, w.Body.String())
+	}
+	e.deliver("pull_request", newer, http.StatusAccepted)
+	if w := e.send(delivery{event: "pull_request", body: syncBody}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "stale") {
+		t.Fatalf("replayed older synchronize: %d %q", w.Code, w.Body.String())
+	}
+	if ds := e.deployments(p.ID); len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	reopened := edit(t, newer, func(m map[string]any) { m["action"] = "reopened" })
+	e.deliver("pull_request", reopened, http.StatusAccepted)
+	if ds := e.deployments(p.ID); len(ds) != 3 {
+		t.Fatalf("reopened did not build: %+v", ds)
 	}
 }
