@@ -116,9 +116,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer stopRiver(rc, cfg.ShutdownTimeout, logger)
 
+	intakeStorage, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return err
+	}
 	intake, err := webhook.New(webhook.Config{
-		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, MaxBodyBytes: cfg.MaxBodyBytes,
-		GitHubURL: webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
+		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
+		PendingBytes: cfg.WebhookPendingBytes,
+		GitHubURL:    webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -148,6 +153,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10, // GitHub's headers are a few hundred bytes; 1 MiB per connection adds up
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	served := make(chan error, 1)

@@ -47,7 +47,7 @@ func TestFlags(t *testing.T) {
 	for _, want := range []string{"-listen", `(default ":8080")`, "-database-url", "-storage", "-domain", `(default "localhost")`,
 		"-public-url", "-github-app-id", "-github-private-key-file", "-webhook-secret", "-github-api-url",
 		`(default "https://api.github.com")`, "-builder", `(default "local")`, "-concurrency", "(default 2)",
-		"-max-body-bytes", "(default 26214400)", "-shutdown-timeout", "FERRY_<FLAG_NAME>", "-signup", `(default "closed")`,
+		"-max-body-bytes", "(default 8388608)", "-webhook-pending-bytes", "(default 33554432)", "-shutdown-timeout", "FERRY_<FLAG_NAME>", "-signup", `(default "closed")`,
 		"-signup-email-domains", "-signup-github-orgs", "-metrics-token", "-metrics-listen"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("-h lacks %q:\n%s", want, usage.String())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -78,10 +79,20 @@ type Config struct {
 	// CanonicalHost sends browsers that open a dashboard page on another host name (http://localhost:8080) to
 	// PublicURL's host (http://app.localhost:8080), so that its cookies live on that host alone (`ferry dev`).
 	CanonicalHost bool
+	// GitAllowRanges are non-public ranges that users' git URLs may reach (an internal git host); everything
+	// else that is not public internet is refused before git connects (internal/netpolicy).
+	GitAllowRanges []netip.Prefix
+	// GitAllowLoopback lets git URLs reach 127.0.0.0/8 and ::1 (`ferry dev` only).
+	GitAllowLoopback bool
+	// GitAllowHTTP accepts http:// git URLs besides https:// (`ferry dev` sets it).
+	GitAllowHTTP bool
 	// Concurrency is the number of builds run at once. Default 2.
 	Concurrency int
-	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (25 MB, GitHub's own cap).
+	// MaxBodyBytes caps a webhook body. Default webhook.DefaultMaxBodyBytes (8 MiB).
 	MaxBodyBytes int64
+	// WebhookPendingBytes bounds the memory of all webhook bodies not verified yet. Default
+	// webhook.DefaultPendingBytes (32 MiB).
+	WebhookPendingBytes int64
 	// ShutdownTimeout bounds a graceful stop: open requests, then running jobs (which are then canceled and
 	// retried by the next start). Default 30s.
 	ShutdownTimeout time.Duration
@@ -230,7 +241,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "`address` that serves /metrics without a token, for a private interface (for example 127.0.0.1:9090)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	buildFlagsDone := BuildFlags(fs, &c.Build)
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes` (GitHub's own cap is 25 MB)")
+	fs.Int64Var(&c.WebhookPendingBytes, "webhook-pending-bytes", webhook.DefaultPendingBytes, "memory, in `bytes`, that all webhook bodies not yet verified may hold together; past it deliveries get 503 + Retry-After")
+	gitRanges := fs.String("git-allow-ranges", "", "comma-separated non-public `CIDRs` that users' git URLs may reach, such as an internal git host's 10.1.2.0/24 (default: public addresses only)")
+	fs.BoolVar(&c.GitAllowHTTP, "git-allow-http", false, "accept plain http:// git URLs besides https://")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if err == flag.ErrHelp {
@@ -246,6 +260,11 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	if err := buildFlagsDone(); err != nil {
 		return c, err
 	}
+	ranges, err := netpolicy.ParsePrefixes(splitList(*gitRanges))
+	if err != nil {
+		return c, fmt.Errorf("--git-allow-ranges: %w", err)
+	}
+	c.GitAllowRanges = ranges
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err

@@ -20,6 +20,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
 	"github.com/ferryhq/ferry/internal/ghreport"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -136,5 +137,7 @@ func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *s
 		dns = projects.ResolverAt(cfg.DNSServer)
 	}
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
-		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens), DNS: dns})
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens), DNS: dns,
+		GitPolicy:        netpolicy.Policy{Allow: cfg.GitAllowRanges, AllowLoopback: cfg.GitAllowLoopback},
+		AllowInsecureGit: cfg.GitAllowHTTP})
 }

@@ -74,7 +74,7 @@ func TestDeployNowPrivateRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := Config{Domain: "localhost"}
+	cfg := Config{Domain: "localhost", GitAllowLoopback: true, GitAllowHTTP: true} // the fixture is on loopback
 
 	anon, err := newProjects(cfg, st, rc, site.NewStore(blobs), nil, nil, logger)
 	if err != nil {

@@ -85,6 +85,9 @@ func BenchmarkHandleNotModified(b *testing.B) {
 }
 func BenchmarkHandleLarge(b *testing.B)    { benchHandle(b, "/assets/big-5KQ2ZQ3P.js") }
 func BenchmarkHandleRedirect(b *testing.B) { benchHandle(b, "/old") }
+func BenchmarkHandleRange(b *testing.B) {
+	benchHandle(b, "/assets/big-5KQ2ZQ3P.js", "Range", "bytes=100-99999999999999999999")
+}
 
 // benchServe sends GET path over one keep-alive loopback connection to Serve, so that the whole response path
 // runs (fasthttp, the socket writes, sendfile for large files). The client reads exactly one response's bytes

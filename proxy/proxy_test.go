@@ -275,6 +275,15 @@ func TestServe(t *testing.T) {
 		{name: "range disables compression", host: web, path: "/", headers: []string{"Range", "bytes=-5", "Accept-Encoding", "br, gzip"}, status: 206, body: indexHTML[len(indexHTML)-5:], want: map[string]string{"Content-Encoding": "-"}},
 		{name: "range large", host: web, path: "/assets/big-5KQ2ZQ3P.js", headers: []string{"Range", "bytes=100000-100099"}, status: 206, body: bigJS[100000:100100]},
 		{name: "range unsatisfiable", host: web, path: "/", headers: []string{"Range", "bytes=99999999-"}, status: 416, want: map[string]string{"Content-Range": fmt.Sprintf("bytes */%d", len(indexHTML))}},
+		// RFC 9110 14.1.2: a last-pos past the end (however many digits) is clamped to the end.
+		{name: "range end past file", host: web, path: "/", headers: []string{"Range", "bytes=0-99999999999999999999999"}, status: 206, body: indexHTML, want: map[string]string{
+			"Content-Range": fmt.Sprintf("bytes 0-%d/%d", len(indexHTML)-1, len(indexHTML))}},
+		{name: "range end past file int64", host: web, path: "/", headers: []string{"Range", "bytes=3-9223372036854775807"}, status: 206, body: indexHTML[3:]},
+		{name: "range end past large file", host: web, path: "/assets/big-5KQ2ZQ3P.js", headers: []string{"Range", "bytes=100000-18446744073709551616"}, status: 206, body: bigJS[100000:]},
+		{name: "range huge suffix", host: web, path: "/", headers: []string{"Range", "bytes=-99999999999999999999999"}, status: 206, body: indexHTML},
+		{name: "range start huge", host: web, path: "/", headers: []string{"Range", "bytes=99999999999999999999999-"}, status: 416, want: map[string]string{"Content-Range": fmt.Sprintf("bytes */%d", len(indexHTML))}},
+		{name: "range empty suffix", host: web, path: "/", headers: []string{"Range", "bytes=-0"}, status: 416},
+		{name: "range reversed", host: web, path: "/", headers: []string{"Range", "bytes=9-3"}, status: 416},
 		{name: "if-range mismatch serves all", host: web, path: "/", headers: []string{"Range", "bytes=0-1", "If-Range", `"old"`}, status: 200, body: indexHTML},
 		{name: "multi range serves all", host: web, path: "/", headers: []string{"Range", "bytes=0-1,5-6"}, status: 200, body: indexHTML},
 		{name: "redirect 301", host: web, path: "/old", status: 301, want: map[string]string{"Location": "/about"}},

@@ -322,8 +322,8 @@ func (p *Proxy) writeVariant(ctx *fasthttp.RequestCtx, b *blob, enc int) {
 func (p *Proxy) serveRange(ctx *fasthttp.RequestCtx, b *blob, rng []byte) {
 	v := &b.variants[encIdentity]
 	ctx.Response.Header.DelBytes(hVary)
-	start, end, err := fasthttp.ParseByteRange(rng, int(v.size))
-	if err != nil || start > end {
+	start, end, ok := parseByteRange(rng, int(v.size))
+	if !ok {
 		ctx.Response.Header.SetCanonical(hContentRange, append([]byte("bytes */"), strconv.FormatInt(v.size, 10)...))
 		page(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, pageRange)
 		return
@@ -348,6 +348,60 @@ func (p *Proxy) serveRange(ctx *fasthttp.RequestCtx, b *blob, rng []byte) {
 	}
 	s.conn, _ = ctx.Conn().(*tcpConn)
 	ctx.Response.SetBodyStream(s, n)
+}
+
+// parseByteRange reads one "bytes=" range against a body of size bytes and returns its first and last byte,
+// or ok false when it is malformed or unsatisfiable (416). Positions past the end are clamped to it, however
+// many digits they have (RFC 9110 14.1.2: "bytes=0-<huge>" is the whole file, not an error); a first position
+// at or past the end, a reversed range and "bytes=-0" are unsatisfiable. It allocates nothing.
+func parseByteRange(rng []byte, size int) (start, end int, ok bool) {
+	b, found := bytes.CutPrefix(rng, []byte("bytes="))
+	if !found || size <= 0 {
+		return 0, 0, false
+	}
+	b = bytes.TrimSpace(b)
+	first, last, found := bytes.Cut(b, []byte("-"))
+	if !found {
+		return 0, 0, false
+	}
+	first, last = bytes.TrimSpace(first), bytes.TrimSpace(last)
+	if len(first) == 0 { // a suffix: the last N bytes
+		n, ok := rangeNumber(last, size)
+		if !ok || n == 0 {
+			return 0, 0, false
+		}
+		return size - n, size - 1, true
+	}
+	start, ok = rangeNumber(first, size)
+	if !ok || start >= size {
+		return 0, 0, false
+	}
+	end = size - 1
+	if len(last) > 0 {
+		n, ok := rangeNumber(last, size)
+		if !ok || n < start {
+			return 0, 0, false
+		}
+		end = min(n, size-1)
+	}
+	return start, end, true
+}
+
+// rangeNumber reads decimal digits, saturating at limit so that no number overflows.
+func rangeNumber(b []byte, limit int) (int, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < limit {
+			n = n*10 + int(c-'0')
+		}
+	}
+	return min(n, limit), true
 }
 
 // etagMatch implements If-None-Match's weak comparison against one strong ETag: a list of tags, or "*".

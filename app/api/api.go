@@ -223,7 +223,16 @@ func (a *API) projectUpdate(r *http.Request, userID int64) (int, any, error) {
 }
 
 func (a *API) projectDelete(r *http.Request, userID int64) (int, any, error) {
-	p, err := a.svc.ProjectDelete(r.Context(), userID, r.PathValue("project"))
+	q := r.URL.Query()
+	params := projects.ProjectDeleteParams{Confirm: q.Get("confirm")}
+	switch v := q.Get("purge_storage"); v {
+	case "", "false":
+	case "true":
+		params.PurgeStorage = true
+	default:
+		return 0, nil, ferry.Errorf(ferry.EINVALID, "purge_storage must be true or false, not %q", v)
+	}
+	p, err := a.svc.ProjectDelete(r.Context(), userID, r.PathValue("project"), params)
 	return http.StatusAccepted, p, err
 }
 

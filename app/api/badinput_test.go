@@ -77,7 +77,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// An unknown branch is found out before anything is stored.
 	r := h.do(u, "POST", "/api/v1/projects/taken/deployments", map[string]string{"branch": "main"})
-	if code, msg := r.errorCode(); r.status != 400 || code != "invalid" || !strings.Contains(msg, "is the repository public") {
+	if code, msg := r.errorCode(); r.status != 400 || code != "invalid" || !strings.Contains(msg, "check the URL and that the App can access it") {
 		t.Errorf("deploy of an unreachable repository = %d %s", r.status, r.body)
 	}
 	h.must(u, 201, "POST", "/api/v1/projects", map[string]any{"gitUrl": good, "name": "real"}, nil)

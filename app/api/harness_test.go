@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,6 +35,17 @@ import (
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
+
+// fakeResolver answers git URLs' host names from a map, so that no test sends a DNS query; other names do
+// not exist.
+type fakeResolver map[string][]netip.Addr
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := f[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
 
 // publishBuilder is the builder of these tests: instead of cloning and running npm, it publishes a one-page
 // site naming the commit and the env var GREETING, through the real site store, so that the real deploy
@@ -139,7 +152,8 @@ func newHarness(t *testing.T) *harness {
 	})
 
 	h.svc, err = projects.New(projects.Config{Store: h.st, River: rc, Site: h.site, EnvCipher: h.cipher,
-		Domain: "localhost:8081", PublicURL: "http://ferry.localhost:8080", AllowLocalRepos: true, Logger: logger})
+		Domain: "localhost:8081", PublicURL: "http://ferry.localhost:8080", AllowLocalRepos: true, Logger: logger,
+		Resolver: fakeResolver{"github.com": {netip.MustParseAddr("140.82.112.3")}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,6 +263,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
 			SecretKeyFile: keyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
+			GitAllowLoopback: true, GitAllowHTTP: true,
 			Build:     devBuild(cfg.Build),
 			DevSignIn: func(link string) { signIn = link },
 			Ready:     func(string) { close(ready) },

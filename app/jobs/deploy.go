@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -258,6 +259,15 @@ func (w *deployWorker) succeed(ctx context.Context, log *slog.Logger, job *river
 		w.m.jobs.WithLabelValues(job.Kind, "canceled").Inc()
 		return nil
 	}
+	if job.Args.FollowRef && d.Alias != "" && d.PRNumber == 0 && d.Ref != "" {
+		head, err := w.branchHead(ctx, p, d.Ref)
+		if err != nil {
+			return w.infra(ctx, log, job, p, d.ID, fmt.Errorf("ask GitHub where %s points: %w", d.Ref, err))
+		}
+		if head != "" && head != d.CommitSHA {
+			return w.stale(ctx, log, job, p, cur, head)
+		}
+	}
 	if d.Alias != "" {
 		if err := w.deps.Site.AliasSet(ctx, p.Name, d.Alias, d.ID); err != nil {
 			return w.infra(ctx, log, job, p, d.ID, fmt.Errorf("move alias %s: %w", d.Alias, err))
@@ -282,6 +292,55 @@ func (w *deployWorker) succeed(ctx context.Context, log *slog.Logger, job *river
 		log.WarnContext(ctx, "report success to GitHub", "err", err)
 	}
 	return nil
+}
+
+// branchHead asks GitHub which commit branch points at now. "" means no answer to compare with: the project is
+// not on GitHub (no App or installation). A branch that no longer exists is "-", which matches no commit.
+func (w *deployWorker) branchHead(ctx context.Context, p *store.Project, branch string) (string, error) {
+	gh := w.github(p)
+	if gh == nil {
+		return "", nil
+	}
+	ref, resp, err := gh.r.Client().Git.GetRef(ctx, gh.owner, gh.name, "heads/"+branch)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return "-", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return ref.GetObject().GetSHA(), nil
+}
+
+// stale ends a build whose branch has moved on to another commit since its push: the deployment stays
+// reachable by its id, its alias is left on what it shows, and it is recorded as canceled with the reason.
+func (w *deployWorker) stale(ctx context.Context, log *slog.Logger, job *river.Job[DeployArgs], p *store.Project, d *store.Deployment, head string) error {
+	msg := fmt.Sprintf("not deployed to %s: branch %s now points at %s, not at this commit; promote this deployment to deploy it anyway",
+		d.Alias, d.Ref, short(head))
+	if head == "-" {
+		msg = fmt.Sprintf("not deployed to %s: branch %s no longer exists; promote this deployment to deploy it anyway", d.Alias, d.Ref)
+	}
+	_, err := w.deps.Store.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: store.StatusCanceled,
+		Error: msg, URL: w.deploymentURL(p, d)})
+	if err != nil && ferry.ErrorCode(err) != ferry.ECONFLICT {
+		return w.infra(ctx, log, job, p, d.ID, err)
+	}
+	w.logLine(ctx, log, d.ID, msg)
+	log.WarnContext(ctx, "built commit is not the branch's head; alias left alone", "alias", d.Alias, "sha", d.CommitSHA, "head", head)
+	w.m.jobs.WithLabelValues(job.Kind, "stale").Inc()
+	if gh := w.github(p); gh != nil && d.GitHubDeploymentID != 0 {
+		if err := gh.r.DeploymentStatusCreate(ctx, ghreport.DeploymentStatusCreateParams{Owner: gh.owner, Repo: gh.name,
+			DeploymentID: d.GitHubDeploymentID, State: ghreport.StateInactive, LogURL: w.logURL(d.ID), Description: msg}); err != nil {
+			log.WarnContext(ctx, "report the stale deployment to GitHub", "err", err)
+		}
+	}
+	return nil
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
 }
 
 // fail records a user failure: final, never retried.

@@ -43,6 +43,10 @@ type DeployArgs struct {
 	DeploymentID string `json:"deployment_id"`
 	// Fork marks a pull request from a fork: its build gets none of the project's env vars.
 	Fork bool `json:"fork,omitempty"`
+	// FollowRef (set for pushes) moves the alias only if, when the build ends, GitHub says the branch still
+	// points at the deployment's commit: an older commit never replaces a newer one on a branch's alias, however
+	// its push arrived (a replayed delivery, a late retry). Promote does it on purpose.
+	FollowRef bool `json:"follow_ref,omitempty"`
 }
 
 // Kind is the River job kind.

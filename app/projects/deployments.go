@@ -22,6 +22,9 @@ type EnqueueParams struct {
 	Fork bool
 	// AwaitingApproval stores the deployment with no job, until a maintainer approves it.
 	AwaitingApproval bool
+	// FollowRef (pushes) moves the alias at the end of the build only if the branch still points at the commit
+	// on GitHub (jobs.DeployArgs.FollowRef).
+	FollowRef bool
 }
 
 // Enqueue is THE way a deployment starts, for webhook intake and for users alike: it stores a queued
@@ -53,7 +56,7 @@ func Enqueue(ctx context.Context, st *store.Store, tx pgx.Tx, rc *river.Client[p
 	if p.AwaitingApproval {
 		return dep, superseded, nil
 	}
-	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork}); err != nil {
+	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork, FollowRef: p.FollowRef}); err != nil {
 		return nil, nil, ferry.Wrap(ferry.EUNAVAILABLE, err)
 	}
 	return dep, superseded, nil
@@ -262,6 +265,10 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 		if err := validateCommit(sha); err != nil {
 			return nil, err
 		}
+		// No ls-remote checks the URL on this path: the build's clone would be the first to reach it.
+		if err := s.checkBuildable(ctx, proj); err != nil {
+			return nil, err
+		}
 	} else {
 		if p.Branch == "" {
 			p.Branch = proj.ProductionBranch
@@ -304,6 +311,9 @@ func (s *Service) Redeploy(ctx context.Context, userID int64, id string) (*Deplo
 		return nil, err
 	}
 	if _, err := s.writableProject(ctx, userID, p.Name); err != nil {
+		return nil, err
+	}
+	if err := s.checkBuildable(ctx, p); err != nil {
 		return nil, err
 	}
 	f, err := s.cfg.Store.DeploymentForkGet(ctx, old.ID)

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -46,6 +49,15 @@ type Config struct {
 	// LocalReposDir, when set, is the folder local repositories must be inside (after symbolic links are
 	// resolved), so that a dashboard user cannot build whatever else the machine's user can read.
 	LocalReposDir string
+	// GitPolicy is the set of addresses that git URLs may lead to: public internet addresses, plus what the
+	// operator allows (--git-allow-ranges) and loopback under `ferry dev`. The app itself runs `git ls-remote`
+	// on users' URLs, so without it any user could probe the host's and the private network's services.
+	GitPolicy netpolicy.Policy
+	// AllowInsecureGit accepts http:// git URLs (`ferry dev`, or --git-allow-http). Default: https:// only.
+	AllowInsecureGit bool
+	// Resolver resolves git URLs' host names before git connects (git is then pinned to its answer). Default
+	// net.DefaultResolver.
+	Resolver HostResolver
 	// ResolveRef turns a branch into the commit it points at, for "deploy now". Default: git ls-remote, with
 	// an installation token when the project has an installation and Tokens is set.
 	ResolveRef func(ctx context.Context, p *store.Project, branch string) (sha string, err error)
@@ -56,6 +68,13 @@ type Config struct {
 	// DNS answers custom-domain ownership checks. Default net.DefaultResolver.
 	DNS Resolver
 }
+
+// HostResolver is what the git URL check needs of a DNS resolver; *net.Resolver is one.
+type HostResolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ HostResolver = (*net.Resolver)(nil)
 
 // Service is the projects service. It is safe for concurrent use.
 type Service struct {
@@ -212,8 +231,8 @@ func (s *Service) writableProject(ctx context.Context, userID int64, name string
 
 // ProjectCreateParams describes a new project.
 type ProjectCreateParams struct {
-	// GitURL is a public https://, http:// or git:// repository URL (file:// and local paths only with
-	// AllowLocalRepos). Required.
+	// GitURL is a public https:// repository URL (http:// only with AllowInsecureGit, file:// and local paths
+	// only with AllowLocalRepos). Required.
 	GitURL string `json:"gitUrl"`
 	// Name is the host label and storage prefix; default: made from the repository's name.
 	Name string `json:"name,omitempty"`
@@ -257,6 +276,9 @@ func (s *Service) ProjectCreate(ctx context.Context, userID int64, p ProjectCrea
 	if err != nil {
 		return nil, err
 	}
+	if err := s.claimName(ctx, userID, name, gitURL); err != nil {
+		return nil, err
+	}
 	proj, err := s.cfg.Store.ProjectCreate(ctx, store.ProjectCreateParams{Name: name, CloneURL: gitURL, OwnerID: userID,
 		ProductionBranch: branch, Settings: raw})
 	if ferry.ErrorCode(err) == ferry.ECONFLICT {
@@ -267,6 +289,34 @@ func (s *Service) ProjectCreate(ctx context.Context, userID int64, p ProjectCrea
 	}
 	s.cfg.Logger.InfoContext(ctx, "project created", "project", proj.Name, "user", userID, "git_url", gitURL)
 	return s.view(proj), nil
+}
+
+// claimName lets userID take a project name that storage may already hold (DESIGN.md: a name in storage belongs
+// to whoever published it first). A name with nothing stored is free. A held one is the user's only when every
+// stored deployment names one GitHub repository, gitURL is that repository on github.com, and the user belongs
+// to a GitHub App installation of it; anything else is ECONFLICT saying how to go on. Otherwise any signed-up
+// user could take over a site that the Action publishes, and deleting the project would delete it.
+func (s *Service) claimName(ctx context.Context, userID int64, name, gitURL string) error {
+	// A project of Ferry's own has the name (its deployments are what storage holds): the usual conflict.
+	switch _, err := s.cfg.Store.ProjectGetByName(ctx, name); {
+	case err == nil:
+		return ferry.Errorf(ferry.ECONFLICT, "a project named %q already exists; choose another name", name)
+	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		return err
+	}
+	occ, err := s.cfg.Site.Occupant(ctx, name)
+	if err != nil || occ == nil {
+		return err
+	}
+	if repo := site.GitHubRepository(gitURL); occ.OwnedBy(repo) {
+		ok, err := s.cfg.Store.UserReachesRepository(ctx, userID, repo)
+		if err != nil || ok {
+			return err
+		}
+	}
+	s.cfg.Logger.InfoContext(ctx, "project name refused: taken in storage", "project", name, "user", userID,
+		"objects", occ.Objects, "repositories", occ.Repositories)
+	return occ.TakenError()
 }
 
 // ProjectList returns the projects the user may reach, newest first.
@@ -364,6 +414,9 @@ func (s *Service) ProjectUpdateSettings(ctx context.Context, userID int64, name 
 		if n > 0 {
 			return nil, ferry.Errorf(ferry.ECONFLICT, "project %s has deployments, and its name is in their URLs and storage; it cannot be renamed (create a new project instead)", proj.Name)
 		}
+		if err := s.claimName(ctx, userID, *p.Name, proj.CloneURL); err != nil {
+			return nil, err
+		}
 		up.Name = p.Name
 	}
 	if p.ProductionBranch != nil {
@@ -390,14 +443,28 @@ func (s *Service) ProjectUpdateSettings(ctx context.Context, userID int64, name 
 	return s.view(updated), nil
 }
 
+// ProjectDeleteParams are the options of a deletion.
+type ProjectDeleteParams struct {
+	// PurgeStorage also removes what storage holds under the name that Ferry did not publish for this project
+	// (the GitHub Action's or `ferry publish`'s deployments, their blobs and aliases). Without it those stay,
+	// and so the name stays taken in storage.
+	PurgeStorage bool
+	// Confirm must be the project's name when PurgeStorage is set.
+	Confirm string
+}
+
 // ProjectDelete starts deleting a project in the background (jobs.ProjectDeleteArgs): its unfinished builds
-// stop at once, then its aliases, storage objects, deployments and env vars go. The returned project carries
-// Deletion; ProjectGet shows the progress until the project is gone (ENOTFOUND). A second request while one
-// runs is ECONFLICT.
-func (s *Service) ProjectDelete(ctx context.Context, userID int64, name string) (*Project, error) {
+// stop at once, then the aliases and storage objects of the deployments Ferry built for it, its deployments and
+// its env vars go. What others published under the same name stays unless p.PurgeStorage, confirmed with the
+// name. The returned project carries Deletion; ProjectGet shows the progress until the project is gone
+// (ENOTFOUND). A second request while one runs is ECONFLICT.
+func (s *Service) ProjectDelete(ctx context.Context, userID int64, name string, params ProjectDeleteParams) (*Project, error) {
 	p, err := s.project(ctx, userID, name)
 	if err != nil {
 		return nil, err
+	}
+	if params.PurgeStorage && params.Confirm != p.Name {
+		return nil, ferry.Errorf(ferry.EINVALID, "purging storage removes deployments that Ferry did not publish too: confirm by passing the project's name, %s (API: ?purge_storage=true&confirm=%s)", p.Name, p.Name)
 	}
 	var d *store.ProjectDeletion
 	err = s.cfg.Store.InTx(ctx, func(st *store.Store, tx pgx.Tx) error {
@@ -408,7 +475,7 @@ func (s *Service) ProjectDelete(ctx context.Context, userID int64, name string) 
 		if _, err := st.DeploymentCancelUnfinished(ctx, store.DeploymentCancelUnfinishedParams{ProjectID: p.ID, Reason: "the project is being deleted"}); err != nil {
 			return err
 		}
-		if _, err := s.cfg.River.InsertTx(ctx, tx, jobs.ProjectDeleteArgs{ProjectID: p.ID}, nil); err != nil {
+		if _, err := s.cfg.River.InsertTx(ctx, tx, jobs.ProjectDeleteArgs{ProjectID: p.ID, PurgeStorage: params.PurgeStorage}, nil); err != nil {
 			return ferry.Errorf(ferry.EUNAVAILABLE, "enqueue project deletion: %w", err)
 		}
 		return nil
@@ -416,7 +483,7 @@ func (s *Service) ProjectDelete(ctx context.Context, userID int64, name string) 
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Logger.InfoContext(ctx, "project deletion started", "project", p.Name, "user", userID)
+	s.cfg.Logger.InfoContext(ctx, "project deletion started", "project", p.Name, "user", userID, "purge_storage", params.PurgeStorage)
 	v := s.view(p)
 	v.Deletion = &Deletion{StartedAt: d.StartedAt}
 	return v, nil

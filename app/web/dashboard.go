@@ -547,7 +547,8 @@ func (d *Dashboard) deleteProject(w http.ResponseWriter, r *http.Request, u *sto
 		err = ferry.Errorf(ferry.EINVALID, "type the project's name, %s, to confirm", name)
 	}
 	if err == nil {
-		_, err = d.svc.ProjectDelete(r.Context(), u.ID, name)
+		_, err = d.svc.ProjectDelete(r.Context(), u.ID, name, projects.ProjectDeleteParams{
+			PurgeStorage: r.PostFormValue("purge_storage") == "on", Confirm: r.PostFormValue("confirm")})
 	}
 	d.afterSettings(w, r, u, err, "delete", func() (string, string) {
 		return "/projects/" + name, "Deleting " + name + " in the background."

@@ -106,7 +106,9 @@ func newStack(t *testing.T) *stack {
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: "localhost:" + s.proxyPort,
 			PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second, Signup: "open",
 			BuildCommand: buildtest.Command(),
-			Ready:        func(string) { close(ready) },
+			// The fixture git server is on loopback over http, as under ferry dev.
+			GitAllowLoopback: true, GitAllowHTTP: true,
+			Ready: func(string) { close(ready) },
 		}, logger)
 	}()
 	t.Cleanup(func() {

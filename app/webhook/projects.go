@@ -53,6 +53,17 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 	base := site.ProjectNameFromRepo(r.Name)
 	for attempt := 1; ; attempt++ {
 		name := projectNameCandidate(base, attempt)
+		// A name that storage holds for anything but this repository (the Action's or `ferry publish`'s site of
+		// another repository, or of none) is someone else's: the signed event proves access to r alone.
+		occ, err := d.site.Occupant(ctx, name)
+		if err != nil {
+			return nil, false, ferry.Wrap(ferry.EUNAVAILABLE, err)
+		}
+		if occ != nil && !occ.OwnedBy(r.FullName) {
+			d.Log.InfoContext(ctx, "project name taken in storage by another publisher; trying the next", "name", name,
+				"repository", r.FullName, "stored_repositories", occ.Repositories)
+			continue
+		}
 		// A savepoint per attempt: a failed INSERT would otherwise abort the whole intake transaction.
 		err = d.Store.InTx(ctx, func(st *store.Store, _ pgx.Tx) error {
 			p, err = st.ProjectCreate(ctx, store.ProjectCreateParams{

@@ -57,7 +57,24 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	if branch == defaultBranch {
 		params.Kind, params.Alias = store.KindProduction, site.ProductionAlias
 	}
-	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params})
+	// X-GitHub-Delivery is not signed, so a replayed body under a new id gets past the delivery check: judge the
+	// signed content instead. A commit the alias has (or had before newer ones) builds nothing.
+	seen, err := d.Store.DeploymentCommitSeen(ctx, store.DeploymentCommitSeenParams{ProjectID: p.ID, Alias: params.Alias, CommitSHA: after})
+	if err != nil {
+		return "", err
+	}
+	switch seen {
+	case store.CommitLatest:
+		log.InfoContext(ctx, "push of the commit already deployed; nothing built", "project", p.Name, "alias", params.Alias, "sha", after)
+		return OutcomeAlreadyDeployed, nil
+	case store.CommitOlder:
+		log.WarnContext(ctx, "push of a commit older than the alias's; nothing built (a replayed delivery, or a reset: promote the old deployment to go back)",
+			"project", p.Name, "alias", params.Alias, "sha", after)
+		return OutcomeStale, nil
+	}
+	// FollowRef: when the build ends, the alias moves only if the branch still points at this commit on GitHub,
+	// so a replay of a push Ferry never saw cannot roll the branch's site back either.
+	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params, FollowRef: true})
 	if err != nil {
 		return "", err
 	}

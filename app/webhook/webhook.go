@@ -9,11 +9,17 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,19 +32,38 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
 )
 
-// DefaultMaxBodyBytes is GitHub's own cap on a webhook payload (25 MB).
-const DefaultMaxBodyBytes = 25 << 20
+// DefaultMaxBodyBytes caps a delivery's body. GitHub's own cap is 25 MB, but what it sends is far smaller (a
+// push lists at most 20 commits in full, a pull request is about 30 KB), and every byte of a body is held in
+// memory before its signature can be checked; an operator whose deliveries are larger raises --max-body-bytes.
+const DefaultMaxBodyBytes = 8 << 20
+
+// DefaultPendingBytes bounds the memory that bodies not yet verified hold all together, whatever the number
+// of connections: an unauthenticated sender can make the intake hold this much and no more.
+const DefaultPendingBytes = 32 << 20
+
+// DefaultReadTimeout bounds the time a sender has to send a body, so that slow senders cannot hold buffers.
+const DefaultReadTimeout = 10 * time.Second
+
+// RetryAfterSeconds is the Retry-After of a 503 sent while the pending-body budget is spent.
+const RetryAfterSeconds = 5
 
 // Outcomes of a delivery, the "outcome" label of ferry_webhooks_total.
 const (
-	OutcomeAccepted     = "accepted"      // the event changed state or enqueued work (202)
-	OutcomeIgnored      = "ignored"       // a known event that needs nothing (202): a tag push, an assigned PR
-	OutcomeDuplicate    = "duplicate"     // a redelivery of a recorded X-GitHub-Delivery (200)
+	OutcomeAccepted  = "accepted"  // the event changed state or enqueued work (202)
+	OutcomeIgnored   = "ignored"   // a known event that needs nothing (202): a tag push, an assigned PR
+	OutcomeDuplicate = "duplicate" // a redelivery of a recorded X-GitHub-Delivery (200)
+	// OutcomeAlreadyDeployed is a push of the commit its alias already has (200): a replay, or a repeat.
+	OutcomeAlreadyDeployed = "already_deployed"
+	// OutcomeStale is a push of a commit older than what its alias has had since (200): nothing is built.
+	OutcomeStale        = "stale"
 	OutcomeUnknown      = "unknown_event" // an event Ferry does not handle (204)
 	OutcomeUnauthorized = "unauthorized"  // no or a wrong signature (401)
 	OutcomeTooLarge     = "too_large"     // a body over the cap (413)
+	OutcomeBusy         = "busy"          // the budget for unverified bodies is spent (503)
+	OutcomeSlow         = "slow"          // the body did not arrive within ReadTimeout (408)
 	OutcomeMalformed    = "malformed"     // headers or JSON that do not parse (400)
 	OutcomeError        = "error"         // the database or a handler failed (5xx)
 )
@@ -51,8 +76,19 @@ type Config struct {
 	Pool *pgxpool.Pool
 	// River inserts jobs inside the intake transaction (an insert-only client is enough). Required.
 	River *river.Client[pgx.Tx]
-	// MaxBodyBytes caps a delivery's body; a larger one gets 413. Default: DefaultMaxBodyBytes.
+	// Site is the storage builds publish to: a new repository's project does not take a name that storage holds
+	// for another repository (site.Occupant). Required.
+	Site *site.Store
+	// MaxBodyBytes caps a delivery's body; a larger one gets 413, before any of it is read when its
+	// Content-Length says so. Default: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// PendingBytes bounds the memory held by all bodies whose signature is not checked yet. A body is read in
+	// fixed chunks taken from this budget (its first SmallBodyBytes from a quarter kept for small bodies, so that
+	// large bodies cannot crowd out ordinary deliveries); a delivery that finds it spent gets 503 with
+	// Retry-After at once. Default: DefaultPendingBytes; it must hold 4/3 × MaxBodyBytes.
+	PendingBytes int64
+	// ReadTimeout bounds the time to receive a body, from the end of its headers. Default: DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// GitHubURL is the web root that repository clone URLs are made from when a payload lacks one (the
 	// installation events). Default: https://github.com.
 	GitHubURL string
@@ -89,6 +125,7 @@ type Delivery struct {
 	Log *slog.Logger
 
 	githubURL string
+	site      *site.Store
 }
 
 // DefaultHandlers are the events Ferry acts on.
@@ -100,6 +137,8 @@ func DefaultHandlers() []EventHandler {
 // Handler is the intake endpoint.
 type Handler struct {
 	cfg      Config
+	small    *chunkPool // the first SmallBodyBytes of every body
+	large    *chunkPool // the rest of bodies larger than that
 	handlers map[string]EventHandler
 	total    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -112,11 +151,20 @@ func New(cfg Config) (*Handler, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: no webhook secret (pass --webhook-secret or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE)")
 	}
-	if cfg.Pool == nil || cfg.River == nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: a database pool and a River client are required")
+	if cfg.Pool == nil || cfg.River == nil || cfg.Site == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: a database pool, a River client and the site store are required")
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.PendingBytes <= 0 {
+		cfg.PendingBytes = max(DefaultPendingBytes, cfg.MaxBodyBytes*4/3)
+	}
+	if cfg.PendingBytes/4*3 < cfg.MaxBodyBytes {
+		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: --webhook-pending-bytes (%d) cannot hold one body of --max-body-bytes (%d); raise it to at least %d", cfg.PendingBytes, cfg.MaxBodyBytes, cfg.MaxBodyBytes*4/3+chunkSize)
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	if cfg.GitHubURL == "" {
 		cfg.GitHubURL = "https://github.com"
@@ -128,7 +176,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Handlers == nil {
 		cfg.Handlers = DefaultHandlers()
 	}
-	h := &Handler{cfg: cfg, handlers: map[string]EventHandler{}}
+	smallChunks := int(cfg.PendingBytes / 4 / chunkSize)
+	h := &Handler{cfg: cfg, handlers: map[string]EventHandler{}, small: newChunkPool(max(smallChunks, 1)),
+		large: newChunkPool(int(cfg.PendingBytes/chunkSize) - smallChunks)}
 	for _, eh := range cfg.Handlers {
 		for _, ev := range eh.Handles() {
 			h.handlers[ev] = eh
@@ -167,6 +217,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.total.WithLabelValues(label, outcome).Inc()
 	h.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	if status == http.StatusServiceUnavailable && outcome == OutcomeBusy {
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+	}
 	if status == http.StatusNoContent {
 		w.WriteHeader(status)
 		return
@@ -181,25 +234,39 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, OutcomeMalformed, "POST webhook deliveries here"
 	}
-	body, err := readBody(w, r, h.cfg.MaxBodyBytes)
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			log.Warn("webhook refused: body too large", "limit", h.cfg.MaxBodyBytes)
-			return http.StatusRequestEntityTooLarge, OutcomeTooLarge, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)
-		}
-		log.Warn("webhook refused: read body", "err", err)
-		return http.StatusBadRequest, OutcomeMalformed, "could not read the body"
+	// Nothing of an unsigned request is read, and nothing of any request before its size is known to fit.
+	if r.ContentLength > h.cfg.MaxBodyBytes {
+		log.Warn("webhook refused: body too large", "limit", h.cfg.MaxBodyBytes, "content_length", r.ContentLength)
+		return http.StatusRequestEntityTooLarge, OutcomeTooLarge, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)
+	}
+	sig := r.Header.Get(github.SHA256SignatureHeader)
+	want, ok := strings.CutPrefix(sig, "sha256=")
+	wantMAC, err := hex.DecodeString(want)
+	if !ok || err != nil || len(wantMAC) != sha256.Size {
+		log.Warn("webhook refused: no valid X-Hub-Signature-256")
+		return http.StatusUnauthorized, OutcomeUnauthorized, "missing or malformed X-Hub-Signature-256"
 	}
 	// The signature comes first: nothing about an unsigned request is trusted, not even its headers.
-	sig := r.Header.Get(github.SHA256SignatureHeader)
-	if !strings.HasPrefix(sig, "sha256=") {
-		log.Warn("webhook refused: no X-Hub-Signature-256")
-		return http.StatusUnauthorized, OutcomeUnauthorized, "missing X-Hub-Signature-256"
-	}
-	if err := github.ValidateSignature(sig, body, h.cfg.Secret); err != nil {
+	body, err := h.readSigned(w, r, wantMAC)
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, errBusy):
+		log.Warn("webhook refused: too many bodies being received", "budget_bytes", h.cfg.PendingBytes)
+		return http.StatusServiceUnavailable, OutcomeBusy, "too many deliveries in flight; retry shortly"
+	case errors.Is(err, errBadSignature):
 		log.Warn("webhook refused: wrong signature")
 		return http.StatusUnauthorized, OutcomeUnauthorized, "signature does not match"
+	case errors.As(err, &tooLarge):
+		log.Warn("webhook refused: body too large", "limit", h.cfg.MaxBodyBytes)
+		return http.StatusRequestEntityTooLarge, OutcomeTooLarge, fmt.Sprintf("body larger than %d bytes", h.cfg.MaxBodyBytes)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		log.Warn("webhook refused: body too slow", "timeout", h.cfg.ReadTimeout)
+		return http.StatusRequestTimeout, OutcomeSlow, fmt.Sprintf("body not received within %s", h.cfg.ReadTimeout)
+	default:
+		log.Warn("webhook refused: read body", "err", err)
+		return http.StatusBadRequest, OutcomeMalformed, "could not read the body"
 	}
 	if event == "" || delivery == "" {
 		log.Warn("webhook refused: missing X-GitHub-Event or X-GitHub-Delivery")
@@ -237,7 +304,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 			return errDuplicate // roll back: a redelivery changes nothing
 		}
 		d := &Delivery{ID: delivery, Event: event, Payload: parsed, Store: st, Tx: tx, River: h.cfg.River, Log: log,
-			githubURL: h.cfg.GitHubURL}
+			githubURL: h.cfg.GitHubURL, site: h.cfg.Site}
 		outcome, err = eh.Handle(r.Context(), d)
 		return err
 	})
@@ -259,23 +326,107 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 		log.Error("webhook failed", "err", err)
 		return status, OutcomeError, "could not record the delivery; redeliver it later"
 	}
+	if outcome == OutcomeAlreadyDeployed || outcome == OutcomeStale {
+		return http.StatusOK, outcome, strings.ReplaceAll(outcome, "_", " ")
+	}
 	return http.StatusAccepted, outcome, outcome
 }
 
 var errDuplicate = errors.New("duplicate delivery")
 
-// readBody reads at most limit bytes; a longer body is an *http.MaxBytesError (and the server closes the
-// connection rather than read the rest).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
+var (
+	errBusy         = errors.New("the budget for unverified bodies is spent")
+	errBadSignature = errors.New("signature does not match")
+)
+
+// chunkSize is the unit unverified bodies are read and budgeted in.
+const chunkSize = 32 << 10
+
+// SmallBodyBytes is how much of each body comes from the small bodies' share of the budget: ordinary deliveries
+// (a push is about 8 KB, a pull request 30 KB) fit in it whole.
+const SmallBodyBytes = 4 * chunkSize
+
+// chunkPool hands out at most n chunks at once and keeps the returned ones for reuse: the memory of unverified
+// bodies never exceeds n chunks, and reading them makes no garbage for the collector to let pile up.
+type chunkPool struct {
+	tokens chan struct{} // one per chunk that may be out
+	free   chan []byte
+}
+
+func newChunkPool(n int) *chunkPool {
+	return &chunkPool{tokens: make(chan struct{}, n), free: make(chan []byte, n)}
+}
+
+// get returns a chunk, or false at once when n are out.
+func (p *chunkPool) get() ([]byte, bool) {
+	select {
+	case p.tokens <- struct{}{}:
+	default:
+		return nil, false
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+	select {
+	case c := <-p.free:
+		return c, true
+	default:
+		return make([]byte, chunkSize), true
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	return buf.Bytes(), err
+}
+
+func (p *chunkPool) put(c []byte) {
+	p.free <- c[:chunkSize]
+	<-p.tokens
+}
+
+// readSigned reads the body in budgeted chunks under a short read deadline, computing its HMAC as it goes, and
+// returns it only when the HMAC is wantMAC. It never sizes a buffer from the sender's Content-Length. A body
+// over MaxBodyBytes is an *http.MaxBytesError (and the server closes the connection rather than read the rest);
+// a spent budget is errBusy.
+func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, wantMAC []byte) ([]byte, error) {
+	// Unsupported only off a real connection (tests' recorders); the server's own ReadTimeout still holds.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	mac := hmac.New(sha256.New, h.cfg.Secret)
+	type held struct {
+		pool *chunkPool
+		b    []byte
+	}
+	var chunks []held
+	defer func() {
+		for _, c := range chunks {
+			c.pool.put(c.b)
+		}
+	}()
+	var n int
+	for {
+		pool := h.small
+		if n >= SmallBodyBytes {
+			pool = h.large
+		}
+		c, ok := pool.get()
+		if !ok {
+			return nil, errBusy
+		}
+		chunks = append(chunks, held{pool, c})
+		m, err := io.ReadFull(body, c)
+		mac.Write(c[:m])
+		chunks[len(chunks)-1].b = c[:m]
+		n += m
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !hmac.Equal(mac.Sum(nil), wantMAC) {
+		return nil, errBadSignature
+	}
+	// Verified: only now is memory taken in one piece.
+	out := make([]byte, 0, n)
+	for _, c := range chunks {
+		out = append(out, c.b...)
+	}
+	return out, nil
 }
 
 // describe pulls the action and installation id that every delivery row records.

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v66/github"
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,8 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/pgtest"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -53,6 +56,7 @@ type env struct {
 	st   *store.Store
 	h    *webhook.Handler
 	reg  *prometheus.Registry
+	site *site.Store
 }
 
 // deliveryCounter makes delivery ids unique in the test binary.
@@ -65,8 +69,12 @@ func newEnv(t testing.TB, mod ...func(*webhook.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, pool: pool, st: store.New(pool), reg: prometheus.NewRegistry()}
-	cfg := webhook.Config{Secret: []byte(secret), Pool: pool, River: rc, Registerer: e.reg,
+	blobs, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, pool: pool, st: store.New(pool), reg: prometheus.NewRegistry(), site: site.NewStore(blobs)}
+	cfg := webhook.Config{Secret: []byte(secret), Pool: pool, River: rc, Registerer: e.reg, Site: e.site,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -661,7 +669,10 @@ func TestForkPullRequest(t *testing.T) {
 	wantDeployJobs(t, e.jobs(), true, ds[0].ID)
 
 	// A deleted fork (head.repo null) counts as a fork.
-	gone := edit(t, payload(t, "pull_request/synchronize.payload.json"), func(m map[string]any) { obj(m, "pull_request", "head")["repo"] = nil })
+	gone := edit(t, payload(t, "pull_request/synchronize.payload.json"), func(m map[string]any) {
+		// A synchronize brings a new head commit (the real payloads share one).
+		obj(m, "pull_request", "head")["repo"], obj(m, "pull_request", "head")["sha"] = nil, "4444444444444444444444444444444444444444"
+	})
 	e.deliver("pull_request", gone, http.StatusAccepted)
 	ds = e.deployments(p.ID)
 	if f, _ := e.st.DeploymentForkGet(ctx, ds[1].ID); !f.Fork {
@@ -823,4 +834,213 @@ func FuzzIntake(f *testing.F) {
 			t.Fatalf("invalid signature changed the database: %+v -> %+v", before, after)
 		}
 	})
+}
+
+// readCounter is a request body that counts what is read of it and can hold the reader until released.
+type readCounter struct {
+	r     io.Reader
+	n     atomic.Int64
+	block chan struct{} // closed to let reads go on; nil never blocks
+	ready chan struct{} // closed on the first read
+	once  sync.Once
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	if c.ready != nil {
+		c.once.Do(func() { close(c.ready) })
+	}
+	if c.block != nil {
+		<-c.block
+	}
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestUnsignedBodiesAreNotRead: without a well-formed signature header, or with a Content-Length over the cap,
+// the intake answers before it reads a byte of the body.
+func TestUnsignedBodiesAreNotRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *webhook.Config) { c.MaxBodyBytes = 64 << 10 })
+	for _, c := range []struct {
+		name, sig string
+		size      int
+		want      int
+	}{
+		{"no signature", "", 1000, 401},
+		{"sha1 signature", "sha1=0123456789abcdef0123456789abcdef01234567", 1000, 401},
+		{"short signature", "sha256=abcd", 1000, 401},
+		{"declared too large", "sha256=" + strings.Repeat("ab", 32), 65<<10 + 1, 413},
+	} {
+		body := &readCounter{r: bytes.NewReader(make([]byte, c.size))}
+		r := httptest.NewRequest(http.MethodPost, "/webhooks/github", body)
+		r.ContentLength = int64(c.size)
+		r.Header.Set("X-GitHub-Event", "push")
+		r.Header.Set("X-GitHub-Delivery", "d-"+c.name)
+		if c.sig != "" {
+			r.Header.Set("X-Hub-Signature-256", c.sig)
+		}
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		if w.Code != c.want || body.n.Load() != 0 {
+			t.Errorf("%s: status %d, %d bytes read; want %d and none read", c.name, w.Code, body.n.Load(), c.want)
+		}
+	}
+}
+
+// TestPendingBudgetSpent: while other bodies hold the whole budget for unverified bodies, a delivery gets 503
+// with Retry-After at once instead of memory; once they are gone it is taken.
+func TestPendingBudgetSpent(t *testing.T) {
+	t.Parallel()
+	// 4 chunks of 32 KiB: one for small bodies, three for the rest of a large one.
+	e := newEnv(t, func(c *webhook.Config) { c.MaxBodyBytes = 96 << 10; c.PendingBytes = 128 << 10 })
+	ping := payload(t, "ping/payload.json")
+	slow := &readCounter{r: bytes.NewReader(make([]byte, 1000)), block: make(chan struct{}), ready: make(chan struct{})}
+	r := httptest.NewRequest(http.MethodPost, "/webhooks/github", slow)
+	r.Header.Set("X-GitHub-Event", "ping")
+	r.Header.Set("X-GitHub-Delivery", "slow")
+	r.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("ab", 32))
+	held := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		e.h.ServeHTTP(w, r)
+		held <- w.Code
+	}()
+	<-slow.ready
+	start := time.Now()
+	w := e.send(delivery{event: "ping", body: ping})
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("with the budget spent: status %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the 503 took %s", took)
+	}
+	close(slow.block)
+	if code := <-held; code != http.StatusUnauthorized {
+		t.Errorf("the slow unsigned body: status %d, want 401", code)
+	}
+	e.deliver("ping", ping, http.StatusAccepted)
+	if got := counterValue(t, e.reg, "ping", webhook.OutcomeBusy); got != 1 {
+		t.Errorf("ferry_webhooks_total{ping,busy} = %v, want 1", got)
+	}
+}
+
+// TestPushReplayUnderNewDeliveryID is issue 11's item 7 at intake: X-GitHub-Delivery is not signed, so a signed
+// push body is sent again under a fresh id. The commit its alias has is "already deployed", one older than the
+// alias has had since is "stale": 200, no deployment, no job. Real payloads.
+func TestPushReplayUnderNewDeliveryID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.seed("{}")
+	first := payload(t, "push/with-new-branch.payload.json")
+	second := edit(t, first, func(m map[string]any) {
+		m["before"], m["after"] = m["after"], "2222222222222222222222222222222222222222"
+	})
+	e.deliver("push", first, http.StatusAccepted)
+	// The same signed body, a new delivery id: the commit is what production is getting already.
+	w := e.send(delivery{event: "push", body: first, id: "replay-1"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already deployed") {
+		t.Fatalf("replay of the current push: %d %q, want 200 already deployed", w.Code, w.Body.String())
+	}
+	e.deliver("push", second, http.StatusAccepted)
+	before := e.counts()
+	// Last week's push, replayed after a newer one: production must not go back.
+	w = e.send(delivery{event: "push", body: first, id: "replay-2"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "stale") {
+		t.Fatalf("replay of the older push: %d %q, want 200 stale", w.Code, w.Body.String())
+	}
+	after := e.counts()
+	if after.deployments != before.deployments || after.jobs != before.jobs {
+		t.Fatalf("the replay built something: %+v -> %+v", before, after)
+	}
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 || ds[1].CommitSHA != "2222222222222222222222222222222222222222" {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	if got := counterValue(t, e.reg, "push", webhook.OutcomeStale); got != 1 {
+		t.Errorf("ferry_webhooks_total{push,stale} = %v, want 1", got)
+	}
+	if got := counterValue(t, e.reg, "push", webhook.OutcomeAlreadyDeployed); got != 1 {
+		t.Errorf("ferry_webhooks_total{push,already_deployed} = %v, want 1", got)
+	}
+	// Intake asks the build to check the branch's head before it moves the alias.
+	js := e.jobs()
+	if last := js[len(js)-1]; last.Kind != "deploy" || last.Args["follow_ref"] != true {
+		t.Errorf("last job %+v, want a deploy with follow_ref", last)
+	}
+	// A preview branch's alias is judged on its own: the same commit on another branch builds.
+	other := edit(t, first, func(m map[string]any) { m["ref"] = "refs/heads/feature" })
+	e.deliver("push", other, http.StatusAccepted)
+}
+
+// publishAsAction stores a one-page site under project the way the GitHub Action does (site.Store.Publish with
+// the Action's meta), unknown to the database.
+func (e *env) publishAsAction(project, repository string) {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("published by the Action"), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	meta := map[string]string{"builder": "github-action"}
+	if repository != "" {
+		meta["repository"] = repository
+	}
+	if _, err := e.site.Publish(context.Background(), site.PublishParams{Project: project, Dir: dir,
+		Aliases: []string{site.ProductionAlias}, Meta: meta}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestNewProjectSkipsNamesTakenInStorage is issue 11's item 3 at intake: a repository's new project does not take
+// a name that storage holds for another repository (or for none); it takes it when the stored deployments are of
+// that very repository, which the signed event proves the installation reaches.
+func TestNewProjectSkipsNamesTakenInStorage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct {
+		stored, want string
+	}{
+		{"someone/else", "hello-world-2"},
+		{"", "hello-world-2"},
+		{"codertocat/hello-world", "hello-world"},
+	} {
+		e := newEnv(t)
+		if _, err := e.st.InstallationUpsert(ctx, store.InstallationUpsertParams{ID: eventInst, AccountLogin: "Codertocat", AccountType: "User", AccountID: 1}); err != nil {
+			t.Fatal(err)
+		}
+		e.publishAsAction("hello-world", c.stored)
+		e.deliver("push", payload(t, "push/with-new-branch.payload.json"), http.StatusAccepted)
+		p, err := e.st.ProjectGetByRepoID(ctx, helloWorldRepo)
+		if err != nil || p.Name != c.want {
+			t.Errorf("storage holding hello-world for %q: project %+v (%v), want name %s", c.stored, p, err, c.want)
+		}
+	}
+}
+
+// TestSynchronizeReplay: a pull request's synchronize body replayed under a new delivery id builds nothing when
+// the preview has (or had before newer ones) its head commit; a reopened pull request still builds.
+func TestSynchronizeReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.seed("{}")
+	syncBody := payload(t, "pull_request/synchronize.payload.json")
+	newer := edit(t, syncBody, func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "3333333333333333333333333333333333333333"
+	})
+	e.deliver("pull_request", syncBody, http.StatusAccepted)
+	if w := e.send(delivery{event: "pull_request", body: syncBody}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "already deployed") {
+		t.Fatalf("replayed synchronize: %d %q", w.Code, w.Body.String())
+	}
+	e.deliver("pull_request", newer, http.StatusAccepted)
+	if w := e.send(delivery{event: "pull_request", body: syncBody}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "stale") {
+		t.Fatalf("replayed older synchronize: %d %q", w.Code, w.Body.String())
+	}
+	if ds := e.deployments(p.ID); len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	reopened := edit(t, newer, func(m map[string]any) { m["action"] = "reopened" })
+	e.deliver("pull_request", reopened, http.StatusAccepted)
+	if ds := e.deployments(p.ID); len(ds) != 3 {
+		t.Fatalf("reopened did not build: %+v", ds)
+	}
 }

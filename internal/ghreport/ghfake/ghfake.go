@@ -253,6 +253,7 @@ type Server struct {
 	statuses       map[int64][]*DeploymentStatus
 	comments       []*Comment
 	commitStatuses []*CommitStatus
+	refs           map[string]string // "owner/repo refs/heads/branch" -> commit SHA
 	faults         []*fault
 }
 
@@ -281,12 +282,26 @@ func New(t testing.TB) *Server {
 		repos:         map[string]int64{},
 		nextID:        1000,
 		statuses:      map[int64][]*DeploymentStatus{},
+		refs:          map[string]string{},
 	}
 	s.routes()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+// SetRef points a branch of a repository at a commit, as a push does; GET .../git/ref/heads/<branch> then
+// answers it. An empty sha deletes the branch.
+func (s *Server) SetRef(owner, repo, branch, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := owner + "/" + repo + " refs/heads/" + branch
+	if sha == "" {
+		delete(s.refs, key)
+		return
+	}
+	s.refs[key] = sha
 }
 
 // Close stops the server early; New already arranges it at cleanup.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -28,6 +29,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{number}/comments", s.commentCreate)
 	s.mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.commentEdit)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.commitStatusCreate)
+	s.mux.HandleFunc("GET /repos/{owner}/{repo}/git/ref/{ref...}", s.refGet)
 }
 
 func caller(r *http.Request) User {
@@ -111,6 +113,29 @@ func (s *Server) repoGet(w http.ResponseWriter, r *http.Request) {
 		"url":       s.apiURL("/repos/%s/%s", owner, repo),
 		"clone_url": s.URL + "/" + owner + "/" + repo + ".git",
 		"html_url":  s.URL + "/" + owner + "/" + repo,
+	})
+}
+
+// refGet is GET /repos/{owner}/{repo}/git/ref/{ref}: one branch (SetRef), as GitHub answers it; only
+// heads/<branch> refs exist here, and an unknown one is 404 as on GitHub.
+func (s *Server) refGet(w http.ResponseWriter, r *http.Request) {
+	owner, repo, ref := r.PathValue("owner"), r.PathValue("repo"), r.PathValue("ref")
+	if !strings.HasPrefix(ref, "heads/") {
+		notFound(w)
+		return
+	}
+	s.mu.Lock()
+	_, known := s.repos[owner+"/"+repo]
+	sha, ok := s.refs[owner+"/"+repo+" refs/"+ref]
+	s.mu.Unlock()
+	if !known || !ok {
+		notFound(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ref": "refs/" + ref, "node_id": "REF_" + sha[:7],
+		"url":    s.apiURL("/repos/%s/%s/git/refs/%s", owner, repo, ref),
+		"object": map[string]any{"type": "commit", "sha": sha, "url": s.apiURL("/repos/%s/%s/git/commits/%s", owner, repo, sha)},
 	})
 }
 
