@@ -201,6 +201,7 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 	if cfg.Builder == "ecs" {
 		ecsCfg := cfg.ECS
 		ecsCfg.Grants, ecsCfg.EventsURL, ecsCfg.Logger = events, cfg.PublicURL, logger
+		ecsCfg.EgressAllow, ecsCfg.CloneAllow = cfg.Build.EgressAllow, cfg.Build.CloneAllow
 		if b, err = builder.NewECS(ctx, ecsCfg); err != nil {
 			return nil, err
 		}

@@ -335,7 +335,7 @@ func newECSWorld(t *testing.T, commits ...map[string]string) (*ecsWorld, *gitser
 		cmd := exec.Command(w.Bin, task.Command...)
 		// The build task definition's environment (deploy/terraform/ecs.tf) and the override's, nothing else.
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + filepath.Join(home, "work"),
-			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s"}, task.Env...)
+			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s", "FERRY_CLONE_ALLOW=127.0.0.0/8"}, task.Env...)
 		cmd.Dir = home
 		return cmd
 	})

@@ -49,6 +49,10 @@ var (
 
 // ECSConfig configures ECS. The flag names of `ferry app` are in brackets; deploy/terraform sets them.
 type ECSConfig struct {
+	// EgressAllow and CloneAllow are ferry build's --egress-allow and --clone-allow in the task's command
+	// (--build-egress-allow, --build-clone-allow): non-public ranges the task's clone may reach, such as a
+	// GitHub Enterprise Server's. Default: none (public addresses only).
+	EgressAllow, CloneAllow []string
 	// Cluster is the cluster's name or ARN (--ecs-cluster). Required.
 	Cluster string
 	// TaskDefinition is the build task definition's family, family:revision or ARN (--ecs-task-definition).
@@ -240,6 +244,12 @@ func (e *ECS) Command(req Request) []string {
 	args := []string{"build", "--repo", req.CloneURL, "--project", req.Project, "--storage", req.Storage,
 		"--deployment-id", req.DeploymentID, "--json", "--log-format", "json",
 		"--events-url", base + "/events", "--secrets-url", base + "/secrets"}
+	for _, r := range e.cfg.EgressAllow {
+		args = append(args, "--egress-allow", r)
+	}
+	for _, r := range e.cfg.CloneAllow {
+		args = append(args, "--clone-allow", r)
+	}
 	return append(args, req.args()...)
 }
 

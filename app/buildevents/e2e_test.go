@@ -96,13 +96,13 @@ func TestECSBuildEndToEnd(t *testing.T) {
 
 	// STS hands out the gofakes3 keys as the scoped session. ECS runs each task as this test binary acting as
 	// ferry (TestMain), with the container override's command and environment plus what the build task
-	// definition sets (FERRY_SANDBOX=none), and nothing of this process's environment: no AWS keys, no token.
+	// definition sets (FERRY_SANDBOX=none; FERRY_CLONE_ALLOW for the loopback git fixture), and nothing of this process's environment: no AWS keys, no token.
 	stsFake := ecsfake.NewSTS(t, ecsfake.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, SessionToken: "session"})
 	taskHome, taskWork := t.TempDir(), t.TempDir()
 	ecsFake := ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], task.Command...)
 		cmd.Env = append([]string{buildtest.Env, "PATH=" + os.Getenv("PATH"), "HOME=" + taskHome,
-			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork}, task.Env...)
+			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork, "FERRY_CLONE_ALLOW=127.0.0.0/8"}, task.Env...)
 		return cmd
 	})
 	appCreds := credentials.NewStaticCredentialsProvider("AKIDAPP", "app-secret", "")
