@@ -1,5 +1,5 @@
-// Package proxy is `ferry proxy`, the site server: it maps each request's Host to a deployment (DESIGN.md,
-// "Host names") and serves the deployment's files with its _redirects, _headers, clean-URL, SPA and 404 rules.
+// Package proxy is `ferry proxy`, the site server: it maps each request's Host to a deployment
+// (docs/architecture.md, "Host names and ids") and serves the deployment's files with its _redirects, _headers, clean-URL, SPA and 404 rules.
 //
 // The request path is built for steady-state speed: manifests (with their compiled rules), routes per URL path,
 // and blobs (with their compressed variants) are resolved once and cached, so that a cache hit neither
@@ -30,7 +30,7 @@ import (
 
 // Config configures a Proxy. Zero values take the defaults stated on each field.
 type Config struct {
-	// Storage holds the deployments (DESIGN.md, "Storage"). Required.
+	// Storage holds the deployments (docs/architecture.md, "Storage"). Required.
 	Storage storage.Storage
 	// Domain is D in <project>.D and <name>--<project>.D, for example "localhost" or "preview.example.com".
 	// Required.

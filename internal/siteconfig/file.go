@@ -315,8 +315,9 @@ func jsonError(data []byte, dec *json.Decoder, err error) error {
 	return ferry.Errorf(ferry.EINVALID, "ferry.json:%d:%d: invalid JSON: %s", line, col, strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// Resolve applies DESIGN.md's defaults to a site's settings (f may be nil) and parsed rules, giving the serving
-// config that publish stores in the manifest. has404 reports whether the output has /404.html.
+// Resolve applies the defaults of docs/architecture.md ("Site serving config") to a site's settings (f may be
+// nil) and parsed rules, giving the serving config that publish stores in the manifest. has404 reports whether
+// the output has /404.html.
 //
 // SPA fallback is on when the site has no 404.html, and "spa" in ferry.json overrides that either way. When SPA
 // is on, NotFound is empty: a path that matches nothing serves /index.html, so a 404 page could never show.
