@@ -576,18 +576,27 @@ func TestAnotherUser(t *testing.T) {
 	missingDeployment := "dpl-0000000000000000"
 
 	calls := map[string]func(user int64, project, id string) error{
-		"ProjectGet":            func(u int64, p, _ string) error { _, err := e.svc.ProjectGet(e.ctx, u, p); return err },
-		"ProjectAliases":        func(u int64, p, _ string) error { _, err := e.svc.ProjectAliases(e.ctx, u, p); return err },
-		"ProjectUpdateSettings": func(u int64, p, _ string) error { _, err := e.svc.ProjectUpdateSettings(e.ctx, u, p, projects.ProjectUpdateParams{ProductionBranch: ptr("x")}); return err },
-		"ProjectDelete":         func(u int64, p, _ string) error { _, err := e.svc.ProjectDelete(e.ctx, u, p); return err },
+		"ProjectGet":     func(u int64, p, _ string) error { _, err := e.svc.ProjectGet(e.ctx, u, p); return err },
+		"ProjectAliases": func(u int64, p, _ string) error { _, err := e.svc.ProjectAliases(e.ctx, u, p); return err },
+		"ProjectUpdateSettings": func(u int64, p, _ string) error {
+			_, err := e.svc.ProjectUpdateSettings(e.ctx, u, p, projects.ProjectUpdateParams{ProductionBranch: ptr("x")})
+			return err
+		},
+		"ProjectDelete": func(u int64, p, _ string) error { _, err := e.svc.ProjectDelete(e.ctx, u, p); return err },
 		"EnvSet": func(u int64, p, _ string) error {
 			_, err := e.svc.EnvSet(e.ctx, u, p, projects.EnvSetParams{Environment: "preview", Key: "B", Value: "2"})
 			return err
 		},
-		"EnvList":        func(u int64, p, _ string) error { _, err := e.svc.EnvList(e.ctx, u, p); return err },
-		"EnvDelete":      func(u int64, p, _ string) error { return e.svc.EnvDelete(e.ctx, u, p, "preview", "A") },
-		"DeploymentList": func(u int64, p, _ string) error { _, err := e.svc.DeploymentList(e.ctx, u, projects.DeploymentListParams{Project: p}); return err },
-		"DeployNow":      func(u int64, p, _ string) error { _, err := e.svc.DeployNow(e.ctx, u, p, projects.DeployParams{}); return err },
+		"EnvList":   func(u int64, p, _ string) error { _, err := e.svc.EnvList(e.ctx, u, p); return err },
+		"EnvDelete": func(u int64, p, _ string) error { return e.svc.EnvDelete(e.ctx, u, p, "preview", "A") },
+		"DeploymentList": func(u int64, p, _ string) error {
+			_, err := e.svc.DeploymentList(e.ctx, u, projects.DeploymentListParams{Project: p})
+			return err
+		},
+		"DeployNow": func(u int64, p, _ string) error {
+			_, err := e.svc.DeployNow(e.ctx, u, p, projects.DeployParams{})
+			return err
+		},
 		"DeploymentGet":  func(u int64, _, id string) error { _, err := e.svc.DeploymentGet(e.ctx, u, id); return err },
 		"DeploymentLogs": func(u int64, _, id string) error { _, err := e.svc.DeploymentLogs(e.ctx, u, id, 0, 0); return err },
 		"Redeploy":       func(u int64, _, id string) error { _, err := e.svc.Redeploy(e.ctx, u, id); return err },
