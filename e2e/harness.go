@@ -193,19 +193,7 @@ func FreeAddr(t *testing.T) string {
 // Proc is a running ferry subcommand in its own process group.
 type Proc struct {
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
 	exited chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
 }
 
 // start runs the ferry binary with args, with a scratch HOME, versitygw's keys and env as its environment.
