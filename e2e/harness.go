@@ -125,9 +125,12 @@ type World struct {
 	keyFile string
 }
 
-// NewWorld starts the parts; each stops at the test's end.
+// NewWorld starts the parts; each stops at the test's end. Under -short it skips the test: every World is slow.
 func NewWorld(t *testing.T) *World {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: starts the real ferry binaries on PostgreSQL, versitygw and sandboxed builds; run without -short")
+	}
 	Need(t, "git", "apt-get install git")
 	Need(t, "npm", "apt-get install nodejs npm")
 	Need(t, "bwrap", "apt-get install bubblewrap")
