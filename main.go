@@ -1,5 +1,5 @@
 // Command ferry is Ferry's one binary. This file only dispatches subcommands; each lives in the package that
-// owns it (DESIGN.md, "Subcommands").
+// owns it (docs/architecture.md, "Subcommands").
 package main
 
 import (

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage/s3test"
 )
@@ -79,14 +80,11 @@ type runResult struct {
 	summary string
 }
 
-// runStep runs `ferry action` for a real webhook payload from testdata, adjusted by edit, with inputs on top
+// runStep runs `ferry action` for a real webhook payload (internal/ghwebhooks), adjusted by edit, with inputs on top
 // of the harness's defaults (an empty value removes a default).
 func (h *harness) runStep(eventName, payloadFile string, edit func(p map[string]any), inputs map[string]string, envEdit func(map[string]string)) runResult {
 	h.t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", payloadFile))
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	raw := ghwebhooks.Payload(h.t, payloadFile)
 	var payload map[string]any
 	if err := json.Unmarshal(raw, &payload); err != nil {
 		h.t.Fatal(err)
@@ -155,7 +153,7 @@ func (h *harness) runStep(eventName, payloadFile string, edit func(p map[string]
 	// A hung step fails the test within a minute instead of stalling the whole package.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = Run(ctx, Options{Getenv: env.getenv, Stdout: &log})
+	err := Run(ctx, Options{Getenv: env.getenv, Stdout: &log})
 	res := runResult{err: err, log: log.String(), outputs: readOutputs(h.t, outPath)}
 	s, _ := os.ReadFile(summaryPath)
 	res.summary = string(s)
@@ -237,7 +235,7 @@ func TestPushToDefaultBranch(t *testing.T) {
 	h := newHarness(t)
 	h.writeSite(map[string]string{"dist/index.html": "<h1>home</h1>", "dist/app.js": "console.log(1)"})
 
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, nil, nil)
+	res := h.runStep("push", "push/with-new-branch", nil, nil, nil)
 	if res.err != nil {
 		t.Fatalf("ferry action: %v\nlog:\n%s", res.err, res.log)
 	}
@@ -297,7 +295,7 @@ func TestPushToDefaultBranch(t *testing.T) {
 	}
 
 	// The same folder again: a new deployment that uploads nothing.
-	res2 := h.runStep("push", "push.with-new-branch.payload.json", nil, nil, nil)
+	res2 := h.runStep("push", "push/with-new-branch", nil, nil, nil)
 	if res2.err != nil {
 		t.Fatalf("second run: %v\n%s", res2.err, res2.log)
 	}
@@ -314,7 +312,7 @@ func TestPushToOtherBranch(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.writeSite(map[string]string{"dist/index.html": "feature"})
-	res := h.runStep("push", "push.with-new-branch.payload.json", func(p map[string]any) {
+	res := h.runStep("push", "push/with-new-branch", func(p map[string]any) {
 		p["ref"] = "refs/heads/Feature/Login_Page"
 		p["repository"].(map[string]any)["default_branch"] = "main"
 	}, nil, nil)
@@ -342,7 +340,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 	h := newHarness(t)
 	h.writeSite(map[string]string{"dist/index.html": "v1"})
 	const pr = 2
-	opened := h.runStep("pull_request", "pull_request.opened.payload.json", nil, nil, nil)
+	opened := h.runStep("pull_request", "pull_request/opened", nil, nil, nil)
 	if opened.err != nil {
 		t.Fatalf("opened: %v\n%s", opened.err, opened.log)
 	}
@@ -368,7 +366,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 	editsAfterOpened := comments[0].Edits
 	h.writeSite(map[string]string{"dist/index.html": "v2"})
 	const head2 = "fedcba9876543210fedcba9876543210fedcba98"
-	sync := h.runStep("pull_request", "pull_request.synchronize.payload.json", func(p map[string]any) {
+	sync := h.runStep("pull_request", "pull_request/synchronize", func(p map[string]any) {
 		p["pull_request"].(map[string]any)["head"].(map[string]any)["sha"] = head2
 	}, nil, nil)
 	if sync.err != nil {
@@ -391,7 +389,7 @@ func TestPullRequestLifecycle(t *testing.T) {
 		t.Errorf("synchronize summary:\n%s", sync.summary)
 	}
 
-	closed := h.runStep("pull_request", "pull_request.closed.payload.json", nil, nil, nil)
+	closed := h.runStep("pull_request", "pull_request/closed", nil, nil, nil)
 	if closed.err != nil {
 		t.Fatalf("closed: %v\n%s", closed.err, closed.log)
 	}
@@ -424,7 +422,7 @@ func TestMissingIDTokenPermission(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.writeSite(map[string]string{"dist/index.html": "x"})
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, nil, func(v map[string]string) {
+	res := h.runStep("push", "push/with-new-branch", nil, nil, func(v map[string]string) {
 		delete(v, "ACTIONS_ID_TOKEN_REQUEST_URL")
 		delete(v, "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
 	})
@@ -456,7 +454,7 @@ func TestWrongCredentials(t *testing.T) {
 	h := newHarness(t)
 	h.sts.secretKey = "not-the-secret-versitygw-knows"
 	h.writeSite(map[string]string{"dist/index.html": "x", "dist/a.css": "body{}"})
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, nil, nil)
+	res := h.runStep("push", "push/with-new-branch", nil, nil, nil)
 	if res.err == nil {
 		t.Fatal("ferry action succeeded with keys the store refuses")
 	}
@@ -517,7 +515,7 @@ func TestStorageOutageMidUpload(t *testing.T) {
 	h.storageEndpoint = srv.URL
 	h.writeSite(map[string]string{"dist/index.html": "a", "dist/b.js": "b", "dist/c.css": "c"})
 
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, nil, nil)
+	res := h.runStep("push", "push/with-new-branch", nil, nil, nil)
 	if res.err == nil {
 		t.Fatal("ferry action succeeded while storage refused uploads")
 	}
@@ -579,7 +577,7 @@ func TestBuild(t *testing.T) {
 		// git refuses repositories owned by someone else.
 		chownTree(t, h.ws, 1001)
 	}
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"directory": ""}, nil)
+	res := h.runStep("push", "push/with-new-branch", nil, map[string]string{"directory": ""}, nil)
 	if res.err != nil {
 		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
 	}
@@ -631,7 +629,7 @@ func TestBuildWithInputs(t *testing.T) {
 	if os.Geteuid() == 0 {
 		chownTree(t, h.ws, 1001)
 	}
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{
+	res := h.runStep("push", "push/with-new-branch", nil, map[string]string{
 		"directory":       "",
 		"root-directory":  "apps/web",
 		"install-command": "echo installing with the input > installed.txt",
@@ -675,7 +673,7 @@ func TestBuildFailure(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"directory": ""}, nil)
+	res := h.runStep("push", "push/with-new-branch", nil, map[string]string{"directory": ""}, nil)
 	if ferry.ErrorCode(res.err) != ferry.EBUILD || ferry.ExitCode(res.err) != ferry.ExitUser {
 		t.Fatalf("error = %v (code %s), want a build failure", res.err, ferry.ErrorCode(res.err))
 	}
@@ -697,7 +695,7 @@ func TestKeysWithoutRole(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.writeSite(map[string]string{"dist/index.html": "k"})
-	res := h.runStep("push", "push.with-new-branch.payload.json", nil, map[string]string{"role-to-assume": ""}, func(v map[string]string) {
+	res := h.runStep("push", "push/with-new-branch", nil, map[string]string{"role-to-assume": ""}, func(v map[string]string) {
 		v["AWS_ACCESS_KEY_ID"] = h.gw.AccessKey
 		v["AWS_SECRET_ACCESS_KEY"] = h.gw.SecretKey
 	})
@@ -716,7 +714,7 @@ func TestKeysWithoutRole(t *testing.T) {
 func TestDeletedBranch(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	res := h.runStep("push", "push.with-new-branch.payload.json", func(p map[string]any) {
+	res := h.runStep("push", "push/with-new-branch", func(p map[string]any) {
 		p["deleted"] = true
 		p["after"] = "0000000000000000000000000000000000000000"
 	}, nil, nil)
@@ -754,7 +752,7 @@ func TestMissingPullRequestsPermission(t *testing.T) {
 	h := newHarness(t)
 	h.gh.FailNext("GET /repos/*/*/issues/*/comments", 100, ghfake.Forbidden())
 	h.writeSite(map[string]string{"dist/index.html": "x"})
-	res := h.runStep("pull_request", "pull_request.opened.payload.json", nil, nil, nil)
+	res := h.runStep("pull_request", "pull_request/opened", nil, nil, nil)
 	if ferry.ErrorCode(res.err) != ferry.EFORBIDDEN || !strings.Contains(res.err.Error(), "pull-requests: write") {
 		t.Fatalf("error = %v (code %s), want forbidden naming pull-requests: write", res.err, ferry.ErrorCode(res.err))
 	}

@@ -210,9 +210,3 @@ func (e *strictEnv) getenv(key string) string {
 	}
 	return v
 }
-
-func (e *strictEnv) set(key, value string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.vars[key] = value
-}

@@ -12,8 +12,19 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/site"
 )
+
+// eventFile writes a real payload where GITHUB_EVENT_PATH can point, as the runner does.
+func eventFile(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(p, ghwebhooks.Payload(t, name), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 func TestPlan(t *testing.T) {
 	t.Parallel()
@@ -133,12 +144,12 @@ func TestReadEventRealPayloads(t *testing.T) {
 		action               string
 		defaultBranch        bool
 	}{
-		{"push.with-new-branch.payload.json", "push", "refs/heads/master", "6113728f27ae82c7b1a177c8d03f9e96e0adf246", 0, "", true},
-		{"pull_request.opened.payload.json", "pull_request", "refs/pull/2/merge", "ec26c3e57ca3a959ca5aad62de7213c562f8c821", 2, "opened", false},
-		{"pull_request.closed.payload.json", "pull_request", "refs/pull/2/merge", "ec26c3e57ca3a959ca5aad62de7213c562f8c821", 2, "closed", false},
+		{"push/with-new-branch", "push", "refs/heads/master", "6113728f27ae82c7b1a177c8d03f9e96e0adf246", 0, "", true},
+		{"pull_request/opened", "pull_request", "refs/pull/2/merge", "ec26c3e57ca3a959ca5aad62de7213c562f8c821", 2, "opened", false},
+		{"pull_request/closed", "pull_request", "refs/pull/2/merge", "ec26c3e57ca3a959ca5aad62de7213c562f8c821", 2, "closed", false},
 	} {
 		env := newStrictEnv(t, map[string]string{
-			"GITHUB_EVENT_NAME": tc.name, "GITHUB_EVENT_PATH": filepath.Join("testdata", tc.file),
+			"GITHUB_EVENT_NAME": tc.name, "GITHUB_EVENT_PATH": eventFile(t, tc.file),
 			"GITHUB_REPOSITORY": "Codertocat/Hello-World", "GITHUB_REF": tc.ref, "GITHUB_SHA": "1111111111111111111111111111111111111111",
 		})
 		gctx, err := githubactions.New(githubactions.WithGetenv(env.getenv)).Context()
@@ -161,11 +172,8 @@ func TestReadEventRealPayloads(t *testing.T) {
 // FuzzReadEvent: any payload either parses or fails with an error; it never panics, and a parsed event always
 // has a commit.
 func FuzzReadEvent(f *testing.F) {
-	for _, name := range []string{"push.with-new-branch.payload.json", "pull_request.opened.payload.json"} {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, name := range []string{"push/with-new-branch", "pull_request/opened"} {
+		b := ghwebhooks.Payload(f, name)
 		f.Add(string(b), "push", "")
 	}
 	f.Add(`{"pull_request":{"number":3,"head":{"sha":""}}}`, "pull_request", "")
@@ -188,10 +196,7 @@ func FuzzReadEvent(f *testing.F) {
 // read from real payloads; head.repo.fork alone is not the test, since a fork's own pull requests have it too.
 func TestReadEventFork(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join("testdata", "pull_request.opened.payload.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := ghwebhooks.Payload(t, "pull_request/opened")
 	for name, tc := range map[string]struct {
 		edit func(head, base map[string]any)
 		fork bool

@@ -28,12 +28,11 @@ import (
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/pgtest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-const realdata = "../../shared/realdata/github-webhooks"
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -316,10 +315,7 @@ func TestRun(t *testing.T) {
 
 	deliver := func(event, file string, want int) {
 		t.Helper()
-		body, err := os.ReadFile(filepath.Join(realdata, file))
-		if err != nil {
-			t.Fatal(err)
-		}
+		body := ghwebhooks.Payload(t, file)
 		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/github", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-GitHub-Event", event)

@@ -55,6 +55,7 @@ func TestPullRequestPreview(t *testing.T) {
 	}
 	t.Logf("webhook to ready: %s", time.Since(t0).Round(10*time.Millisecond))
 
+	waitReported(t, w, pr, first.ID)
 	ghDeps := w.GH.Deployments(Owner, RepoName)
 	if len(ghDeps) != 1 || ghDeps[0].SHA != repo.Commits[0] || ghDeps[0].Environment != fmt.Sprintf("preview/pr-%d", pr) || !ghDeps[0].TransientEnvironment {
 		t.Fatalf("GitHub deployments: %+v", ghDeps)
@@ -99,10 +100,10 @@ func TestPullRequestPreview(t *testing.T) {
 	if got := render(t, browser, fmt.Sprintf("http://%s:%s/", oldHost, proxyPort)); !strings.Contains(got, "Hello from Ferry") || strings.Contains(got, "again") {
 		t.Fatalf("old Deployment URL renders %q, want the first commit's page", got)
 	}
-	waitFor(t, "the comment to be edited", func() bool {
-		c := w.GH.Comments(Owner, RepoName, pr)
-		return len(c) == 1 && c[0].Edits > edits && strings.Contains(c[0].Body, second.ID)
-	})
+	waitReported(t, w, pr, second.ID)
+	if c := w.GH.Comments(Owner, RepoName, pr); len(c) != 1 || c[0].Edits <= edits {
+		t.Fatalf("PR comments after synchronize: %+v, want the one comment edited", c)
+	}
 	ghDeps = w.GH.Deployments(Owner, RepoName)
 	if len(ghDeps) != 2 {
 		t.Fatalf("GitHub deployments after synchronize: %+v", ghDeps)
@@ -121,6 +122,20 @@ func TestPullRequestPreview(t *testing.T) {
 	if c := w.GH.Comments(Owner, RepoName, pr); len(c) != 1 {
 		t.Errorf("PR comments after close: %d, want the one sticky comment", len(c))
 	}
+}
+
+// waitReported waits until the pull request's comment shows deployment id as ready: its row names the
+// deployment's own host, which only the Ready row carries (the Queued and Building rows link the log, whose URL
+// holds the id too). Ferry marks a deployment ready in its database first and then tells GitHub (deployment
+// status, commit status, and the comment last), so a test that saw "ready" must wait for GitHub's side before
+// it asserts it: reading the comment at once raced the final report, and under load lost.
+func waitReported(t *testing.T, w *World, pr int, id string) {
+	t.Helper()
+	host := id + "--" + Project + ".localhost"
+	waitFor(t, "the PR comment to show "+id+" ready", func() bool {
+		c := w.GH.Comments(Owner, RepoName, pr)
+		return len(c) == 1 && strings.Contains(c[0].Body, host)
+	})
 }
 
 // assertStates checks the Deployment statuses that Ferry created (GitHub's automatic inactive ones aside).

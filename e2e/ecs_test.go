@@ -191,6 +191,7 @@ func TestECSPullRequest(t *testing.T) {
 
 	// GitHub: one Deployment for the head in the PR's environment, queued → in_progress → success with the
 	// live URL and a log link to the dashboard, and one PR comment.
+	waitReported(t, w, pr, d.ID)
 	ghDeps := w.GH.Deployments(Owner, RepoName)
 	if len(ghDeps) != 1 || ghDeps[0].SHA != head || ghDeps[0].Environment != "preview/"+alias || !ghDeps[0].TransientEnvironment {
 		t.Fatalf("GitHub deployments: %+v", ghDeps)

@@ -36,6 +36,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/internal/storage/s3test"
 )
@@ -57,9 +58,6 @@ func root() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(filepath.Dir(file))
 }
-
-// realdata holds the real webhook payloads, next to the checkout.
-func realdata() string { return filepath.Join(root(), "..", "shared", "realdata", "github-webhooks") }
 
 // Need skips (or, on CI, fails) a test whose external tool is missing.
 func Need(t *testing.T, tool, hint string) {
@@ -127,9 +125,12 @@ type World struct {
 	keyFile string
 }
 
-// NewWorld starts the parts; each stops at the test's end.
+// NewWorld starts the parts; each stops at the test's end. Under -short it skips the test: every World is slow.
 func NewWorld(t *testing.T) *World {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("slow: starts the real ferry binaries on PostgreSQL, versitygw and sandboxed builds; run without -short")
+	}
 	Need(t, "git", "apt-get install git")
 	Need(t, "npm", "apt-get install nodejs npm")
 	Need(t, "bwrap", "apt-get install bubblewrap")
@@ -195,19 +196,7 @@ func FreeAddr(t *testing.T) string {
 // Proc is a running ferry subcommand in its own process group.
 type Proc struct {
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
 	exited chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
 }
 
 // start runs the ferry binary with args, with a scratch HOME, versitygw's keys and env as its environment.
@@ -309,12 +298,8 @@ func WaitHealthy(t *testing.T, url string, p *Proc) {
 // payload reads a real webhook delivery and lets edit change it (clone URL, SHAs, PR number).
 func payload(t *testing.T, file string, edit func(m map[string]any)) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(realdata(), file))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal(ghwebhooks.Payload(t, file), &m); err != nil {
 		t.Fatal(err)
 	}
 	edit(m)

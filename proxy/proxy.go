@@ -1,5 +1,5 @@
-// Package proxy is `ferry proxy`, the site server: it maps each request's Host to a deployment (DESIGN.md,
-// "Host names") and serves the deployment's files with its _redirects, _headers, clean-URL, SPA and 404 rules.
+// Package proxy is `ferry proxy`, the site server: it maps each request's Host to a deployment
+// (docs/architecture.md, "Host names and ids") and serves the deployment's files with its _redirects, _headers, clean-URL, SPA and 404 rules.
 //
 // The request path is built for steady-state speed: manifests (with their compiled rules), routes per URL path,
 // and blobs (with their compressed variants) are resolved once and cached, so that a cache hit neither
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -31,7 +32,7 @@ import (
 
 // Config configures a Proxy. Zero values take the defaults stated on each field.
 type Config struct {
-	// Storage holds the deployments (DESIGN.md, "Storage"). Required.
+	// Storage holds the deployments (docs/architecture.md, "Storage"). Required.
 	Storage storage.Storage
 	// Domain is D in <project>.D and <name>--<project>.D, for example "localhost" or "preview.example.com".
 	// Required.
@@ -142,7 +143,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
-		cfg.Registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	up, err := newUpstream(&cfg, cfg.Registry)
 	if err != nil {

@@ -64,6 +64,9 @@ func TestFlags(t *testing.T) {
 // TestDev runs the real binary twice in a fresh folder: both listeners answer, Ctrl-C (SIGINT) stops
 // everything with exit 0 and leaves no PostgreSQL behind, and what the first run stored is there in the second.
 func TestDev(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: runs the real `ferry dev` twice with its own PostgreSQL and a build; run without -short")
+	}
 	if _, err := pgcluster.FindBinDir(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal(err)

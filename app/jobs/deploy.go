@@ -197,7 +197,7 @@ func (w *deployWorker) buildEnv(ctx context.Context, fork bool, d *store.Deploym
 // that a supersede in between cannot be reported before it.
 func (w *deployWorker) start(ctx context.Context, p *store.Project, id string) (*store.Deployment, error) {
 	var out *store.Deployment
-	err := w.withLock(ctx, id, func(st *store.Store, d *store.Deployment) error {
+	err := w.withLock(ctx, id, func(st *store.Store, _ *store.Deployment) error {
 		d, err := st.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: id, Status: store.StatusBuilding})
 		if err != nil {
 			return err

@@ -35,7 +35,7 @@ const (
 	QueueReport = "report"
 )
 
-// MaxAttempts is how often a deployment is tried when the infrastructure fails it (DESIGN.md).
+// MaxAttempts is how often a deployment is tried when the infrastructure fails it (docs/architecture.md, "Deployment lifecycle").
 const MaxAttempts = 3
 
 // DeployArgs asks for one deployment (already stored with status queued) to be reported, built and published.

@@ -21,7 +21,7 @@ import (
 //
 // Without PurgeStorage it removes only what Ferry published for this project: the manifests of its deployment
 // rows, the aliases that point at them (or at nothing), and the blobs that no remaining manifest names. A name's
-// storage may also hold deployments that the GitHub Action or `ferry publish` wrote (DESIGN.md: storage is the
+// storage may also hold deployments that the GitHub Action or `ferry publish` wrote (docs/architecture.md, "Security model": storage is the
 // source of truth, a name belongs to whoever published first); those, their blobs and their aliases stay.
 type ProjectDeleteArgs struct {
 	ProjectID int64 `json:"project_id"`

@@ -291,7 +291,7 @@ func (s *Service) ProjectCreate(ctx context.Context, userID int64, p ProjectCrea
 	return s.view(proj), nil
 }
 
-// claimName lets userID take a project name that storage may already hold (DESIGN.md: a name in storage belongs
+// claimName lets userID take a project name that storage may already hold (docs/architecture.md, "Security model": a name in storage belongs
 // to whoever published it first). A name with nothing stored is free. A held one is the user's only when every
 // stored deployment names one GitHub repository, gitURL is that repository on github.com, and the user belongs
 // to a GitHub App installation of it; anything else is ECONFLICT saying how to go on. Otherwise any signed-up

@@ -87,7 +87,7 @@ const (
 	KindPreview    DeploymentKind = "preview"
 )
 
-// DeploymentStatus is where a deployment is in its lifecycle (DESIGN.md, "Deployment lifecycle").
+// DeploymentStatus is where a deployment is in its lifecycle (docs/architecture.md, "Deployment lifecycle").
 type DeploymentStatus string
 
 // The deployment statuses. Failed is the user's build failing (final); Error is infrastructure that failed

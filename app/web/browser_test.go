@@ -57,6 +57,9 @@ func slowBuild(version string) map[string]string {
 // queued → building → ready without a reload, see log lines stream, open the preview, deploy a second version
 // and roll production back to the first.
 func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: drives Chromium through real builds; run without -short")
+	}
 	out := artifacts(t)
 	s := newStack(t)
 

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
@@ -37,9 +38,6 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 const secret = "test-webhook-secret"
-
-// realdata is where the real deliveries (octokit/webhooks examples) live, relative to this package.
-const realdata = "../../../shared/realdata/github-webhooks"
 
 // Repository and installation ids of the real payloads.
 const (
@@ -96,11 +94,7 @@ func sign(body []byte, key string) string {
 
 func payload(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(realdata, name))
-	if err != nil {
-		t.Fatalf("read real payload: %v", err)
-	}
-	return b
+	return ghwebhooks.Payload(t, name)
 }
 
 // edit changes a real payload through a generic JSON map.
@@ -804,11 +798,7 @@ func FuzzIntake(f *testing.F) {
 	f.Add("ping", []byte(`{}`), false, "")
 	f.Add("installation_repositories", []byte(`{"action":"added","installation":{"id":5},"repositories_added":[{"id":3,"name":"--","full_name":"a/--"}]}`), true, "")
 	for _, name := range []string{"pull_request/opened.payload.json", "push/with-new-branch.payload.json", "installation/created.payload.json"} {
-		b, err := os.ReadFile(filepath.Join(realdata, name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(strings.Split(name, "/")[0], b, true, "")
+		f.Add(strings.Split(name, "/")[0], ghwebhooks.Payload(f, name), true, "")
 	}
 	e := newEnv(f)
 	f.Fuzz(func(t *testing.T, event string, body []byte, valid bool, sig string) {

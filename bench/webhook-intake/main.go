@@ -39,6 +39,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/pgcluster"
 )
 
@@ -60,13 +61,21 @@ type options struct {
 	ephemeral                                    bool
 }
 
+// payload reads a real delivery from -payloads, or from the embedded copies.
+func (o *options) payload(name string) ([]byte, error) {
+	if o.payloads == "" {
+		return ghwebhooks.Read(name)
+	}
+	return os.ReadFile(filepath.Join(o.payloads, name))
+}
+
 func run() error {
 	var o options
 	flag.StringVar(&o.url, "url", "", "webhook URL of a running ferry app (default: start PostgreSQL and ferry app here)")
 	flag.StringVar(&o.secret, "secret", "", "its webhook secret (with -url)")
 	flag.StringVar(&o.databaseURL, "database-url", "", "its database, for the final check (with -url)")
 	flag.StringVar(&o.ferryBin, "ferry", "", "ferry binary to start (default: go build from this checkout)")
-	flag.StringVar(&o.payloads, "payloads", "../shared/realdata/github-webhooks", "folder of the real webhook payloads")
+	flag.StringVar(&o.payloads, "payloads", "", "folder of real webhook payloads laid out as octokit/webhooks' examples (default: the ones in internal/ghwebhooks)")
 	flag.IntVar(&o.n, "n", 5000, "deliveries to send")
 	flag.IntVar(&o.concurrency, "c", 32, "deliveries in flight at once")
 	flag.Float64Var(&o.rate, "rate", 0, "deliveries per second (0: as fast as the server answers, closed loop)")
@@ -87,11 +96,11 @@ func run() error {
 	if o.secret == "" || o.databaseURL == "" {
 		return fmt.Errorf("-url needs -secret and -database-url")
 	}
-	tmpl, err := os.ReadFile(filepath.Join(o.payloads, "pull_request/synchronize.payload.json"))
+	tmpl, err := o.payload("pull_request/synchronize.payload.json")
 	if err != nil {
 		return err
 	}
-	install, err := os.ReadFile(filepath.Join(o.payloads, "installation/created.payload.json"))
+	install, err := o.payload("installation/created.payload.json")
 	if err != nil {
 		return err
 	}

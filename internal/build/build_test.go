@@ -142,6 +142,7 @@ func TestBuildOverrides(t *testing.T) {
 }
 
 func TestBuildDependencyCache(t *testing.T) {
+	skipShort(t, "installs from the npm registry three times")
 	requireBwrap(t)
 	requireTool(t, "npm", "install nodejs and npm")
 	e := newTestEnv(t, "")
@@ -196,6 +197,7 @@ require("fs").writeFileSync("build/index.html", "two days is " + ms("2 days") + 
 }
 
 func TestBuildBadInput(t *testing.T) {
+	skipShort(t, "runs a sandboxed build per bad input")
 	requireBwrap(t)
 	e := newTestEnv(t, "")
 	run := func(files map[string]string) error {

@@ -331,19 +331,6 @@ func cacheSave(ctx context.Context, st storage.Storage, key, root string, parts 
 	return size, nil
 }
 
-func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // cacheEnv points the package manager's download cache (and corepack's) into the one cached folder. Each
 // manager gets only its own variables: npm warns about settings it does not know.
 func cacheEnv(pm, cacheDir string) []string {

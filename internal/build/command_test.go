@@ -63,6 +63,7 @@ func runFerry(t *testing.T, env []string, args ...string) (string, string, int) 
 }
 
 func TestCommandBinary(t *testing.T) {
+	skipShort(t, "runs the real ferry binary through whole builds")
 	requireBwrap(t)
 	const token = "ghs_binarytoken_424242"
 	e := newTestEnv(t, token)

@@ -32,7 +32,6 @@ type textHandler struct {
 	w     io.Writer
 	mu    *sync.Mutex
 	attrs []slog.Attr
-	group string
 }
 
 func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }

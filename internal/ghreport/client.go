@@ -1,6 +1,6 @@
 // Package ghreport tells GitHub what Ferry did: deployments and their statuses, the sticky PR comment and the
-// ferry/<project> commit status. The App and the Action share it, so both report the same way (DESIGN.md,
-// "GitHub reporting").
+// ferry/<project> commit status. The App and the Action share it, so both report the same way
+// (docs/architecture.md, "GitHub reporting").
 package ghreport
 
 import (

@@ -1,6 +1,6 @@
 // Package site is the site store: it publishes output folders as immutable, content-addressed deployments,
-// moves aliases, and knows the host-name rules by which the proxy finds a deployment (DESIGN.md, "Storage" and
-// "Host names").
+// moves aliases, and knows the host-name rules by which the proxy finds a deployment
+// (docs/architecture.md, "Storage" and "Host names and ids").
 package site
 
 import (

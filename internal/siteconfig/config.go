@@ -4,7 +4,7 @@
 package siteconfig
 
 // Serving is a site's resolved serving configuration, as stored in the manifest. Its JSON form is part of the
-// storage contract (DESIGN.md): the Action, builds and `ferry publish` write it; the proxy reads it.
+// storage contract (docs/architecture.md): the Action, builds and `ferry publish` write it; the proxy reads it.
 type Serving struct {
 	// SPA serves /index.html (status 200) for paths that match no file and have no file extension. Publish sets
 	// it when the output looks like a single-page app (see Resolve), or when ferry.json says "spa": true.

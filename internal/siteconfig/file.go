@@ -330,8 +330,8 @@ type Output struct {
 // paths with the home page and 200 would hide every broken link.
 func (o Output) LooksLikeSPA() bool { return o.HasIndex && o.HTMLFiles == 1 && !o.Has404 }
 
-// Resolve applies DESIGN.md's defaults to a site's settings (f may be nil) and parsed rules, giving the serving
-// config that publish stores in the manifest.
+// Resolve applies the defaults of docs/architecture.md ("Site serving config") to a site's settings (f may be
+// nil) and parsed rules, giving the serving config that publish stores in the manifest.
 //
 // SPA fallback: "spa" in f decides when it is set, whether the user wrote it in ferry.json or a build filled
 // it in because it knows the framework is an SPA (detection fills only what the user left out). When it is

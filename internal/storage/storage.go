@@ -1,5 +1,5 @@
 // Package storage is Ferry's object store: one small interface with a local-folder backend and an S3 backend,
-// chosen from the one --storage URL (DESIGN.md, "Storage"). Keys are slash-separated paths under the root,
+// chosen from the one --storage URL (docs/architecture.md, "Storage"). Keys are slash-separated paths under the root,
 // such as "projects/web/blobs/<sha256>". Every backend returns *ferry.Error with ENOTFOUND for a missing key and
 // EUNAVAILABLE when the backend cannot be reached, so callers can tell "absent" from "down".
 package storage

@@ -1,7 +1,7 @@
 // Package ghfake is a strict, recording stand-in for GitHub's REST API, served by httptest. It speaks the real
 // wire protocol to the real clients (go-github with its BaseURL set, ghinstallation), checks the App JWT and the
-// tokens on every call, and records every call so that tests assert what Ferry told GitHub (DESIGN.md, "Real
-// parts, not mocks").
+// tokens on every call, and records every call so that tests assert what Ferry told GitHub
+// (docs/architecture.md, "Testing").
 //
 // Auth rules, as on GitHub: paths under /app need the App JWT (RS256, signed with PrivateKeyPEM, iss = AppID);
 // paths under /login/ need nothing; every other path needs an installation token issued by this server or a token
