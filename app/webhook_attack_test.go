@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 	"github.com/ferryhq/ferry/internal/pgtest"
 )
 
@@ -65,10 +65,7 @@ func TestWebhookMemoryUnderAttack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ping, err := os.ReadFile(filepath.Join(realdata, "ping/payload.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ping := ghwebhooks.Payload(t, "ping")
 	var legit atomic.Int64
 	deliver := func() error {
 		req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/github", bytes.NewReader(ping))

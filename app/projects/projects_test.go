@@ -582,7 +582,10 @@ func TestAnotherUser(t *testing.T) {
 			_, err := e.svc.ProjectUpdateSettings(e.ctx, u, p, projects.ProjectUpdateParams{ProductionBranch: ptr("x")})
 			return err
 		},
-		"ProjectDelete": func(u int64, p, _ string) error { _, err := e.svc.ProjectDelete(e.ctx, u, p); return err },
+		"ProjectDelete": func(u int64, p, _ string) error {
+			_, err := e.svc.ProjectDelete(e.ctx, u, p, projects.ProjectDeleteParams{})
+			return err
+		},
 		"EnvSet": func(u int64, p, _ string) error {
 			_, err := e.svc.EnvSet(e.ctx, u, p, projects.EnvSetParams{Environment: "preview", Key: "B", Value: "2"})
 			return err
@@ -690,7 +693,7 @@ func TestProjectDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := e.svc.ProjectDelete(e.ctx, alice, "web")
+	v, err := e.svc.ProjectDelete(e.ctx, alice, "web", projects.ProjectDeleteParams{})
 	if err != nil || v.Deletion == nil {
 		t.Fatalf("delete: %+v, %v", v, err)
 	}
@@ -705,7 +708,7 @@ func TestProjectDelete(t *testing.T) {
 		t.Fatalf("ProjectGet during deletion: %+v, %v", got, err)
 	}
 
-	_, err = e.svc.ProjectDelete(e.ctx, alice, "web")
+	_, err = e.svc.ProjectDelete(e.ctx, alice, "web", projects.ProjectDeleteParams{})
 	wantCode(t, "second delete", err, ferry.ECONFLICT)
 	_, err = e.svc.DeployNow(e.ctx, alice, "web", projects.DeployParams{})
 	wantCode(t, "deploy during deletion", err, ferry.ECONFLICT)
