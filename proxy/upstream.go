@@ -72,7 +72,7 @@ func newUpstream(cfg *Config, reg *prometheus.Registry) (*upstream, error) {
 		MaxConnsPerHost:               256,
 		MaxIdleConnDuration:           30 * time.Second,
 		MaxIdemponentCallAttempts:     1,
-		RetryIf:                       func(*fasthttp.Request) bool { return false },
+		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: false,
 	}
