@@ -89,7 +89,8 @@ func TestECSPullRequest(t *testing.T) {
 			"command": strs("build", "--repo", w.GitURL+repo.Path, "--project", Project, "--storage", w.Storage,
 				"--deployment-id", d.ID, "--json", "--log-format", "json",
 				"--events-url", events+"/events", "--secrets-url", events+"/secrets",
-				"--ref", head, "--domain", domain), // no --alias: the App moves the alias once the build is ready
+				"--clone-allow", "127.0.0.0/8", // the App's --build-clone-allow (World.StartApp), for the loopback git fixture
+				"--ref", head, "--domain", domain, "--cache-scope", "preview"), // no --alias: the App moves the alias once the build is ready
 			"environment": []any{map[string]any{"name": "FERRY_EVENTS_TOKEN", "value": claim}},
 		}}},
 	}
@@ -336,7 +337,7 @@ func newECSWorld(t *testing.T, commits ...map[string]string) (*ecsWorld, *gitser
 		cmd := exec.Command(w.Bin, task.Command...)
 		// The build task definition's environment (deploy/terraform/ecs.tf) and the override's, nothing else.
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "TMPDIR=" + filepath.Join(home, "work"),
-			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s", "FERRY_CLONE_ALLOW=127.0.0.0/8"}, task.Env...)
+			"FERRY_SANDBOX=none", "FERRY_TIMEOUT=120s"}, task.Env...)
 		cmd.Dir = home
 		return cmd
 	})

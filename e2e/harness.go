@@ -266,7 +266,9 @@ func (w *World) StartApp(addr string, extra ...string) *Proc {
 	args := append([]string{"app", "--listen", addr, "--database-url", w.DBURL, "--storage", w.Storage,
 		"--domain", "localhost:" + proxyPort, "--public-url", "http://ferry.test",
 		"--github-app-id", fmt.Sprint(w.GH.AppID), "--github-private-key-file", w.keyFile,
-		"--github-api-url", w.GH.URL, "--webhook-secret", Secret}, extra...)
+		"--github-api-url", w.GH.URL, "--webhook-secret", Secret,
+		// The git fixtures listen on loopback, which builds' clones may not reach by default.
+		"--build-clone-allow", "127.0.0.0/8"}, extra...)
 	p := w.start("app", w.AppEnv, args...)
 	WaitHealthy(w.T, "http://"+addr+"/healthz", p)
 	return p

@@ -96,18 +96,19 @@ func TestECSBuildEndToEnd(t *testing.T) {
 
 	// STS hands out the gofakes3 keys as the scoped session. ECS runs each task as this test binary acting as
 	// ferry (TestMain), with the container override's command and environment plus what the build task
-	// definition sets (FERRY_SANDBOX=none; FERRY_CLONE_ALLOW for the loopback git fixture), and nothing of this process's environment: no AWS keys, no token.
+	// definition sets (FERRY_SANDBOX=none), and nothing of this process's environment: no AWS keys, no token.
 	stsFake := ecsfake.NewSTS(t, ecsfake.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey, SessionToken: "session"})
 	taskHome, taskWork := t.TempDir(), t.TempDir()
 	ecsFake := ecsfake.New(t, func(task *ecsfake.Task) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], task.Command...)
 		cmd.Env = append([]string{buildtest.Env, "PATH=" + os.Getenv("PATH"), "HOME=" + taskHome,
-			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork, "FERRY_CLONE_ALLOW=127.0.0.0/8"}, task.Env...)
+			"FERRY_SANDBOX=none", "FERRY_WORKDIR=" + taskWork}, task.Env...)
 		return cmd
 	})
 	appCreds := credentials.NewStaticCredentialsProvider("AKIDAPP", "app-secret", "")
 	b, err := builder.NewECS(ctx, builder.ECSConfig{
 		Cluster: "ferry", TaskDefinition: "ferry-build", Subnets: []string{"subnet-a"},
+		CloneAllow:   []string{"127.0.0.0/8"}, // the git fixture listens on loopback
 		BuildRoleARN: "arn:aws:iam::123456789012:role/ferry-build", EventsURL: appSrv.URL, Grants: events,
 		ECS:     ecs.New(ecs.Options{Region: "eu-west-1", BaseEndpoint: aws.String(ecsFake.URL), Credentials: appCreds}),
 		STS:     sts.New(sts.Options{Region: "eu-west-1", BaseEndpoint: aws.String(stsFake.URL), Credentials: appCreds}),
