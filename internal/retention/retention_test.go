@@ -66,8 +66,8 @@ func sha(s string) string {
 // page of its own.
 func siteFiles(name string, logo bool) map[string]string {
 	f := map[string]string{
-		"index.html": "<h1>" + name + "</h1>",
-		"style.css":  "body{color:teal}",
+		"index.html":  "<h1>" + name + "</h1>",
+		"style.css":   "body{color:teal}",
 		name + ".txt": "only in " + name,
 	}
 	if logo {
