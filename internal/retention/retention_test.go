@@ -101,16 +101,23 @@ func keys(t testing.TB, st storage.Storage, prefix string) []string {
 // complete fails unless deployment id's manifest exists and every blob it names is stored.
 func complete(t testing.TB, st storage.Storage, project, id string) {
 	t.Helper()
+	if err := completeErr(st, project, id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func completeErr(st storage.Storage, project, id string) error {
 	ctx := context.Background()
 	m, err := site.NewStore(st).ManifestGet(ctx, project, id)
 	if err != nil {
-		t.Fatalf("deployment %s: %v", id, err)
+		return fmt.Errorf("deployment %s: %w", id, err)
 	}
 	for path, f := range m.Files {
 		if _, err := st.Stat(ctx, site.BlobKey(project, f.Blob)); err != nil {
-			t.Fatalf("deployment %s serves %s from blob %s: %v", id, path, f.Blob, err)
+			return fmt.Errorf("deployment %s serves %s from blob %s: %w", id, path, f.Blob, err)
 		}
 	}
+	return nil
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
