@@ -254,7 +254,12 @@ type Server struct {
 	comments       []*Comment
 	commitStatuses []*CommitStatus
 	faults         []*fault
+	admin          map[int64]bool  // installations with the administration permission (retention.go)
+	envDeleted     map[string]bool // "owner/repo/env" deleted (retention.go)
 }
+
+// extraRoutes are routes that other files of the package add.
+var extraRoutes []func(*Server)
 
 // testKey is generated once per test binary: RSA key generation is slow, and every Server may share it.
 var testKey = sync.OnceValue(func() *rsa.PrivateKey {
@@ -283,6 +288,9 @@ func New(t testing.TB) *Server {
 		statuses:      map[int64][]*DeploymentStatus{},
 	}
 	s.routes()
+	for _, add := range extraRoutes {
+		add(s)
+	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
