@@ -80,7 +80,48 @@ type Report struct {
 	// RetiredAliases and DeletedDeployments are what the App reports to GitHub and its database.
 	RetiredAliases     []string `json:"retiredAliases"`
 	DeletedDeployments []string `json:"deletedDeployments"`
-	Took               Duration `json:"took"`
+	// Upcoming are the deployments the policy removes next, soonest first: previews in their grace period, and
+	// production deployments outside the window waiting out the minimum age.
+	Upcoming []Upcoming `json:"upcoming"`
+	// DeletedObjects and DeletedBytes total Deleted (the stored report lists no blobs, only these totals).
+	DeletedObjects int       `json:"deletedObjects"`
+	DeletedBytes   int64     `json:"deletedBytes"`
+	At             time.Time `json:"at"`
+	Took     Duration   `json:"took"`
+}
+
+// Upcoming is a deployment the policy will remove at At unless an alias takes it back.
+type Upcoming struct {
+	Deployment string    `json:"deployment"`
+	At         time.Time `json:"at"`
+	Reason     string    `json:"reason"`
+}
+
+// ReportKey is where each real run leaves its Report, for the dashboard and for people reading the bucket.
+func ReportKey(project string) string { return site.ProjectPrefix(project) + "gc/report.json" }
+
+// ReportGet reads the last run's report of project (ENOTFOUND before the first).
+func ReportGet(ctx context.Context, st storage.Storage, project string) (*Report, error) {
+	data, err := readSmall(ctx, st, ReportKey(project))
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "read %s: %w", ReportKey(project), err)
+	}
+	return &r, nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
 }
 
 // Duration prints as "1.5s" in JSON.
@@ -193,7 +234,8 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 		return nil, err
 	}
 	start := time.Now()
-	rep := &Report{Project: project, DryRun: c.DryRun, Deleted: []Deletion{}, RetiredAliases: []string{}, DeletedDeployments: []string{}}
+	rep := &Report{Project: project, DryRun: c.DryRun, Deleted: []Deletion{}, RetiredAliases: []string{}, DeletedDeployments: []string{},
+		Upcoming: []Upcoming{}, At: c.now().UTC()}
 	log := c.log().With("project", project)
 	if c.DryRun {
 		log = log.With("dry_run", true)
@@ -299,7 +341,8 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 		}
 	}
 
-	keep, drop := plan(deps, targets, current, pol, now, st, c.DryRun)
+	keep, drop, upcoming := plan(deps, targets, current, pol, now, st)
+	rep.Upcoming = upcoming
 
 	// Blobs: every blob a kept manifest names, or an unreadable one may name, stays.
 	marked := map[string]bool{}
@@ -349,6 +392,19 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 	if err := sw.delete(blobDrops); err != nil {
 		return nil, err
 	}
+	rep.Took = Duration(time.Since(start))
+	rep.DeletedObjects, rep.DeletedBytes = rep.Bytes()
+	if !c.DryRun {
+		saved := *rep
+		saved.Deleted = slices.DeleteFunc(slices.Clone(rep.Deleted), func(d Deletion) bool { return d.Kind == KindBlob })
+		data, err := json.Marshal(saved)
+		if err == nil {
+			err = putJSON(ctx, c.Storage, ReportKey(project), data)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write collection report: %w", err)
+		}
+	}
 	n, b := rep.Bytes()
 	log.InfoContext(ctx, "project collected", "deleted_objects", n, "deleted_bytes", b, "kept_deployments", len(keep),
 		"blobs", rep.Before.Blobs, "took", time.Since(start).Round(time.Millisecond))
@@ -359,7 +415,10 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 // plan splits deployments into kept and deleted, by the policy's rules in order: an alias target stays; the
 // rollback window stays; anything younger than the minimum age stays; a production deployment beyond the
 // window goes; a preview goes once it has been without an alias for the grace period. It updates st.
-func plan(deps []deployment, targets map[string]bool, current string, pol Policy, now time.Time, st *state, dry bool) (keep []deployment, drop []Deletion) {
+func plan(deps []deployment, targets map[string]bool, current string, pol Policy, now time.Time, st *state) (keep []deployment, drop []Deletion, upcoming []Upcoming) {
+	defer func() {
+		sort.Slice(upcoming, func(i, j int) bool { return upcoming[i].At.Before(upcoming[j].At) })
+	}()
 	// deps are sorted oldest first; ids sort by time.
 	window := map[string]string{}
 	var prod []deployment
@@ -391,6 +450,8 @@ func plan(deps []deployment, targets map[string]bool, current string, pol Policy
 		if d.production {
 			if now.Sub(d.created) < pol.minAge() {
 				keep = append(keep, d)
+				upcoming = append(upcoming, Upcoming{Deployment: d.id, At: d.created.Add(pol.minAge()),
+					Reason: fmt.Sprintf("production deployment outside the rollback window of %d, after the minimum age", pol.RollbackWindow)})
 				continue
 			}
 			drop = append(drop, Deletion{Kind: KindDeployment, Key: "", Name: d.id, Bytes: d.bytes,
@@ -404,6 +465,12 @@ func plan(deps []deployment, targets map[string]bool, current string, pol Policy
 		}
 		if now.Sub(d.created) < pol.minAge() || now.Sub(since) < pol.grace() {
 			keep = append(keep, d)
+			at := since.Add(pol.grace())
+			if m := d.created.Add(pol.minAge()); m.After(at) {
+				at = m
+			}
+			upcoming = append(upcoming, Upcoming{Deployment: d.id, At: at,
+				Reason: fmt.Sprintf("preview without an alias since %s (grace %d days)", since.Format(time.DateOnly), pol.PreviewGraceDays)})
 			continue
 		}
 		drop = append(drop, Deletion{Kind: KindDeployment, Name: d.id, Bytes: d.bytes,
@@ -414,7 +481,7 @@ func plan(deps []deployment, targets map[string]bool, current string, pol Policy
 			delete(st.Unreferenced, id)
 		}
 	}
-	return keep, drop
+	return keep, drop, upcoming
 }
 
 // cachePlan evicts caches saved more than CacheMaxAgeDays ago, then the oldest until the rest fit CacheMaxMB.

@@ -240,6 +240,20 @@ func testPolicyRun(t *testing.T, st storage.Storage) {
 	if got, want := deletedOf(rep, retention.KindCache), []string{"projects/web/cache/aaaa.tar.gz", "projects/web/cache/trust/bbbb.tar.gz"}; !slices.Equal(got, want) {
 		t.Errorf("run 1 evicted caches %v, want %v (older than 35 days)", got, want)
 	}
+	var up []string
+	for _, u := range rep.Upcoming {
+		up = append(up, u.Deployment)
+		if !u.At.Equal(at1.Add(7 * 24 * time.Hour)) {
+			t.Errorf("upcoming %s at %v, want the end of its grace %v", u.Deployment, u.At, at1.Add(7*24*time.Hour))
+		}
+	}
+	if want := sorted([]string{pr1a, pr1b, pr2, old}); !slices.Equal(sorted(up), want) {
+		t.Errorf("upcoming %v, want the previews without alias %v", up, want)
+	}
+	saved := must(retention.ReportGet(ctx, st, p))
+	if saved.DeletedObjects != len(rep.Deleted) || len(deletedOf(saved, retention.KindBlob)) != 0 || len(saved.Upcoming) != 4 {
+		t.Errorf("stored report: %d deleted objects (want %d), %d blobs listed (want 0), %d upcoming", saved.DeletedObjects, len(rep.Deleted), len(deletedOf(saved, retention.KindBlob)), len(saved.Upcoming))
+	}
 	for _, id := range append(slices.Clone(prod[8:]), pr1a, pr1b, pr2, staging, old) {
 		complete(t, st, p, id)
 	}

@@ -198,6 +198,9 @@ func (s *File) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 			return nil
 		}
 		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted between reading the folder and this file: not listed, as on S3
+		}
 		if err != nil {
 			return err
 		}
