@@ -87,7 +87,7 @@ type Report struct {
 	DeletedObjects int       `json:"deletedObjects"`
 	DeletedBytes   int64     `json:"deletedBytes"`
 	At             time.Time `json:"at"`
-	Took     Duration   `json:"took"`
+	Took           Duration  `json:"took"`
 }
 
 // Upcoming is a deployment the policy will remove at At unless an alias takes it back.
