@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/retention"
 )
 
 // Config is everything `ferry app` runs with. Command fills it from flags and FERRY_* variables; `ferry dev`
@@ -69,6 +70,11 @@ type Config struct {
 	// BuildCommand replaces the local builder's `ferry build` command (builder.LocalConfig.Command), for tests
 	// and `ferry dev`. Default: this executable's build subcommand.
 	BuildCommand []string
+	// Retention is the default retention policy of every project (--retention-*); zero fields take
+	// retention.Defaults, which `ferry dev` and `ferry gc` use too.
+	Retention retention.Policy
+	// RetentionInterval is how often storage is collected. Default 1h; negative: never.
+	RetentionInterval time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -155,6 +161,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook body accepted, in `bytes`")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Hour, "how often old deployments, blobs, caches and logs are collected by the retention policy (negative: never)")
+	pol := retention.PolicyFlags(fs, "retention-", retention.Defaults)
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if err == flag.ErrHelp {
 			return c, err
@@ -165,6 +173,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, ferry.Errorf(ferry.EINVALID, "unexpected arguments %q (ferry app takes flags only)", strings.Join(fs.Args(), " "))
 	}
 	c.ECS.Subnets, c.ECS.SecurityGroups = splitList(*subnets), splitList(*groups)
+	c.Retention = pol.Over(retention.Defaults)
+	if err := c.Retention.Validate(); err != nil {
+		return c, err
+	}
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err

@@ -94,5 +94,5 @@ func cloneTokens(ts tokenSource) func(ctx context.Context, installationID int64)
 // newProjects is the projects service that the dashboard and the API share. tokens may be nil.
 func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *site.Store, cipher *store.EnvCipher, tokens tokenSource, logger *slog.Logger) (*projects.Service, error) {
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
-		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens)})
+		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, Tokens: cloneTokens(tokens), Retention: cfg.Retention})
 }

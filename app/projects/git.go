@@ -147,7 +147,7 @@ func validateSettings(s Settings) error {
 	if s.RequireForkApproval && !s.BuildForks {
 		return ferry.Errorf(ferry.EINVALID, "requireForkApproval needs buildForks: approval only matters for fork builds")
 	}
-	return nil
+	return s.Retention.Validate()
 }
 
 // lsRemote is the default ResolveRef: `git ls-remote` of the branch, anonymously or with an installation

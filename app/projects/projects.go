@@ -21,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/retention"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -50,6 +51,8 @@ type Config struct {
 	Tokens func(ctx context.Context, installationID int64) (string, error)
 	// Logger records who changed what. Default slog.Default().
 	Logger *slog.Logger
+	// Retention is the server's default retention policy (--retention-*). Zero: retention.Defaults.
+	Retention retention.Policy
 }
 
 // Service is the projects service. It is safe for concurrent use.

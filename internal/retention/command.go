@@ -25,17 +25,17 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return command(ctx, args, stdout, stderr, os.Getenv)
 }
 
-// PolicyFlags adds a flag per policy field to flags, defaulting to def, and returns the policy they fill.
-// `ferry gc` and `ferry app` share them, so both name the defaults the same way.
-func PolicyFlags(flags *flag.FlagSet, def Policy) *Policy {
+// PolicyFlags adds a flag per policy field to flags, named prefix+name ("" for `ferry gc`, "retention-" for
+// `ferry app`), defaulting to def, and returns the policy they fill. Both commands name the defaults alike.
+func PolicyFlags(flags *flag.FlagSet, prefix string, def Policy) *Policy {
 	p := def
-	flags.IntVar(&p.RollbackWindow, "keep-production", def.RollbackWindow, "production deployments `N` kept for rollback besides the current one")
-	flags.IntVar(&p.MinAgeHours, "min-age-hours", def.MinAgeHours, "nothing younger than `H` hours is deleted")
-	flags.IntVar(&p.PreviewGraceDays, "preview-grace-days", def.PreviewGraceDays, "a preview no alias points at is deleted after `D` days")
-	flags.IntVar(&p.StaleAfterDays, "stale-after-days", def.StaleAfterDays, "retire a preview alias nobody pushed to for `D` days (-1: never)")
-	flags.IntVar(&p.CacheMaxAgeDays, "cache-max-age-days", def.CacheMaxAgeDays, "evict dependency caches saved more than `D` days ago")
-	flags.Int64Var(&p.CacheMaxMB, "cache-max-mb", def.CacheMaxMB, "bound each project's dependency caches to `MB` megabytes, oldest evicted first")
-	flags.IntVar(&p.LogRetentionDays, "log-retention-days", def.LogRetentionDays, "build logs are kept `D` days (the App's database only)")
+	flags.IntVar(&p.RollbackWindow, prefix+"keep-production", def.RollbackWindow, "production deployments `N` kept for rollback besides the current one")
+	flags.IntVar(&p.MinAgeHours, prefix+"min-age-hours", def.MinAgeHours, "nothing younger than `H` hours is deleted")
+	flags.IntVar(&p.PreviewGraceDays, prefix+"preview-grace-days", def.PreviewGraceDays, "a preview no alias points at is deleted after `D` days")
+	flags.IntVar(&p.StaleAfterDays, prefix+"stale-after-days", def.StaleAfterDays, "retire a preview alias nobody pushed to for `D` days (-1: never)")
+	flags.IntVar(&p.CacheMaxAgeDays, prefix+"cache-max-age-days", def.CacheMaxAgeDays, "evict dependency caches saved more than `D` days ago")
+	flags.Int64Var(&p.CacheMaxMB, prefix+"cache-max-mb", def.CacheMaxMB, "bound each project's dependency caches to `MB` megabytes, oldest evicted first")
+	flags.IntVar(&p.LogRetentionDays, prefix+"log-retention-days", def.LogRetentionDays, "build logs are kept `D` days (the App's database only)")
 	return &p
 }
 
@@ -50,7 +50,7 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	project := flags.String("project", "", "collect only project `NAME` (default: every project in storage)")
 	dry := flags.Bool("dry-run", false, "print what would be deleted, with reasons and bytes, and delete nothing")
 	asJSON := flags.Bool("json", false, "print one JSON object per project on stdout instead of a summary")
-	pol := PolicyFlags(flags, Defaults)
+	pol := PolicyFlags(flags, "", Defaults)
 	if err := flagenv.Parse(flags, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -63,6 +63,7 @@ func command(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	case *storageURL == "":
 		return ferry.Errorf(ferry.EINVALID, "--storage is required (or FERRY_STORAGE): for example file:///var/lib/ferry or s3://bucket/prefix?region=eu-west-1")
 	}
+	*pol = pol.Over(Defaults) // 0 means the default here too
 	if err := pol.Validate(); err != nil {
 		return err
 	}

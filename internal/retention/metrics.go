@@ -1,6 +1,9 @@
 package retention
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,9 +28,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.objects, m.bytes, m.runs} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
+		for _, c := range []**prometheus.CounterVec{&m.objects, &m.bytes, &m.runs} {
+			if err := reg.Register(*c); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if !errors.As(err, &are) {
+					return nil, fmt.Errorf("register retention metrics: %w", err)
+				}
+				*c = are.ExistingCollector.(*prometheus.CounterVec) // registered again: count in the first set
 			}
 		}
 	}
