@@ -256,6 +256,7 @@ type Server struct {
 	faults         []*fault
 	admin          map[int64]bool  // installations with the administration permission (retention.go)
 	envDeleted     map[string]bool // "owner/repo/env" deleted (retention.go)
+	envKnown       map[string]bool // "owner/repo/env" whose deployments were deleted: the environment stays
 }
 
 // extraRoutes are routes that other files of the package add.

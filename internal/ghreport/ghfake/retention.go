@@ -3,6 +3,7 @@ package ghfake
 import (
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // The clean-up endpoints: deleting deployments and environments, as GitHub answers them.
@@ -41,6 +42,12 @@ func (s *Server) Environments(owner, repo string) []string {
 			out = append(out, d.Environment)
 		}
 	}
+	for key := range s.envKnown {
+		o, r, env := splitEnvKey(key)
+		if o == owner && r == repo && !slices.Contains(out, env) && !s.envDeleted[key] {
+			out = append(out, env)
+		}
+	}
 	slices.Sort(out)
 	return out
 }
@@ -65,6 +72,11 @@ func (s *Server) deploymentDelete(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "We cannot delete an active deployment unless it is the only deployment in a given environment.")
 		return
 	}
+	// The environment outlives its deployments, as on GitHub.
+	if s.envKnown == nil {
+		s.envKnown = map[string]bool{}
+	}
+	s.envKnown[d.Owner+"/"+d.Repo+"/"+d.Environment] = true
 	s.deployments = slices.DeleteFunc(s.deployments, func(o *Deployment) bool { return o.ID == d.ID })
 	delete(s.statuses, d.ID)
 	w.WriteHeader(http.StatusNoContent)
@@ -81,7 +93,7 @@ func (s *Server) environmentDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := owner + "/" + repo + "/" + name
-	found := false
+	found := s.envKnown[key]
 	for _, d := range s.deployments {
 		found = found || (d.Owner == owner && d.Repo == repo && d.Environment == name)
 	}
@@ -97,4 +109,12 @@ func (s *Server) environmentDelete(w http.ResponseWriter, r *http.Request) {
 		return o.Owner == owner && o.Repo == repo && o.Environment == name
 	})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func splitEnvKey(key string) (owner, repo, env string) {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 {
+		return "", "", ""
+	}
+	return parts[0], parts[1], parts[2]
 }
