@@ -42,8 +42,10 @@ type retentionWorker struct {
 	noAdmin sync.Map // installation id -> true once "no Administration permission" was logged
 }
 
-// Timeout lets a collection of many projects run for as long as it needs, one project at a time.
-func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration { return 6 * time.Hour }
+// Timeout bounds one collection below River's rescue of stuck jobs (BuildTimeout + 5m, 25m by default), so a
+// long run is never rescued into a second one beside it. A run cut short leaves a consistent store, and the
+// next one goes on (docs/architecture.md).
+func (w *retentionWorker) Timeout(*river.Job[RetentionArgs]) time.Duration { return 20 * time.Minute }
 
 func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs]) error {
 	st := w.deps.Store
