@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,8 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 	if err != nil {
 		return err
 	}
+	// A run cut short by its timeout must not starve the same projects every time.
+	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
 	c := &retention.Collector{Storage: w.deps.Site.Storage, Log: w.deps.Logger.With("job", job.ID), Metrics: w.m.retention}
 	domains, domainsOK := c.DomainAliases(ctx)
 	failed := 0
