@@ -19,6 +19,7 @@ import (
 	"github.com/ferryhq/ferry/app/dev"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/retention"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/migrations"
 	"github.com/ferryhq/ferry/proxy"
@@ -40,10 +41,11 @@ var commands = map[string]command{
 	"app":     {app.Command, app.About},
 	"deploy":  {api.DeployCommand, api.DeployAbout},
 	"domains": {api.DomainsCommand, api.DomainsAbout},
+	"gc":      {retention.Command, retention.About},
 }
 
 // order is how `ferry -h` lists the subcommands.
-var order = []string{"dev", "app", "proxy", "build", "publish", "deploy", "domains", "action", "migrate"}
+var order = []string{"dev", "app", "proxy", "build", "publish", "deploy", "domains", "action", "gc", "migrate"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

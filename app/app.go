@@ -217,6 +217,7 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 	rcfg, err := jobs.ClientConfig(jobs.Deps{EnvCipher: cipher,
 		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, StorageURL: cfg.Storage,
 		Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
+		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
 	}, cfg.Concurrency)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/netpolicy"
+	"github.com/ferryhq/ferry/internal/retention"
 )
 
 // Config is everything `ferry app` runs with. Command fills it from flags and FERRY_* variables; `ferry dev`
@@ -104,6 +105,11 @@ type Config struct {
 	// BuildCommand replaces the local builder's `ferry build` command (builder.LocalConfig.Command), for tests
 	// and `ferry dev`. Default: this executable's build subcommand.
 	BuildCommand []string
+	// Retention is the default retention policy of every project (--retention-*); zero fields take
+	// retention.Defaults, which `ferry dev` and `ferry gc` use too.
+	Retention retention.Policy
+	// RetentionInterval is how often storage is collected. Default 1h; negative: never.
+	RetentionInterval time.Duration
 }
 
 // BuildConfig is what `ferry app` passes on to every local `ferry build` (see its -h).
@@ -246,6 +252,8 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	gitRanges := fs.String("git-allow-ranges", "", "comma-separated non-public `CIDRs` that users' git URLs may reach, such as an internal git host's 10.1.2.0/24 (default: public addresses only)")
 	fs.BoolVar(&c.GitAllowHTTP, "git-allow-http", false, "accept plain http:// git URLs besides https://")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a stop waits for requests and running jobs")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", time.Hour, "how often old deployments, blobs, caches and logs are collected by the retention policy (negative: never)")
+	pol := retention.PolicyFlags(fs, "retention-", retention.Defaults)
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if err == flag.ErrHelp {
 			return c, err
@@ -265,6 +273,10 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 		return c, fmt.Errorf("--git-allow-ranges: %w", err)
 	}
 	c.GitAllowRanges = ranges
+	c.Retention = pol.Over(retention.Defaults)
+	if err := c.Retention.Validate(); err != nil {
+		return c, err
+	}
 	key, err := privateKey(getenv)
 	if err != nil {
 		return c, err

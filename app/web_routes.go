@@ -139,5 +139,5 @@ func newProjects(cfg Config, st *store.Store, rc *river.Client[pgx.Tx], sites *s
 	return projects.New(projects.Config{Store: st, River: rc, Site: sites, Domain: cfg.Domain, PublicURL: cfg.PublicURL,
 		Logger: logger, EnvCipher: cipher, AllowLocalRepos: cfg.AllowLocalRepos, LocalReposDir: cfg.LocalReposDir, Tokens: cloneTokens(tokens), DNS: dns,
 		GitPolicy:        netpolicy.Policy{Allow: cfg.GitAllowRanges, AllowLoopback: cfg.GitAllowLoopback},
-		AllowInsecureGit: cfg.GitAllowHTTP})
+		AllowInsecureGit: cfg.GitAllowHTTP, Retention: cfg.Retention})
 }

@@ -59,6 +59,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	h("PATCH /api/v1/projects/{project}", a.projectUpdate)
 	h("DELETE /api/v1/projects/{project}", a.projectDelete)
 	h("GET /api/v1/projects/{project}/aliases", a.aliasList)
+	h("GET /api/v1/projects/{project}/retention", a.retentionGet)
 	h("GET /api/v1/projects/{project}/env", a.envList)
 	h("PUT /api/v1/projects/{project}/env/{environment}/{key}", a.envSet)
 	h("DELETE /api/v1/projects/{project}/env/{environment}/{key}", a.envDelete)
@@ -211,6 +212,11 @@ func (a *API) projectCreate(r *http.Request, userID int64) (int, any, error) {
 func (a *API) projectGet(r *http.Request, userID int64) (int, any, error) {
 	p, err := a.svc.ProjectGet(r.Context(), userID, r.PathValue("project"))
 	return http.StatusOK, p, err
+}
+
+func (a *API) retentionGet(r *http.Request, userID int64) (int, any, error) {
+	v, err := a.svc.RetentionGet(r.Context(), userID, r.PathValue("project"))
+	return http.StatusOK, v, err
 }
 
 func (a *API) projectUpdate(r *http.Request, userID int64) (int, any, error) {

@@ -216,6 +216,18 @@ func TestOwnerWorkflow(t *testing.T) {
 	if upd.ProductionBranch != "release" || !upd.Settings.RequireForkApproval || *upd.Settings.Overrides.BuildCommand != "npm run build:prod" {
 		t.Fatalf("updated %+v", upd)
 	}
+	// Retention: the project's fields over the server's defaults; a value that would delete too much is refused.
+	h.must(alice, 200, "PATCH", "/api/v1/projects/site", map[string]any{"settings": map[string]any{"buildForks": true,
+		"requireForkApproval": true, "retention": map[string]any{"rollbackWindow": 3, "previewGraceDays": 2}}}, &upd)
+	var ret projects.Retention
+	h.must(alice, 200, "GET", "/api/v1/projects/site/retention", nil, &ret)
+	if ret.Policy.RollbackWindow != 3 || ret.Policy.PreviewGraceDays != 2 || ret.Policy.MinAgeHours != 24 || ret.Last != nil {
+		t.Fatalf("retention = %+v", ret)
+	}
+	r = h.do(alice, "PATCH", "/api/v1/projects/site", map[string]any{"settings": map[string]any{"buildForks": true, "retention": map[string]any{"minAgeHours": -5}}})
+	if code, msg := r.errorCode(); r.status != 400 || code != "invalid" || !strings.Contains(msg, "minAgeHours") {
+		t.Fatalf("negative min age = %d %s", r.status, r.body)
+	}
 	r = h.do(alice, "PATCH", "/api/v1/projects/site", map[string]any{"name": "renamed"})
 	if code, msg := r.errorCode(); r.status != 409 || code != "conflict" || !strings.Contains(msg, "cannot be renamed") {
 		t.Fatalf("rename = %d %s", r.status, r.body)

@@ -22,6 +22,7 @@ func everyEndpoint(project, id string) []endpoint {
 		{"PATCH", "/api/v1/projects/" + project, map[string]any{"productionBranch": "hijack"}},
 		{"DELETE", "/api/v1/projects/" + project, nil},
 		{"GET", "/api/v1/projects/" + project + "/aliases", nil},
+		{"GET", "/api/v1/projects/" + project + "/retention", nil},
 		{"GET", "/api/v1/projects/" + project + "/env", nil},
 		{"PUT", "/api/v1/projects/" + project + "/env/production/GREETING", map[string]string{"value": "pwned"}},
 		{"DELETE", "/api/v1/projects/" + project + "/env/production/GREETING", nil},

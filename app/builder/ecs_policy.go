@@ -26,6 +26,8 @@ import (
 //     .../deployments/<id>.json and .../aliases/<alias>.json for the aliases this build may move (none when
 //     the App moves aliases itself), so a pull request's code cannot move production or touch another
 //     project or deployment;
+//   - s3:PutObject and s3:DeleteObject on .../publishing/<id>-*, the publish's marker for the garbage
+//     collector (internal/site/writer.go), and no other delete;
 //   - s3:ListBucket on the bucket, with s3:prefix limited to the project's prefix when a prefix is given
 //     (StringLikeIfExists). It cannot be narrower: S3 answers a missing key with 404 only to callers that may
 //     list the bucket, and a build reads missing keys on purpose (a first build's cache, "is this blob there
@@ -94,7 +96,12 @@ func SessionPolicy(partition, storageURL, project, deploymentID, cacheScope stri
 		}
 		writes = append(writes, bucket+"/"+prefix+site.AliasKey(project, a))
 	}
+	// The publish's own marker for the garbage collector's handshake (site/writer.go): written first, deleted
+	// last, and named after this deployment so that a build cannot remove another writer's.
+	marker := bucket + "/" + prefix + site.WriterPrefix(project) + deploymentID + "-*"
+	writes = append(writes, marker)
 	doc := policyDoc{Version: "2012-10-17", Statement: []policyStatement{
+		{Sid: "OwnPublishMarker", Effect: "Allow", Action: []string{"s3:DeleteObject"}, Resource: []string{marker}},
 		{Sid: "ReadProject", Effect: "Allow", Action: []string{"s3:GetObject"}, Resource: []string{bucket + "/" + proj + "*"}},
 		{Sid: "NoOtherScopesCache", Effect: "Deny", Action: []string{"s3:GetObject", "s3:PutObject"}, Resource: otherCaches},
 		{Sid: "WriteThisBuild", Effect: "Allow", Action: []string{"s3:PutObject", "s3:AbortMultipartUpload"}, Resource: writes},

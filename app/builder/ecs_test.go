@@ -465,6 +465,10 @@ func TestSessionPolicyScope(t *testing.T) {
 		{"s3:GetObject", "projects/webx/blobs/ab12", false},
 		{"s3:PutObject", "projects/other/blobs/ab12", false},
 		{"s3:DeleteObject", "projects/web/blobs/ab12", false},
+		{"s3:PutObject", "projects/web/publishing/" + testDeployment + "-0a1b2c.json", true},
+		{"s3:DeleteObject", "projects/web/publishing/" + testDeployment + "-0a1b2c.json", true},
+		{"s3:DeleteObject", "projects/web/publishing/dpl-zzzzzzzzzzzzzzzz-0a1b2c.json", false},
+		{"s3:DeleteObject", "projects/web/gc/leases/x.json", false},
 		{"s3:GetObject", "secrets.json", false},
 	} {
 		if got := p.allows(c.action, b+c.key); got != c.want {

@@ -25,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
+	"github.com/ferryhq/ferry/internal/retention"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -161,6 +162,11 @@ type Deps struct {
 	SweepInterval time.Duration
 	// OrphanAfter is how long an unfinished deployment without a live job is left alone. Default 1m.
 	OrphanAfter time.Duration
+	// Retention is the server's default retention policy; projects override fields in their settings.
+	// Zero fields: retention.Defaults.
+	Retention retention.Policy
+	// RetentionInterval is how often the retention job collects every project. Default 1h; negative: never.
+	RetentionInterval time.Duration
 }
 
 func (d Deps) withDefaults() (Deps, error) {
@@ -185,6 +191,10 @@ func (d Deps) withDefaults() (Deps, error) {
 	if d.OrphanAfter <= 0 {
 		d.OrphanAfter = time.Minute
 	}
+	d.Retention = d.Retention.Over(retention.Defaults)
+	if d.RetentionInterval == 0 {
+		d.RetentionInterval = time.Hour
+	}
 	return d, nil
 }
 
@@ -205,6 +215,7 @@ func Register(workers *river.Workers, deps Deps) error {
 		func() error { return river.AddWorkerSafely(workers, &prCloseWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &sweepWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &projectDeleteWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &retentionWorker{workerBase: w}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("register workers: %w", err)
@@ -237,6 +248,15 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 	if err := Register(workers, deps); err != nil {
 		return nil, err
 	}
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(deps.SweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
+	if deps.RetentionInterval > 0 {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(deps.RetentionInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil }, nil))
+	}
 	return &river.Config{
 		Queues:               QueueConfig(concurrency),
 		Workers:              workers,
@@ -244,10 +264,6 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 		JobTimeout:           time.Minute, // reports, PR close, sweep; builds set their own (BuildTimeout)
 		RescueStuckJobsAfter: deps.BuildTimeout + 5*time.Minute,
 		Logger:               deps.Logger,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(deps.SweepInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-		},
+		PeriodicJobs:         periodic,
 	}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferryhq/ferry/internal/retention"
 )
 
 // metrics are the workers' Prometheus series.
@@ -15,6 +17,8 @@ type metrics struct {
 	failures *prometheus.CounterVec
 	// jobs counts finished jobs by kind and outcome: ok, failed, retry, discarded, canceled, skipped.
 	jobs *prometheus.CounterVec
+	// retention counts what the retention job collected (internal/retention).
+	retention *retention.Metrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -44,6 +48,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			}
 			return nil, fmt.Errorf("register job metrics: %w", err)
 		}
+	}
+	var err error
+	if m.retention, err = retention.NewMetrics(reg); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

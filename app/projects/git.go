@@ -245,7 +245,7 @@ func validateSettings(s Settings) error {
 	if s.RequireForkApproval && !s.BuildForks {
 		return ferry.Errorf(ferry.EINVALID, "requireForkApproval needs buildForks: approval only matters for fork builds")
 	}
-	return nil
+	return s.Retention.Validate()
 }
 
 // execGit starts git; tests replace it to prove that a refused URL never reaches git.

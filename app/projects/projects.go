@@ -24,6 +24,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/netpolicy"
+	"github.com/ferryhq/ferry/internal/retention"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -67,6 +68,8 @@ type Config struct {
 	Logger *slog.Logger
 	// DNS answers custom-domain ownership checks. Default net.DefaultResolver.
 	DNS Resolver
+	// Retention is the server's default retention policy (--retention-*). Zero: retention.Defaults.
+	Retention retention.Policy
 }
 
 // HostResolver is what the git URL check needs of a DNS resolver; *net.Resolver is one.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/retention"
 )
 
 // Installation is a GitHub App installation on a user or organization account.
@@ -48,6 +50,8 @@ type ProjectSettings struct {
 	RequireForkApproval bool `json:"requireForkApproval"`
 	// Overrides win over the repository's ferry.json.
 	Overrides ProjectOverrides `json:"overrides"`
+	// Retention is the project's retention policy; zero fields take the server's defaults (--retention-*).
+	Retention retention.Policy `json:"retention"`
 }
 
 // ProjectOverrides replace ferry.json's build settings; nil keeps ferry.json's (or the detected) value, and an

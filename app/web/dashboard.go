@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/ferryhq/ferry/app/auth"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/retention"
 )
 
 // DashboardConfig is what the dashboard pages run on.
@@ -441,11 +443,62 @@ func (d *Dashboard) settingsData(w http.ResponseWriter, r *http.Request, u *stor
 		return nil, false
 	}
 	o := p.Settings.Overrides
+	ret, err := d.svc.RetentionGet(ctx, u.ID, p.Name)
+	if err != nil {
+		d.fail(w, r, err)
+		return nil, false
+	}
 	return map[string]any{
+		"Retention": ret, "RetentionSet": p.Settings.Retention, "HumanBytes": humanBytes,
 		"Title": "Settings · " + p.Name, "Project": p, "Env": env, "Mask": projects.Mask,
 		"RootDirectory": deref(o.RootDirectory), "InstallCommand": deref(o.InstallCommand),
 		"BuildCommand": deref(o.BuildCommand), "OutputDirectory": deref(o.OutputDirectory),
 	}, true
+}
+
+// retentionForm reads the settings form's retention fields: blank is 0, the server's default.
+func retentionForm(r *http.Request) (retention.Policy, error) {
+	var p retention.Policy
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{
+		{"retention_rollback_window", &p.RollbackWindow}, {"retention_min_age_hours", &p.MinAgeHours},
+		{"retention_preview_grace_days", &p.PreviewGraceDays}, {"retention_stale_after_days", &p.StaleAfterDays},
+		{"retention_cache_max_age_days", &p.CacheMaxAgeDays}, {"retention_log_retention_days", &p.LogRetentionDays},
+	} {
+		v := strings.TrimSpace(r.PostFormValue(f.name))
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return p, ferry.Errorf(ferry.EINVALID, "retention: %q is not a whole number; leave the field blank for the default", v)
+		}
+		*f.dst = n
+	}
+	if v := strings.TrimSpace(r.PostFormValue("retention_cache_max_mb")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return p, ferry.Errorf(ferry.EINVALID, "retention: %q is not a whole number of megabytes; leave it blank for the default", v)
+		}
+		p.CacheMaxMB = n
+	}
+	return p, nil
+}
+
+// humanBytes prints a size for people: 1.5 MiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
 }
 
 func deref(s *string) string {
@@ -479,7 +532,10 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 	if err == nil {
 		newName, branch := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("branch"))
 		// Approval only matters for fork builds; with them off, the (default-on) box says nothing.
+		var ret retention.Policy
+		ret, err = retentionForm(r)
 		s := projects.Settings{
+			Retention:           ret,
 			BuildForks:          r.PostFormValue("build_forks") == "on",
 			RequireForkApproval: r.PostFormValue("build_forks") == "on" && r.PostFormValue("require_fork_approval") == "on",
 			Overrides: projects.Overrides{
@@ -487,7 +543,9 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 				BuildCommand: optional(r.PostFormValue("build_command")), OutputDirectory: optional(r.PostFormValue("output_directory")),
 			},
 		}
-		p, err = d.svc.ProjectUpdateSettings(r.Context(), u.ID, name, projects.ProjectUpdateParams{Name: &newName, ProductionBranch: &branch, Settings: &s})
+		if err == nil {
+			p, err = d.svc.ProjectUpdateSettings(r.Context(), u.ID, name, projects.ProjectUpdateParams{Name: &newName, ProductionBranch: &branch, Settings: &s})
+		}
 	}
 	d.afterSettings(w, r, u, err, "settings", func() (string, string) { return "/projects/" + p.Name + "/settings", "Settings saved." })
 }

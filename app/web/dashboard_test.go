@@ -83,6 +83,23 @@ func TestDashboard(t *testing.T) {
 	if _, body := owner.get("/projects/mine/settings"); !strings.Contains(body, `value="trunk"`) || !strings.Contains(body, `value="make site"`) {
 		t.Error("settings did not stick")
 	}
+	// Retention fields: saved, shown, and a bad one refused with the field's rule.
+	resp = owner.post("/projects/mine/settings", url.Values{"name": {"mine"}, "branch": {"trunk"}, "build_command": {"make site"},
+		"retention_rollback_window": {"4"}, "retention_preview_grace_days": {""}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save retention: %d %.300s", resp.StatusCode, resp.Header.Get("X-Test-Body"))
+	}
+	if _, body := owner.get("/projects/mine/settings"); !strings.Contains(body, `name="retention_rollback_window" type="number" min="1" max="1000" value="4"`) ||
+		!strings.Contains(body, `name="retention_preview_grace_days" type="number" min="1" value="" placeholder="7"`) ||
+		!strings.Contains(body, "Not collected yet") || !strings.Contains(body, `value="make site"`) {
+		t.Error("retention settings did not stick, or the storage section is missing")
+	}
+	for _, bad := range []string{"abc", "-3"} {
+		resp = owner.post("/projects/mine/settings", url.Values{"name": {"mine"}, "branch": {"trunk"}, "retention_min_age_hours": {bad}})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.Header.Get("X-Test-Body"), "retention") {
+			t.Errorf("min age %q: %d %.300s", bad, resp.StatusCode, resp.Header.Get("X-Test-Body"))
+		}
+	}
 	resp = owner.post("/projects/mine/settings", url.Values{"name": {"renamed"}, "branch": {"main"}})
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(resp.Header.Get("X-Test-Body"), "cannot be renamed") {
 		t.Errorf("rename with deployments: %d %.300s", resp.StatusCode, resp.Header.Get("X-Test-Body"))

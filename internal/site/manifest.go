@@ -23,6 +23,10 @@ type Manifest struct {
 	Config siteconfig.Serving `json:"config"`
 	// Meta carries free-form facts for people and the dashboard (commit, ref, builder). Never interpreted.
 	Meta map[string]string `json:"meta,omitempty"`
+	// Aliases are the aliases the publish pointed at it, such as ["production"] or ["pr-42"]; the garbage
+	// collector counts deployments published to production into the rollback window by it. Publish always
+	// writes it (an empty list for none); nil means a manifest from before the field existed.
+	Aliases []string `json:"aliases"`
 }
 
 // File is one published file.

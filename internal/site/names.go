@@ -87,10 +87,14 @@ func labelProblem(s string, max int) string {
 
 // NewDeploymentID returns a fresh id: "dpl-" and 16 base32hex characters of the unix-millisecond time (6
 // bytes) and 4 random bytes. Ids sort by creation time, and no alias can take their form.
-func NewDeploymentID() string {
+func NewDeploymentID() string { return NewDeploymentIDAt(time.Now()) }
+
+// NewDeploymentIDAt is NewDeploymentID for a deployment created at t: for imports of older sites, and for tests
+// of what depends on a deployment's age (retention).
+func NewDeploymentIDAt(t time.Time) string {
 	var b [10]byte
 	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(time.Now().UnixMilli()))
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
 	copy(b[:6], ms[2:])
 	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+)
 	return deploymentIDPrefix + lowerBase32Hex.EncodeToString(b[:])

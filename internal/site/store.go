@@ -91,6 +91,12 @@ func (s *Store) AliasSet(ctx context.Context, project, alias, deployment string)
 	if !IsDeploymentID(deployment) {
 		return ferry.Errorf(ferry.EINVALID, "%q is not a deployment id (they look like dpl-0123456789abcdef)", deployment)
 	}
+	// Held across the check and the write, so that a collector cannot delete the manifest in between.
+	wr, err := s.writerBegin(ctx, project, "alias", deployment, nil)
+	if err != nil {
+		return fmt.Errorf("set alias %s: %w", alias, err)
+	}
+	defer wr.end(context.WithoutCancel(ctx))
 	if _, err := s.Storage.Stat(ctx, ManifestKey(project, deployment)); err != nil {
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 			return ferry.Errorf(ferry.ENOTFOUND, "set alias %s: project %s has no deployment %s; publish it first", alias, project, deployment)
@@ -324,6 +330,14 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 		return nil, ferry.Errorf(ferry.EINVALID, "deployment id %q does not have the form dpl-0123456789abcdef; leave it empty to get a new one", id)
 	}
 
+	// Announce the publish to garbage collectors before anything is listed: a blob seen in the listing below is
+	// then kept until this publish's manifest names it (writer.go).
+	wr, err := s.writerBegin(ctx, p.Project, "publish", id, log)
+	if err != nil {
+		return nil, err
+	}
+	defer wr.end(context.WithoutCancel(ctx))
+
 	// Listing the stored blobs needs no hashes, so it overlaps the hashing: a republish costs about the larger
 	// of the two rather than their sum.
 	listCtx, cancelList := context.WithCancel(ctx)
@@ -350,6 +364,7 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 		Files:      make(map[string]File, len(site.files)),
 		Config:     serving,
 		Meta:       p.Meta,
+		Aliases:    append([]string{}, p.Aliases...),
 	}
 	blobs := map[string]*localFile{} // one file per distinct content
 	for i := range site.files {
@@ -362,6 +377,9 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 
 	uploaded, skipped, err := s.uploadMissing(ctx, p.Project, blobs, <-listed, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := wr.checkFresh(); err != nil {
 		return nil, err
 	}
 	written := time.Now()

@@ -294,10 +294,17 @@ func TestPublishWritesManifestLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(rec.puts)
-	if n != res.Uploaded+2 {
+	if n != res.Uploaded+3 {
 		t.Fatalf("puts = %q", rec.puts)
 	}
-	for _, k := range rec.puts[:n-2] {
+	// The writer's marker comes first, before any listing or blob (writer.go), and is gone afterwards.
+	if !strings.HasPrefix(rec.puts[0], WriterPrefix("web")) {
+		t.Errorf("first put %s, want the publish marker", rec.puts[0])
+	}
+	if objs, err := st.List(ctx, WriterPrefix("web")); err != nil || len(objs) != 0 {
+		t.Errorf("after the publish its marker is still there: %v (%v)", objs, err)
+	}
+	for _, k := range rec.puts[1 : n-2] {
 		if !strings.HasPrefix(k, "projects/web/blobs/") {
 			t.Errorf("put %s before the manifest", k)
 		}

@@ -389,6 +389,40 @@ func testConformance(t *testing.T, open func(t *testing.T) backend) {
 		if got := keysOf(infos); !slices.Equal(got, want) {
 			t.Fatalf("list returned %d keys (first %q), want %d in order", len(got), got[:min(3, len(got))], n)
 		}
+		for _, o := range infos {
+			if d := time.Since(o.ModTime); d < -time.Minute || d > 10*time.Minute {
+				t.Fatalf("list gives %s ModTime %v, %v from now", o.Key, o.ModTime, d)
+			}
+		}
+
+		// DeleteMany in more than one S3 batch, with missing keys among them, leaves exactly the others.
+		var gone []string
+		var kept []string
+		for i, k := range want {
+			if i%3 == 0 {
+				kept = append(kept, k)
+			} else {
+				gone = append(gone, k)
+			}
+		}
+		gone = append(gone, "projects/many/blobs/missing-1", "projects/many/blobs/missing-2")
+		if err := b.store.DeleteMany(ctx, gone); err != nil {
+			t.Fatalf("delete many: %v", err)
+		}
+		if err := b.store.DeleteMany(ctx, nil); err != nil {
+			t.Fatalf("delete none: %v", err)
+		}
+		infos, err = b.store.List(ctx, "projects/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keysOf(infos); !slices.Equal(got, append(kept, "projects/other/x")) {
+			t.Fatalf("after DeleteMany %d keys remain, want %d", len(got), len(kept)+1)
+		}
+		wantCode(t, "delete many with a hostile key", b.store.DeleteMany(ctx, []string{"projects/many/blobs/00000", "../x"}), ferry.EINVALID)
+		if _, err := b.store.Stat(ctx, "projects/many/blobs/00000"); err != nil {
+			t.Fatalf("a refused DeleteMany deleted a key before checking the others: %v", err)
+		}
 	})
 
 	t.Run("CanceledContext", func(t *testing.T) {

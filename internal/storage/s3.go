@@ -23,6 +23,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -284,6 +285,43 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)}); err != nil {
 		if err := s.err("delete", key, err); ferry.ErrorCode(err) != ferry.ENOTFOUND {
 			return err
+		}
+	}
+	return nil
+}
+
+// s3DeleteBatch is the most keys one DeleteObjects request may name.
+const s3DeleteBatch = 1000
+
+// DeleteMany sends DeleteObjects in batches of 1,000 keys (quiet mode: only failures come back). A per-key
+// failure fails the call with the first one named; keys S3 reports missing are not failures.
+func (s *S3) DeleteMany(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), s3DeleteBatch)
+		batch := keys[:n]
+		keys = keys[n:]
+		ids := make([]types.ObjectIdentifier, len(batch))
+		for i, k := range batch {
+			ids[i] = types.ObjectIdentifier{Key: aws.String(s.prefix + k)}
+		}
+		out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: &s.bucket,
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)},
+		})
+		if err != nil {
+			return s.err("delete", fmt.Sprintf("%d objects from %s", len(batch), batch[0]), err)
+		}
+		for _, e := range out.Errors {
+			if s3NotFound[aws.ToString(e.Code)] {
+				continue
+			}
+			key := strings.TrimPrefix(aws.ToString(e.Key), s.prefix)
+			return ferry.Errorf(ferry.EUNAVAILABLE, "delete %s: %s: %s", key, aws.ToString(e.Code), aws.ToString(e.Message))
 		}
 	}
 	return nil

@@ -21,8 +21,13 @@ type Storage interface {
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) error
 	// Delete removes key. Deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
-	// List returns every key that starts with prefix, in lexical order.
+	// List returns every key that starts with prefix, in lexical order, each with its size and modification
+	// time (the garbage collector's grace periods are measured on it).
 	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// DeleteMany removes keys in as few requests as the backend allows (S3: DeleteObjects, 1,000 keys a
+	// request), so that collecting garbage costs requests per thousand objects, not per object. Missing keys
+	// are not an error. On failure some keys may be gone and others not; deleting again is safe.
+	DeleteMany(ctx context.Context, keys []string) error
 }
 
 // ObjectInfo describes one stored object.

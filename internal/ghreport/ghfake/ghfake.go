@@ -255,7 +255,13 @@ type Server struct {
 	commitStatuses []*CommitStatus
 	refs           map[string]string // "owner/repo refs/heads/branch" -> commit SHA
 	faults         []*fault
+	admin          map[int64]bool  // installations with the administration permission (retention.go)
+	envDeleted     map[string]bool // "owner/repo/env" deleted (retention.go)
+	envKnown       map[string]bool // "owner/repo/env" whose deployments were deleted: the environment stays
 }
+
+// extraRoutes are routes that other files of the package add.
+var extraRoutes []func(*Server)
 
 // testKey is generated once per test binary: RSA key generation is slow, and every Server may share it.
 var testKey = sync.OnceValue(func() *rsa.PrivateKey {
@@ -285,6 +291,9 @@ func New(t testing.TB) *Server {
 		refs:          map[string]string{},
 	}
 	s.routes()
+	for _, add := range extraRoutes {
+		add(s)
+	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
