@@ -180,14 +180,15 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 // plan decides the production flag, the aliases and the GitHub environment. Production is explicit: true,
-// false, or auto meaning "the event's ref is the default branch named in the event payload".
+// false, or auto meaning "the event's ref is the production-branch input, or when that is empty the default
+// branch named in the event payload".
 func (r *run) plan() {
 	ev, in := r.ev, r.in
 	switch in.Production {
 	case "true":
 		r.prod = true
 	case "auto":
-		r.prod = ev.onDefaultBranch()
+		r.prod = ev.onProductionBranch(in.ProductionBranch)
 	}
 	if r.prod {
 		r.aliases = append(r.aliases, site.ProductionAlias)

@@ -10,7 +10,8 @@ import (
 	"github.com/ferryhq/ferry/internal/site"
 )
 
-// PushHandler deploys pushed branches: the default branch to production, any other branch to a preview at its
+// PushHandler deploys pushed branches: the project's production branch (production_branch, set from the
+// repository's default branch when the project is created) to production, any other branch to a preview at its
 // git-<slug> alias. Tag pushes and branch deletions build nothing.
 type PushHandler struct{}
 
@@ -48,13 +49,11 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	if err != nil || p == nil {
 		return OutcomeIgnored, err
 	}
-	defaultBranch := r.GetDefaultBranch()
-	if defaultBranch == "" {
-		defaultBranch = p.ProductionBranch
-	}
+	// The project's production branch decides, not the repository's default branch in the payload: a team
+	// that ships from "release" while developing on "main" sets production_branch and main builds previews.
 	params := store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: after, Ref: branch,
 		Kind: store.KindPreview, Alias: site.BranchAlias(p.Name, branch)}
-	if branch == defaultBranch {
+	if branch == p.ProductionBranch {
 		params.Kind, params.Alias = store.KindProduction, site.ProductionAlias
 	}
 	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params})

@@ -515,6 +515,39 @@ func TestPushProduction(t *testing.T) {
 	wantDeployJobs(t, e.jobs(), false, ds[0].ID, ds[1].ID)
 }
 
+// TestPushProductionBranchSetting: the project's production_branch decides, not the payload's default_branch.
+// The real payload pushes master, the repository's default; with production_branch "release" master is a
+// preview and a push to release is production.
+func TestPushProductionBranchSetting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.seed("{}")
+	branch := "release"
+	if _, err := e.st.ProjectUpdate(ctx, store.ProjectUpdateParams{ID: p.ID, ProductionBranch: &branch}); err != nil {
+		t.Fatal(err)
+	}
+	master := payload(t, "push/with-new-branch.payload.json")
+	var m map[string]any
+	if err := json.Unmarshal(master, &m); err != nil || obj(m, "repository")["default_branch"] != "master" {
+		t.Fatalf("the real payload should name master as its default branch (%v)", err)
+	}
+	e.deliver("push", master, http.StatusAccepted)
+	e.deliver("push", edit(t, master, func(m map[string]any) {
+		m["ref"], m["after"] = "refs/heads/release", "2222222222222222222222222222222222222222"
+	}), http.StatusAccepted)
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	if ds[0].Ref != "master" || ds[0].Kind != store.KindPreview || ds[0].Alias != "git-master" {
+		t.Fatalf("push to the default branch that is not the production branch: %+v", ds[0])
+	}
+	if ds[1].Ref != "release" || ds[1].Kind != store.KindProduction || ds[1].Alias != "production" {
+		t.Fatalf("push to the production branch: %+v", ds[1])
+	}
+}
+
 func TestPushBranchPreview(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
