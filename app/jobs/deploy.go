@@ -122,7 +122,7 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		w.watch(buildCtx, stop, id)
+		w.watch(buildCtx, stop, p, id)
 	}()
 	logs := newLogBatcher(ctx, w.deps.Store, id, log)
 	req.Log = logs.add
@@ -219,21 +219,34 @@ func (w *deployWorker) start(ctx context.Context, p *store.Project, id string) (
 		if err != nil {
 			return err
 		}
+		w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckInProgress, title: "Building",
+			summary: fmt.Sprintf("Building, attempt %d.", d.Attempt)})
 		return w.comment(ctx, gh, p, d, ghreport.RowBuilding)
 	})
 	return out, err
 }
 
 // watch cancels the build once its deployment is no longer building: superseded by a newer commit, canceled by
-// a user, or its pull request closed.
-func (w *deployWorker) watch(ctx context.Context, stop context.CancelCauseFunc, id string) {
+// a user, or its pull request closed. Every CheckRunInterval it also shows the log's tail on the check run.
+func (w *deployWorker) watch(ctx context.Context, stop context.CancelCauseFunc, p *store.Project, id string) {
 	t := time.NewTicker(w.deps.PollInterval)
 	defer t.Stop()
+	lastTail := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if gh := w.github(p); gh != nil && time.Since(lastTail) >= w.deps.CheckRunInterval {
+			lastTail = time.Now()
+			_ = w.withLock(ctx, id, func(st *store.Store, d *store.Deployment) error {
+				if d.Status == store.StatusBuilding {
+					w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckInProgress, title: "Building",
+						summary: fmt.Sprintf("Building, attempt %d.", d.Attempt)})
+				}
+				return nil
+			})
 		}
 		d, err := w.deps.Store.DeploymentGetByID(ctx, id)
 		if err != nil {

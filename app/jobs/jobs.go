@@ -153,6 +153,8 @@ type Deps struct {
 	// RetryBackoff is the wait before the second attempt after an infrastructure error; the third waits four
 	// times as long. Default 15s.
 	RetryBackoff time.Duration
+	// CheckRunInterval is how often a running build's check run gets the log's newest lines. Default 10s.
+	CheckRunInterval time.Duration
 	// SweepInterval is how often orphaned deployments are looked for. Default 1m.
 	SweepInterval time.Duration
 	// OrphanAfter is how long an unfinished deployment without a live job is left alone. Default 1m.
@@ -174,6 +176,9 @@ func (d Deps) withDefaults() (Deps, error) {
 	}
 	if d.RetryBackoff <= 0 {
 		d.RetryBackoff = 15 * time.Second
+	}
+	if d.CheckRunInterval <= 0 {
+		d.CheckRunInterval = 10 * time.Second
 	}
 	if d.SweepInterval <= 0 {
 		d.SweepInterval = time.Minute

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type harness struct {
 	dbURL   string
 	st      *store.Store
 	gh      *ghfake.Server
+	// checkRunInterval is Deps.CheckRunInterval: an hour unless a test watches the tail updates, so that the
+	// call sequences stay exact.
+	checkRunInterval time.Duration
 	app     *ghreport.App
 	git     *gitserver.Server
 	gitURL  string
@@ -66,6 +70,8 @@ type harness struct {
 
 type opts struct {
 	concurrency int
+	// checkRunInterval is Deps.CheckRunInterval; default an hour (no tail updates while a test builds).
+	checkRunInterval time.Duration
 	noClient    bool
 	// wrap, when set, wraps the real local builder (to record what it was asked).
 	wrap func(builder.Builder) builder.Builder
@@ -79,7 +85,10 @@ func newHarness(t *testing.T, o opts) *harness {
 	if o.concurrency == 0 {
 		o.concurrency = 2
 	}
-	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap}
+	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap, checkRunInterval: o.checkRunInterval}
+	if h.checkRunInterval == 0 {
+		h.checkRunInterval = time.Hour
+	}
 	h.dbURL = o.dbURL
 	if h.dbURL == "" {
 		h.dbURL = pgtest.NewURL(t)
@@ -153,7 +162,7 @@ func (h *harness) deps() jobs.Deps {
 		Store: h.st, Site: h.site, Builder: bb, GitHub: h.app, StorageURL: h.stURL, Domain: h.domain,
 		PublicURL: "https://ferry.test", Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)), Metrics: h.reg,
 		BuildTimeout: 3 * time.Minute, PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
-		SweepInterval: time.Hour,
+		SweepInterval: time.Hour, CheckRunInterval: h.checkRunInterval,
 	}
 }
 
@@ -307,6 +316,15 @@ func (h *harness) calls(names map[string]string) []string {
 		if s, ok := c.Field("state").(string); ok {
 			line += " " + s
 		}
+		if strings.Contains(c.Path, "/check-runs") {
+			line = checkRunPath.ReplaceAllString(line, "/check-runs/{run}")
+			if s, ok := c.Field("status").(string); ok {
+				line += " " + s
+			}
+			if s, ok := c.Field("conclusion").(string); ok {
+				line += "/" + s
+			}
+		}
 		for from, to := range names {
 			line = strings.ReplaceAll(line, from, to)
 		}
@@ -314,6 +332,8 @@ func (h *harness) calls(names map[string]string) []string {
 	}
 	return out
 }
+
+var checkRunPath = regexp.MustCompile(`/check-runs/[0-9]+`)
 
 func ghID(d *store.Deployment) string { return fmt.Sprint(d.GitHubDeploymentID) }
 
@@ -364,10 +384,13 @@ func TestPushToDefaultBranchDeploysProduction(t *testing.T) {
 	wantLines(t, "GitHub calls", h.calls(map[string]string{ghID(d): "{dep}", sha: "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/{dep}/statuses queued",
+		"POST /check-runs queued",
 		"POST /deployments/{dep}/statuses in_progress",
 		"POST /statuses/{sha} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"POST /deployments/{dep}/statuses success",
 		"POST /statuses/{sha} success",
+		"PATCH /check-runs/{run} completed/success",
 	})
 	gd := h.gh.Deployments(owner, repoName)
 	if len(gd) != 1 || gd[0].Environment != "production" || !gd[0].ProductionEnvironment || gd[0].TransientEnvironment || gd[0].SHA != sha {
@@ -463,25 +486,31 @@ func TestPullRequestOpenSynchronizeClose(t *testing.T) {
 	wantLines(t, "GitHub calls through synchronize", h.calls(names), []string{
 		"POST /deployments",
 		"POST /deployments/{dep1}/statuses queued",
+		"POST /check-runs queued",
 		"GET /issues/7/comments",
 		"POST /issues/7/comments",
 		"POST /deployments/{dep1}/statuses in_progress",
 		"POST /statuses/{sha1} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		// synchronize
 		"POST /deployments/{dep1}/statuses inactive",
+		"PATCH /check-runs/{run} completed/cancelled",
 		"POST /statuses/{sha1} error",
 		"POST /deployments",
 		"POST /deployments/{dep2}/statuses queued",
+		"POST /check-runs queued",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		"POST /deployments/{dep2}/statuses in_progress",
 		"POST /statuses/{sha2} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		"POST /deployments/{dep2}/statuses success",
 		"POST /statuses/{sha2} success",
+		"PATCH /check-runs/{run} completed/success",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 	})
@@ -546,10 +575,13 @@ func TestFailingBuildIsFinal(t *testing.T) {
 	wantLines(t, "GitHub calls", h.calls(map[string]string{ghID(d): "{dep}", sha: "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/{dep}/statuses queued",
+		"POST /check-runs queued",
 		"POST /deployments/{dep}/statuses in_progress",
 		"POST /statuses/{sha} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"POST /deployments/{dep}/statuses failure",
 		"POST /statuses/{sha} failure",
+		"PATCH /check-runs/{run} completed/failure",
 	})
 	sts := h.gh.DeploymentStatuses(d.GitHubDeploymentID)
 	last := sts[len(sts)-1]
@@ -637,11 +669,12 @@ func TestSweepMarksOrphanedDeploymentsError(t *testing.T) {
 	if !strings.Contains(d.Error, "worker stopped") {
 		t.Errorf("error = %q", d.Error)
 	}
-	waitFor(t, "the error report", func() bool { return len(h.gh.CallsMatching("POST /repos/acme/site/statuses/*")) == 1 })
+	waitFor(t, "the error report", func() bool { return len(h.gh.CallsMatching("POST /repos/acme/site/check-runs")) == 1 })
 	wantLines(t, "GitHub calls", h.calls(map[string]string{strings.Repeat("a", 40): "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/" + ghID(h.waitStatus(d.ID, store.StatusError)) + "/statuses error",
 		"POST /statuses/{sha} error",
+		"POST /check-runs completed/failure",
 	})
 }
 

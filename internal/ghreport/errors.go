@@ -25,6 +25,7 @@ const (
 	permDeployments
 	permPullRequests
 	permStatuses
+	permChecks
 )
 
 func (p perm) hint() string {
@@ -33,6 +34,8 @@ func (p perm) hint() string {
 		return "the App lacks the Deployments (read and write) permission, or the workflow lacks `permissions: deployments: write`"
 	case permPullRequests:
 		return "the App lacks the Pull requests (read and write) permission, or the workflow lacks `permissions: pull-requests: write`"
+	case permChecks:
+		return "the App lacks the Checks (read and write) permission, or the workflow lacks `permissions: checks: write`"
 	case permStatuses:
 		return "the App lacks the Commit statuses (read and write) permission, or the workflow lacks `permissions: statuses: write`"
 	}

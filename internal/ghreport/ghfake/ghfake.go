@@ -222,6 +222,7 @@ type tokenInfo struct {
 	user         User
 	repos        map[string]bool // nil: every repository
 	expires      time.Time
+	noChecks     bool // DenyChecks: the token lacks checks: write
 }
 
 // Server is the fake. Create it with New; it closes itself at the test's end.
@@ -253,6 +254,7 @@ type Server struct {
 	statuses       map[int64][]*DeploymentStatus
 	comments       []*Comment
 	commitStatuses []*CommitStatus
+	checkRuns      []*CheckRun
 	faults         []*fault
 }
 

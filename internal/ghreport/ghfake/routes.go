@@ -28,6 +28,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{number}/comments", s.commentCreate)
 	s.mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.commentEdit)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.commitStatusCreate)
+	s.mux.HandleFunc("POST /repos/{owner}/{repo}/check-runs", s.checkRunCreate)
+	s.mux.HandleFunc("PATCH /repos/{owner}/{repo}/check-runs/{id}", s.checkRunUpdate)
 }
 
 func caller(r *http.Request) User {
@@ -90,7 +92,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"token":                tok,
 		"expires_at":           exp.Format(time.RFC3339),
-		"permissions":          map[string]string{"deployments": "write", "pull_requests": "write", "statuses": "write", "contents": "read", "metadata": "read"},
+		"permissions":          map[string]string{"checks": "write", "deployments": "write", "pull_requests": "write", "statuses": "write", "contents": "read", "metadata": "read"},
 		"repository_selection": "selected",
 	})
 }
