@@ -46,33 +46,33 @@ const (
 // harness is one test's world: a database, a fake GitHub, a git server, file storage, and a running River
 // client with this package's workers and the real local builder.
 type harness struct {
-	t       *testing.T
-	ctx     context.Context
-	pool    *pgxpool.Pool
-	dbURL   string
-	st      *store.Store
-	gh      *ghfake.Server
+	t     *testing.T
+	ctx   context.Context
+	pool  *pgxpool.Pool
+	dbURL string
+	st    *store.Store
+	gh    *ghfake.Server
 	// checkRunInterval is Deps.CheckRunInterval: an hour unless a test watches the tail updates, so that the
 	// call sequences stay exact.
 	checkRunInterval time.Duration
-	app     *ghreport.App
-	git     *gitserver.Server
-	gitURL  string
-	gitDown atomic.Bool // every clone fails with 503
-	stURL   string
-	storage storage.Storage
-	site    *site.Store
-	client  *river.Client[pgx.Tx]
-	reg     *prometheus.Registry
-	domain  string
-	wrap    func(builder.Builder) builder.Builder
+	app              *ghreport.App
+	git              *gitserver.Server
+	gitURL           string
+	gitDown          atomic.Bool // every clone fails with 503
+	stURL            string
+	storage          storage.Storage
+	site             *site.Store
+	client           *river.Client[pgx.Tx]
+	reg              *prometheus.Registry
+	domain           string
+	wrap             func(builder.Builder) builder.Builder
 }
 
 type opts struct {
 	concurrency int
 	// checkRunInterval is Deps.CheckRunInterval; default an hour (no tail updates while a test builds).
 	checkRunInterval time.Duration
-	noClient    bool
+	noClient         bool
 	// wrap, when set, wraps the real local builder (to record what it was asked).
 	wrap func(builder.Builder) builder.Builder
 	// dbURL is a migrated database of the test's own (a cluster it stops and starts); default pgtest's.
