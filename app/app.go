@@ -115,21 +115,22 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	}
 	defer stopRiver(rc, cfg.ShutdownTimeout, logger)
 
+	mux := http.NewServeMux()
+	mux.Handle("/internal/builds/", events.Handler())
+	mux.HandleFunc("GET /healthz", healthz(pool))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	svc, err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger)
+	if err != nil {
+		return err
+	}
 	intake, err := webhook.New(webhook.Config{
 		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, MaxBodyBytes: cfg.MaxBodyBytes,
-		GitHubURL: webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
+		GitHubURL: webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg, Actions: svc,
 	})
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
 	mux.Handle("/webhooks/github", intake)
-	mux.Handle("/internal/builds/", events.Handler())
-	mux.HandleFunc("GET /healthz", healthz(pool))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger); err != nil {
-		return err
-	}
 
 	ln := cfg.Listener
 	if ln == nil {

@@ -22,30 +22,31 @@ import (
 // mountWeb mounts the signed-in part of the app on mux as its fallback route, behind auth.Middleware: the
 // account pages (app/auth), the dashboard with its live updates (app/web, app/events) and the static assets.
 // Routes mux already has (webhooks, /healthz, /metrics) stay outside the middleware. It starts the one
-// LISTEN connection of this process, which stops when ctx ends.
-func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) error {
+// LISTEN connection of this process, which stops when ctx ends. It returns the projects service, which the
+// check runs' buttons use too.
+func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) (*projects.Service, error) {
 	st := store.New(pool)
 	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
 		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go a.Run(ctx, 0) // deletes expired sessions and old failed log-ins until ctx ends
 	if cfg.DevSignIn != nil {
 		link, err := a.OneTimeLink(ctx, "dev@localhost")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.DevSignIn(link)
 	}
 	blobs, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cipher, err := envCipher(ctx, cfg, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var tokens tokenSource
 	if gh != nil { // a nil *ghreport.App in the interface would not compare equal to nil
@@ -53,27 +54,27 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	}
 	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, tokens, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	hub, err := events.New(events.Config{ConnConfig: pool.Config().ConnConfig, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go func() { _ = hub.Run(ctx) }() // returns nil when ctx ends; connection losses are logged and retried
 	dash, err := web.NewDashboard(web.DashboardConfig{Projects: svc, Auth: a,
 		Streams: &events.Streams{Hub: hub, Store: st, Logger: logger}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ui := http.NewServeMux()
 	a.Routes(ui)
 	dash.Routes(ui)
 	if err := mountAPI(ui, svc, logger); err != nil {
-		return err
+		return nil, err
 	}
 	ui.Handle("GET /static/", web.Assets())
 	mux.Handle("/", a.Middleware(ui))
-	return nil
+	return svc, nil
 }
 
 // tokenSource hands out GitHub App installation tokens: *ghreport.App, or a fake in tests.

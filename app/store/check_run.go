@@ -96,3 +96,19 @@ func (s *Store) DeploymentLogTail(ctx context.Context, deploymentID, step string
 	}
 	return lines, nil
 }
+
+// UserGetByGitHubID returns the Ferry user linked to a GitHub account (through GitHub sign-in), or ENOTFOUND:
+// who a check run's requested action acts as.
+func (s *Store) UserGetByGitHubID(ctx context.Context, githubID int64) (*User, error) {
+	if githubID <= 0 {
+		return nil, notFound("no user with GitHub id %d", githubID)
+	}
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.github_id = $1`, githubID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("no user linked to GitHub id %d", githubID)
+	}
+	if err != nil {
+		return nil, dbError("get user", err)
+	}
+	return u, nil
+}

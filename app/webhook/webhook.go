@@ -3,7 +3,7 @@
 // and answers 202 within milliseconds: nothing in the request path talks to GitHub or builds anything.
 //
 // Each event has a small EventHandler in its own file (palantir/go-githubapp's style): ping.go,
-// installation.go, installation_repositories.go, push.go and pull_request.go.
+// installation.go, installation_repositories.go, push.go, pull_request.go and check_run.go.
 package webhook
 
 import (
@@ -60,7 +60,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives ferry_webhooks_total and ferry_webhook_duration_seconds. Default: none.
 	Registerer prometheus.Registerer
-	// Handlers handle the events; an event with none gets 204. Default: DefaultHandlers().
+	// Actions carries out the buttons of Ferry's check runs (CheckRunHandler). Default: none, and check_run
+	// events are ignored.
+	Actions DeploymentActions
+	// Handlers handle the events; an event with none gets 204. Default: DefaultHandlers() and a
+	// CheckRunHandler with Actions.
 	Handlers []EventHandler
 }
 
@@ -126,7 +130,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Handlers == nil {
-		cfg.Handlers = DefaultHandlers()
+		cfg.Handlers = append(DefaultHandlers(), CheckRunHandler{Actions: cfg.Actions})
 	}
 	h := &Handler{cfg: cfg, handlers: map[string]EventHandler{}}
 	for _, eh := range cfg.Handlers {
