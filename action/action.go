@@ -71,8 +71,12 @@ type run struct {
 	aliases []string
 	env     string // GitHub deployment environment
 	rep     *ghreport.Reporter
-	store   *site.Store
-	workdir string // GITHUB_WORKSPACE, where the repository is checked out
+	// checkRun is the ferry/<project> check run of this run, 0 when none was created (the token lacks
+	// `checks: write`, which the job's permissions grant).
+	checkRun        int64
+	checkRunSkipped bool
+	store           *site.Store
+	workdir         string // GITHUB_WORKSPACE, where the repository is checked out
 }
 
 // Run deploys (or, for a closed pull request, cleans up) as the inputs and event say. Every failure comes back
