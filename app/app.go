@@ -184,8 +184,9 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		return nil, err
 	}
 	var gh jobs.GitHub
+	var deliveries jobs.HookDeliveries
 	if app != nil { // a nil *ghreport.App in the interface would not compare equal to nil
-		gh = app
+		gh, deliveries = app, app
 	}
 	var b builder.Builder
 	if cfg.Builder == "ecs" {
@@ -202,8 +203,8 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		return nil, err
 	}
 	rcfg, err := jobs.ClientConfig(jobs.Deps{EnvCipher: cipher,
-		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, StorageURL: cfg.Storage,
-		Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
+		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, Deliveries: deliveries,
+		StorageURL: cfg.Storage, Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
 	}, cfg.Concurrency)
 	if err != nil {
 		return nil, err

@@ -153,6 +153,17 @@ type Deps struct {
 	// RetryBackoff is the wait before the second attempt after an infrastructure error; the third waits four
 	// times as long. Default 15s.
 	RetryBackoff time.Duration
+	// Deliveries lists and redelivers the App's webhook deliveries; nil turns the redelivery job off (no App).
+	Deliveries HookDeliveries
+	// RedeliverInterval is how often missed webhook deliveries are looked for (and once at start). Default 5m.
+	RedeliverInterval time.Duration
+	// RedeliverWindow is how far back deliveries are looked at; GitHub redelivers only the last 3 days'.
+	// Default 24h.
+	RedeliverWindow time.Duration
+	// RedeliverMax bounds the redeliveries one run asks for, oldest first; the rest wait a run. Default 50.
+	RedeliverMax int
+	// RedeliverMaxPages bounds the pages of 100 deliveries one run reads. Default 10.
+	RedeliverMaxPages int
 	// CheckRunInterval is how often a running build's check run gets the log's newest lines. Default 10s.
 	CheckRunInterval time.Duration
 	// SweepInterval is how often orphaned deployments are looked for. Default 1m.
@@ -176,6 +187,18 @@ func (d Deps) withDefaults() (Deps, error) {
 	}
 	if d.RetryBackoff <= 0 {
 		d.RetryBackoff = 15 * time.Second
+	}
+	if d.RedeliverInterval <= 0 {
+		d.RedeliverInterval = 5 * time.Minute
+	}
+	if d.RedeliverWindow <= 0 {
+		d.RedeliverWindow = 24 * time.Hour
+	}
+	if d.RedeliverMax <= 0 {
+		d.RedeliverMax = 50
+	}
+	if d.RedeliverMaxPages <= 0 {
+		d.RedeliverMaxPages = 10
 	}
 	if d.CheckRunInterval <= 0 {
 		d.CheckRunInterval = 10 * time.Second
@@ -206,6 +229,7 @@ func Register(workers *river.Workers, deps Deps) error {
 		func() error { return river.AddWorkerSafely(workers, &prCloseWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &sweepWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &projectDeleteWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &redeliverWorker{workerBase: w}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("register workers: %w", err)
@@ -248,6 +272,10 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(deps.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			// Missed webhooks (issue 15): at start, since a restart is when deliveries are lost, then periodically.
+			river.NewPeriodicJob(river.PeriodicInterval(deps.RedeliverInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return RedeliverArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	}, nil

@@ -55,6 +55,7 @@ type harness struct {
 	// checkRunInterval is Deps.CheckRunInterval: an hour unless a test watches the tail updates, so that the
 	// call sequences stay exact.
 	checkRunInterval time.Duration
+	opts             opts
 	app              *ghreport.App
 	git              *gitserver.Server
 	gitURL           string
@@ -72,7 +73,10 @@ type opts struct {
 	concurrency int
 	// checkRunInterval is Deps.CheckRunInterval; default an hour (no tail updates while a test builds).
 	checkRunInterval time.Duration
-	noClient         bool
+	// redeliver turns the webhook redelivery job on (Deps.Deliveries), asking for at most redeliverMax per run.
+	redeliver    bool
+	redeliverMax int
+	noClient     bool
 	// wrap, when set, wraps the real local builder (to record what it was asked).
 	wrap func(builder.Builder) builder.Builder
 	// dbURL is a migrated database of the test's own (a cluster it stops and starts); default pgtest's.
@@ -85,7 +89,7 @@ func newHarness(t *testing.T, o opts) *harness {
 	if o.concurrency == 0 {
 		o.concurrency = 2
 	}
-	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap, checkRunInterval: o.checkRunInterval}
+	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap, checkRunInterval: o.checkRunInterval, opts: o}
 	if h.checkRunInterval == 0 {
 		h.checkRunInterval = time.Hour
 	}
@@ -158,7 +162,11 @@ func (h *harness) deps() jobs.Deps {
 		bb = h.wrap(b)
 	}
 	h.reg = prometheus.NewRegistry()
-	return jobs.Deps{
+	var deliveries jobs.HookDeliveries
+	if h.opts.redeliver {
+		deliveries = h.app
+	}
+	return jobs.Deps{Deliveries: deliveries, RedeliverMax: h.opts.redeliverMax,
 		Store: h.st, Site: h.site, Builder: bb, GitHub: h.app, StorageURL: h.stURL, Domain: h.domain,
 		PublicURL: "https://ferry.test", Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)), Metrics: h.reg,
 		BuildTimeout: 3 * time.Minute, PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,

@@ -256,6 +256,8 @@ type Server struct {
 	commitStatuses []*CommitStatus
 	checkRuns      []*CheckRun
 	faults         []*fault
+
+	hooks hooks // the App's webhook: its URL, secret and delivery attempts (deliveries.go)
 }
 
 // testKey is generated once per test binary: RSA key generation is slow, and every Server may share it.

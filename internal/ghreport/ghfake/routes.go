@@ -18,6 +18,8 @@ func contextWith(r *http.Request, ti *tokenInfo) context.Context {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.accessToken)
+	s.mux.HandleFunc("GET /app/hook/deliveries", s.hookDeliveryList)
+	s.mux.HandleFunc("POST /app/hook/deliveries/{id}/attempts", s.hookRedeliver)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoGet)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.deploymentCreate)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.deploymentList)
