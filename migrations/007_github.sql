@@ -11,6 +11,11 @@ CREATE TABLE deployment_check_runs (
 );
 CREATE INDEX deployment_check_runs_commit ON deployment_check_runs (project_id, commit_sha, created_at DESC);
 
+-- Why a project does not build, shown on the dashboard: set when the GitHub App is uninstalled from its
+-- repository (the site keeps serving until the owner deletes the project), cleared when it is installed again.
+ALTER TABLE projects ADD COLUMN github_blocked text NOT NULL DEFAULT '';
+
 ---- create above / drop below ----
 
+ALTER TABLE projects DROP COLUMN github_blocked;
 DROP TABLE deployment_check_runs;

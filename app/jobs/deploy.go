@@ -86,6 +86,13 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 		return w.infra(ctx, log, job, nil, id, err)
 	}
 	log = log.With("project", p.Name)
+	if p.GitHubBlocked != "" {
+		return w.fail(ctx, log, job, p, id, ferry.Errorf(ferry.EBUILD, "not built: %s", p.GitHubBlocked))
+	}
+	if p.CloneURL == "" {
+		// A project created from an installation event waits for its repo_sync job to read the clone URL.
+		return w.infra(ctx, log, job, p, id, ferry.Errorf(ferry.EUNAVAILABLE, "the project's clone URL is not known yet (it is read from the GitHub API)"))
+	}
 
 	if err := w.ensureQueued(ctx, p, id); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("report queued: %w", err))

@@ -230,6 +230,7 @@ func Register(workers *river.Workers, deps Deps) error {
 		func() error { return river.AddWorkerSafely(workers, &sweepWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &projectDeleteWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &redeliverWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &repoSyncWorker{workerBase: w}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("register workers: %w", err)

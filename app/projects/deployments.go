@@ -252,6 +252,9 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 	if err != nil {
 		return nil, err
 	}
+	if err := buildable(proj); err != nil {
+		return nil, err
+	}
 	if p.Branch != "" {
 		if err := validateBranch(p.Branch); err != nil {
 			return nil, err
@@ -286,6 +289,15 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 	return s.deploymentView(proj, d), nil
 }
 
+// buildable refuses to build a project that GitHub no longer lets Ferry reach (the App uninstalled or the
+// repository removed from it); promoting and rolling back its deployments still work.
+func buildable(p *store.Project) error {
+	if p.GitHubBlocked != "" {
+		return ferry.Errorf(ferry.ECONFLICT, "%s", p.GitHubBlocked)
+	}
+	return nil
+}
+
 func (s *Service) enqueue(ctx context.Context, p EnqueueParams) (*store.Deployment, error) {
 	var d *store.Deployment
 	err := s.cfg.Store.InTx(ctx, func(st *store.Store, tx pgx.Tx) error {
@@ -304,6 +316,9 @@ func (s *Service) Redeploy(ctx context.Context, userID int64, id string) (*Deplo
 		return nil, err
 	}
 	if _, err := s.writableProject(ctx, userID, p.Name); err != nil {
+		return nil, err
+	}
+	if err := buildable(p); err != nil {
 		return nil, err
 	}
 	f, err := s.cfg.Store.DeploymentForkGet(ctx, old.ID)

@@ -33,6 +33,9 @@ type Project struct {
 	Settings         json.RawMessage // project settings as JSON, "{}" by default
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// GitHubBlocked says why the project does not build ("" when it does): the GitHub App was uninstalled from
+	// its repository. Its site keeps serving.
+	GitHubBlocked string
 }
 
 // ProjectSettings are a project's build and preview options, stored as JSON in projects.settings. They are

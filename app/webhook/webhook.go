@@ -3,7 +3,7 @@
 // and answers 202 within milliseconds: nothing in the request path talks to GitHub or builds anything.
 //
 // Each event has a small EventHandler in its own file (palantir/go-githubapp's style): ping.go,
-// installation.go, installation_repositories.go, push.go, pull_request.go and check_run.go.
+// installation.go, installation_repositories.go, push.go, pull_request.go, repository.go and check_run.go.
 package webhook
 
 import (
@@ -53,8 +53,8 @@ type Config struct {
 	River *river.Client[pgx.Tx]
 	// MaxBodyBytes caps a delivery's body; a larger one gets 413. Default: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// GitHubURL is the web root that repository clone URLs are made from when a payload lacks one (the
-	// installation events). Default: https://github.com.
+	// GitHubURL is GitHub's web root. Default: https://github.com. Clone URLs are no longer made from it: a
+	// payload's clone_url is used, or the repo_sync job reads it from the API.
 	GitHubURL string
 	// Logger receives one line per delivery. Default: slog.Default().
 	Logger *slog.Logger
@@ -98,7 +98,7 @@ type Delivery struct {
 // DefaultHandlers are the events Ferry acts on.
 func DefaultHandlers() []EventHandler {
 	return []EventHandler{PingHandler{}, InstallationHandler{}, InstallationRepositoriesHandler{}, PushHandler{},
-		PullRequestHandler{}}
+		PullRequestHandler{}, RepositoryHandler{}}
 }
 
 // Handler is the intake endpoint.

@@ -248,7 +248,8 @@ type Server struct {
 	now            func() time.Time
 	installations  map[int64]map[string]bool
 	tokens         map[string]*tokenInfo
-	repos          map[string]int64 // "owner/repo" -> id
+	repos          map[string]int64  // "owner/repo" -> id
+	defaultBranch  map[string]string // "owner/repo" -> its default branch; "main" when unset
 	nextID         int64
 	deployments    []*Deployment
 	statuses       map[int64][]*DeploymentStatus
@@ -283,6 +284,7 @@ func New(t testing.TB) *Server {
 		installations: map[int64]map[string]bool{},
 		tokens:        map[string]*tokenInfo{},
 		repos:         map[string]int64{},
+		defaultBranch: map[string]string{},
 		nextID:        1000,
 		statuses:      map[int64][]*DeploymentStatus{},
 	}
@@ -338,6 +340,13 @@ func (s *Server) AddToken(token string, repos ...string) {
 	}
 	s.tokens[token] = &tokenInfo{kind: AuthToken, repos: m,
 		user: User{Login: "github-actions[bot]", ID: 41898282, Type: "Bot"}}
+}
+
+// SetDefaultBranch sets what GET /repos/{owner}/{repo} names as the repository's default branch.
+func (s *Server) SetDefaultBranch(fullName, branch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.defaultBranch[fullName] = branch
 }
 
 // RevokeTokens forgets every installation token issued so far, as if they expired: the next repo call gets 401.

@@ -103,15 +103,19 @@ func (s *Server) repoGet(w http.ResponseWriter, r *http.Request) {
 	owner, repo := r.PathValue("owner"), r.PathValue("repo")
 	s.mu.Lock()
 	id, ok := s.repos[owner+"/"+repo]
+	branch := s.defaultBranch[owner+"/"+repo]
 	s.mu.Unlock()
 	if !ok {
 		notFound(w)
 		return
 	}
+	if branch == "" {
+		branch = "main"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": id, "node_id": fmt.Sprintf("R_%d", id), "name": repo, "full_name": owner + "/" + repo,
 		"owner":   map[string]any{"login": owner, "type": "Organization"},
-		"private": false, "default_branch": "main",
+		"private": false, "default_branch": branch,
 		"url":       s.apiURL("/repos/%s/%s", owner, repo),
 		"clone_url": s.URL + "/" + owner + "/" + repo + ".git",
 		"html_url":  s.URL + "/" + owner + "/" + repo,
