@@ -51,6 +51,9 @@ type ProjectSettings struct {
 	RequireForkApproval bool `json:"requireForkApproval"`
 	// Overrides win over the repository's ferry.json.
 	Overrides ProjectOverrides `json:"overrides"`
+	// AlwaysBuild builds every push, even one that changed no file under the root directory (a monorepo
+	// project that depends on shared folders outside it). Default false.
+	AlwaysBuild bool `json:"alwaysBuild"`
 }
 
 // ProjectOverrides replace ferry.json's build settings; nil keeps ferry.json's (or the detected) value, and an

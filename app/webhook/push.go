@@ -49,6 +49,14 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	if err != nil || p == nil {
 		return OutcomeIgnored, err
 	}
+	// A monorepo's project (settings.overrides.rootDirectory) builds only when the push changed its folder,
+	// unless it asks to always build.
+	if settings, err := store.ParseProjectSettings(p.Settings); err == nil && !settings.AlwaysBuild && settings.Overrides.RootDirectory != nil &&
+		!pushTouches(ev, *settings.Overrides.RootDirectory) {
+		log.InfoContext(ctx, "push changed nothing under the project's root directory; nothing built (set alwaysBuild to build every push)",
+			"project", p.Name, "root_directory", *settings.Overrides.RootDirectory)
+		return OutcomeIgnored, nil
+	}
 	// The project's production branch decides, not the repository's default branch in the payload: a team
 	// that ships from "release" while developing on "main" sets production_branch and main builds previews.
 	params := store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: after, Ref: branch,
