@@ -4,7 +4,7 @@
 // parts, not mocks").
 //
 // Auth rules, as on GitHub: paths under /app need the App JWT (RS256, signed with PrivateKeyPEM, iss = AppID);
-// paths under /login/ need nothing; every other path needs an installation token issued by this server or a token
+// paths under /login/ and /app-manifests/ need nothing; every other path needs an installation token issued by this server or a token
 // added with AddToken, and /repos/{owner}/{repo}/... answers 404 when that token cannot see the repository.
 //
 // Routes the fake does not know fail the test. Add more with Handle (GET /user/installations, OAuth, check runs).
@@ -258,7 +258,8 @@ type Server struct {
 	checkRuns      []*CheckRun
 	faults         []*fault
 
-	hooks hooks // the App's webhook: its URL, secret and delivery attempts (deliveries.go)
+	hooks     hooks     // the App's webhook: its URL, secret and delivery attempts (deliveries.go)
+	manifests manifests // one-time App manifest codes (manifest.go)
 }
 
 // testKey is generated once per test binary: RSA key generation is slow, and every Server may share it.
@@ -564,7 +565,7 @@ func (s *Server) takeFault(line string) *Fault {
 // authenticate applies the package's auth rules. It returns the caller, or a status and message to refuse with.
 func (s *Server) authenticate(r *http.Request) (*tokenInfo, int, string) {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/login/") {
+	if strings.HasPrefix(p, "/login/") || strings.HasPrefix(p, "/app-manifests/") {
 		return nil, 0, ""
 	}
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")

@@ -18,6 +18,7 @@ func contextWith(r *http.Request, ti *tokenInfo) context.Context {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.accessToken)
+	s.mux.HandleFunc("POST /app-manifests/{code}/conversions", s.manifestConvert)
 	s.mux.HandleFunc("GET /app/hook/deliveries", s.hookDeliveryList)
 	s.mux.HandleFunc("POST /app/hook/deliveries/{id}/attempts", s.hookRedeliver)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoGet)
