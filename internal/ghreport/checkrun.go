@@ -34,13 +34,12 @@ const (
 
 // GitHub's limits on a check run's output and actions.
 const (
-	MaxCheckOutput      = 65535 // summary and text, in characters
-	maxCheckTitle       = 255
-	maxActionLabel      = 20
-	maxActionDesc       = 40
-	maxActions          = 3
-	checkRunNamePrefix  = "ferry/"
-	checkTextCodeFences = "```"
+	MaxCheckOutput     = 65535 // summary and text, in characters
+	maxCheckTitle      = 255
+	maxActionLabel     = 20
+	maxActionDesc      = 40
+	maxActions         = 3
+	checkRunNamePrefix = "ferry/"
 )
 
 // CheckRunAction is one requested-action button.
@@ -154,25 +153,52 @@ func (r *Reporter) CheckRunUpsert(ctx context.Context, p CheckRunParams) (int64,
 // ansi matches terminal escape sequences: CSI (colours, cursor moves) and OSC (titles, hyperlinks).
 var ansi = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)|\x1b[@-Z\\\\-_]")
 
-// StripANSI removes terminal escape sequences (npm's and bundlers' colours), which GitHub shows as garbage.
+// StripANSI removes terminal escape sequences (npm's and bundlers' colours), which GitHub shows as garbage,
+// and any escape or control byte left over (a sequence cut at a line's end, a carriage return).
 func StripANSI(s string) string {
-	if !strings.Contains(s, "\x1b") {
+	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
-	return ansi.ReplaceAllString(s, "")
+	s = ansi.ReplaceAllString(s, "")
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
-// LogBlock renders log lines as a fenced block for a check run's text, ANSI stripped, keeping the LAST lines
-// when they do not fit: the end of a log is where a build says why it failed.
+// isControl is a C0 control character or DEL other than tab and newline.
+func isControl(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f }
+
+// LogBlock renders log lines as a fenced block for a check run's text, escapes and control bytes stripped,
+// keeping the LAST lines when they do not fit: the end of a log is where a build says why it failed. The fence
+// is longer than any run of backticks in the lines (CommonMark), so that no log can close it early.
 func LogBlock(lines []string) string {
 	var b strings.Builder
 	for _, l := range lines {
-		l = strings.ReplaceAll(StripANSI(l), checkTextCodeFences, "` ` `")
-		b.WriteString(l)
+		b.WriteString(StripANSI(l))
 		b.WriteByte('\n')
 	}
-	body := truncateHead(b.String(), MaxCheckOutput-2*len(checkTextCodeFences)-4)
-	return checkTextCodeFences + "text\n" + body + checkTextCodeFences
+	body := b.String()
+	fence := strings.Repeat("`", max(3, longestRun(body, '`')+1))
+	open := fence + "text\n"
+	body = truncateHead(body, MaxCheckOutput-len(open)-len(fence))
+	return open + body + fence
+}
+
+// longestRun is the length of the longest run of c in s.
+func longestRun(s string, c byte) int {
+	best, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			n++
+			best = max(best, n)
+		} else {
+			n = 0
+		}
+	}
+	return best
 }
 
 // truncateHead keeps the last max characters of s, starting at a line when it can.
