@@ -72,7 +72,8 @@ func (h *harness) push(p *store.Project, branch, sha string) []byte {
 	return realPayload(h.t, "push/with-new-branch.payload.json", func(m map[string]any) {
 		m["ref"], m["after"] = "refs/heads/"+branch, sha
 		repo := m["repository"].(map[string]any)
-		repo["id"], repo["full_name"], repo["name"] = float64(p.GitHubRepoID), owner+"/"+repoName, repoName
+		// The payload's clone URL is the project's (intake follows it): the test's git server, not github.com.
+		repo["id"], repo["full_name"], repo["name"], repo["clone_url"] = float64(p.GitHubRepoID), owner+"/"+repoName, repoName, p.CloneURL
 		m["installation"] = map[string]any{"id": float64(installationID)}
 	})
 }
