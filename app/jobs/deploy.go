@@ -97,6 +97,11 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	if err := w.ensureQueued(ctx, p, id); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("report queued: %w", err))
 	}
+	if job.Args.CompareBase != "" {
+		if skip, root := w.unchanged(ctx, log, p, d, job.Args.CompareBase); skip {
+			return w.skip(ctx, log, job, p, id, root)
+		}
+	}
 	d, err = w.start(ctx, p, id)
 	if ferry.ErrorCode(err) == ferry.ECONFLICT {
 		log.InfoContext(ctx, "deployment finished before its build started", "err", err)

@@ -43,6 +43,10 @@ type DeployArgs struct {
 	DeploymentID string `json:"deployment_id"`
 	// Fork marks a pull request from a fork: its build gets none of the project's env vars.
 	Fork bool `json:"fork,omitempty"`
+	// CompareBase, for a monorepo project's push whose payload was too long to list its files, is the commit
+	// before the push: the build first asks GitHub what changed since, and is skipped when nothing under the
+	// project's root directory did.
+	CompareBase string `json:"compare_base,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -263,6 +267,17 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 	if err := Register(workers, deps); err != nil {
 		return nil, err
 	}
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(deps.SweepInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
+	if deps.Deliveries != nil {
+		// Missed webhooks (issue 15): at start, since a restart is when deliveries are lost, then periodically.
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(deps.RedeliverInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return RedeliverArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}))
+	}
 	return &river.Config{
 		Queues:               QueueConfig(concurrency),
 		Workers:              workers,
@@ -270,14 +285,6 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 		JobTimeout:           time.Minute, // reports, PR close, sweep; builds set their own (BuildTimeout)
 		RescueStuckJobsAfter: deps.BuildTimeout + 5*time.Minute,
 		Logger:               deps.Logger,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(deps.SweepInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-			// Missed webhooks (issue 15): at start, since a restart is when deliveries are lost, then periodically.
-			river.NewPeriodicJob(river.PeriodicInterval(deps.RedeliverInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return RedeliverArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-		},
+		PeriodicJobs:         periodic,
 	}, nil
 }

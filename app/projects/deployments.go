@@ -22,6 +22,9 @@ type EnqueueParams struct {
 	Fork bool
 	// AwaitingApproval stores the deployment with no job, until a maintainer approves it.
 	AwaitingApproval bool
+	// CompareBase asks the build to skip itself when GitHub's compare since this commit shows no change under
+	// the project's root directory (jobs.DeployArgs.CompareBase).
+	CompareBase string
 }
 
 // Enqueue is THE way a deployment starts, for webhook intake and for users alike: it stores a queued
@@ -53,7 +56,7 @@ func Enqueue(ctx context.Context, st *store.Store, tx pgx.Tx, rc *river.Client[p
 	if p.AwaitingApproval {
 		return dep, superseded, nil
 	}
-	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork}); err != nil {
+	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork, CompareBase: p.CompareBase}); err != nil {
 		return nil, nil, ferry.Wrap(ferry.EUNAVAILABLE, err)
 	}
 	return dep, superseded, nil

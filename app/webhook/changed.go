@@ -1,10 +1,9 @@
 package webhook
 
 import (
-	"path"
-	"strings"
-
 	"github.com/google/go-github/v66/github"
+
+	"github.com/ferryhq/ferry/app/jobs"
 )
 
 // maxPushCommits is how many commits a push payload lists at most; a push with more is truncated and says
@@ -12,29 +11,22 @@ import (
 const maxPushCommits = 20
 
 // pushTouches reports whether a push changed anything under root (a repository-relative folder; "" or "."
-// is the whole repository), from the added, modified and removed lists of its commits. It answers true when it
-// cannot tell: a truncated push (more than 20 commits), or a commit without file lists (GitHub leaves them out
-// past 3000 files), so that a monorepo project never misses a change.
-func pushTouches(ev *github.PushEvent, root string) bool {
-	root = strings.Trim(path.Clean("/"+strings.TrimSpace(root)), "/")
-	if root == "" {
-		return true
+// is the whole repository), from the added, modified and removed lists of its commits. known is false when the
+// payload cannot tell (a truncated push of 20 or more commits, or a commit without file lists: GitHub leaves
+// them out past 3000 files); then touched is true and the build asks the compare API.
+func pushTouches(ev *github.PushEvent, root string) (touched, known bool) {
+	if jobs.CleanRoot(root) == "" {
+		return true, true
 	}
 	if len(ev.Commits) == 0 || len(ev.Commits) >= maxPushCommits {
-		return true
+		return true, false
 	}
-	prefix := root + "/"
+	var files []string
 	for _, c := range ev.Commits {
 		if len(c.Added)+len(c.Modified)+len(c.Removed) == 0 {
-			return true // an empty commit lists nothing, and a huge one has its lists cut: build
+			return true, false // an empty commit lists nothing, and a huge one has its lists cut
 		}
-		for _, list := range [][]string{c.Added, c.Modified, c.Removed} {
-			for _, f := range list {
-				if f == root || strings.HasPrefix(f, prefix) {
-					return true
-				}
-			}
-		}
+		files = append(append(append(files, c.Added...), c.Modified...), c.Removed...)
 	}
-	return false
+	return jobs.Touches(files, root), true
 }

@@ -50,12 +50,18 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 		return OutcomeIgnored, err
 	}
 	// A monorepo's project (settings.overrides.rootDirectory) builds only when the push changed its folder,
-	// unless it asks to always build.
-	if settings, err := store.ParseProjectSettings(p.Settings); err == nil && !settings.AlwaysBuild && settings.Overrides.RootDirectory != nil &&
-		!pushTouches(ev, *settings.Overrides.RootDirectory) {
-		log.InfoContext(ctx, "push changed nothing under the project's root directory; nothing built (set alwaysBuild to build every push)",
-			"project", p.Name, "root_directory", *settings.Overrides.RootDirectory)
-		return OutcomeIgnored, nil
+	// unless it asks to always build. A payload that cannot tell hands the question to the build (compare API).
+	var compareBase string
+	if settings, err := store.ParseProjectSettings(p.Settings); err == nil && !settings.AlwaysBuild && settings.Overrides.RootDirectory != nil {
+		touched, known := pushTouches(ev, *settings.Overrides.RootDirectory)
+		if !touched {
+			log.InfoContext(ctx, "push changed nothing under the project's root directory; nothing built (set alwaysBuild to build every push)",
+				"project", p.Name, "root_directory", *settings.Overrides.RootDirectory)
+			return OutcomeIgnored, nil
+		}
+		if before := ev.GetBefore(); !known && strings.Trim(before, "0") != "" {
+			compareBase = before
+		}
 	}
 	// The project's production branch decides, not the repository's default branch in the payload: a team
 	// that ships from "release" while developing on "main" sets production_branch and main builds previews.
@@ -64,7 +70,7 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	if branch == p.ProductionBranch {
 		params.Kind, params.Alias = store.KindProduction, site.ProductionAlias
 	}
-	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params})
+	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params, CompareBase: compareBase})
 	if err != nil {
 		return "", err
 	}

@@ -256,6 +256,7 @@ type Server struct {
 	comments       []*Comment
 	commitStatuses []*CommitStatus
 	checkRuns      []*CheckRun
+	compares       map[string][]string // "owner/repo/base...head" -> changed files
 	faults         []*fault
 
 	hooks     hooks     // the App's webhook: its URL, secret and delivery attempts (deliveries.go)

@@ -22,6 +22,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /app/hook/deliveries", s.hookDeliveryList)
 	s.mux.HandleFunc("POST /app/hook/deliveries/{id}/attempts", s.hookRedeliver)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoGet)
+	s.mux.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead}", s.compare)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.deploymentCreate)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.deploymentList)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/deployments/{id}", s.deploymentGet)
