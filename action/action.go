@@ -71,8 +71,12 @@ type run struct {
 	aliases []string
 	env     string // GitHub deployment environment
 	rep     *ghreport.Reporter
-	store   *site.Store
-	workdir string // GITHUB_WORKSPACE, where the repository is checked out
+	// checkRun is the ferry/<project> check run of this run, 0 when none was created (the token lacks
+	// `checks: write`, which the job's permissions grant).
+	checkRun        int64
+	checkRunSkipped bool
+	store           *site.Store
+	workdir         string // GITHUB_WORKSPACE, where the repository is checked out
 }
 
 // Run deploys (or, for a closed pull request, cleans up) as the inputs and event say. Every failure comes back
@@ -180,14 +184,15 @@ func (r *run) connect(ctx context.Context) error {
 }
 
 // plan decides the production flag, the aliases and the GitHub environment. Production is explicit: true,
-// false, or auto meaning "the event's ref is the default branch named in the event payload".
+// false, or auto meaning "the event's ref is the production-branch input, or when that is empty the default
+// branch named in the event payload".
 func (r *run) plan() {
 	ev, in := r.ev, r.in
 	switch in.Production {
 	case "true":
 		r.prod = true
 	case "auto":
-		r.prod = ev.onDefaultBranch()
+		r.prod = ev.onProductionBranch(in.ProductionBranch)
 	}
 	if r.prod {
 		r.aliases = append(r.aliases, site.ProductionAlias)

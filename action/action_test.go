@@ -770,3 +770,55 @@ func TestMissingPullRequestsPermission(t *testing.T) {
 		t.Errorf("the failed report of the failure is not a warning:\n%s", res.log)
 	}
 }
+
+// TestCheckRun: with `checks: write` the Action reports the same ferry/<project> check run as the App
+// (in_progress, then completed with the URLs); without it, a log line says so and the deploy goes on.
+func TestCheckRun(t *testing.T) {
+	t.Parallel()
+	const sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+	h := newHarness(t)
+	h.writeSite(map[string]string{"dist/index.html": "<h1>home</h1>"})
+	res := h.runStep("push", "push/with-new-branch", nil, nil, nil)
+	if res.err != nil {
+		t.Fatalf("ferry action: %v\n%s", res.err, res.log)
+	}
+	runs := h.gh.CheckRuns(owner, repo, sha)
+	if len(runs) != 1 {
+		t.Fatalf("check runs = %+v", runs)
+	}
+	c := runs[0]
+	var states []string
+	for _, u := range c.Updates {
+		states = append(states, u.Status+"/"+u.Conclusion)
+	}
+	if !slices.Equal(states, []string{"in_progress/", "completed/success"}) || c.Name != "ferry/"+project ||
+		c.ExternalID != res.outputs["deployment-id"] || c.DetailsURL != "https://github.com/Codertocat/Hello-World/actions/runs/4242" {
+		t.Errorf("check run %+v, states %v", c, states)
+	}
+	if !strings.Contains(c.Output.Summary, "https://hello-world.example.test") || !strings.Contains(c.Output.Summary, res.outputs["deployment-url"]) {
+		t.Errorf("summary lacks the URLs:\n%s", c.Output.Summary)
+	}
+	for _, call := range h.gh.CallsMatching("* /repos/*/*/check-runs*") {
+		if call.Auth != ghfake.AuthToken {
+			t.Errorf("%s with %s, want the workflow's token", call, call.Auth)
+		}
+	}
+
+	// The token without checks: write.
+	h2 := newHarness(t)
+	h2.gh.DenyChecks(ghToken)
+	h2.writeSite(map[string]string{"dist/index.html": "<h1>home</h1>"})
+	res = h2.runStep("push", "push/with-new-branch", nil, nil, nil)
+	if res.err != nil {
+		t.Fatalf("ferry action without checks: write: %v\n%s", res.err, res.log)
+	}
+	if !strings.Contains(res.log, "check run skipped") || strings.Contains(res.log, "::warning::ferry/"+project+" check run") {
+		t.Errorf("log does not say the check run was skipped (once, without a warning):\n%s", res.log)
+	}
+	if n := len(h2.gh.CallsMatching("* /repos/*/*/check-runs*")); n != 1 {
+		t.Errorf("%d check-run calls, want the one refused attempt", n)
+	}
+	if d := h2.gh.Deployments(owner, repo); len(d) != 1 {
+		t.Errorf("deployments = %d, want 1", len(d))
+	}
+}

@@ -143,7 +143,29 @@ func (r *run) reportStart(ctx context.Context, id string) (int64, error) {
 	if err := r.comment(ctx, ghreport.CommentRow{Project: r.project, Status: ghreport.RowBuilding, LogURL: r.ev.RunURL, Commit: r.ev.SHA}); err != nil {
 		return ghID, err
 	}
+	r.reportCheckRun(ctx, ghreport.CheckRunParams{Status: ghreport.CheckInProgress, DeploymentID: id, Title: "Building",
+		Summary: "Building and publishing `" + id + "` in [the workflow run](" + r.ev.RunURL + ")."})
 	return ghID, nil
+}
+
+// reportCheckRun creates or updates the run's ferry/<project> check run, the same one the App reports. Check
+// runs need `checks: write`, which a workflow's GITHUB_TOKEN often lacks: then a log line says so and the
+// deployment, its statuses and the comment go on without it.
+func (r *run) reportCheckRun(ctx context.Context, p ghreport.CheckRunParams) {
+	if r.rep == nil || (r.checkRun == 0 && p.Status == ghreport.CheckCompleted && r.checkRunSkipped) {
+		return
+	}
+	p.Owner, p.Repo, p.SHA, p.Project, p.CheckRunID, p.DetailsURL = r.ev.Owner, r.ev.Repo, r.ev.SHA, r.project, r.checkRun, r.ev.RunURL
+	id, err := r.rep.CheckRunUpsert(ctx, p)
+	switch {
+	case ferry.ErrorCode(err) == ferry.EFORBIDDEN:
+		r.checkRunSkipped = true
+		r.log.InfoContext(ctx, "check run skipped: the token cannot create check runs (add `checks: write` to the job's permissions for a ferry/"+r.project+" check)")
+	case err != nil:
+		r.gha.Warningf("ferry/%s check run not reported: %v", r.project, err)
+	default:
+		r.checkRun = id
+	}
 }
 
 // reportEnd posts the final status, the comment row and the commit status. With a failed deploy (failed != nil)
@@ -180,6 +202,12 @@ func (r *run) reportEnd(ctx context.Context, ghID int64, o *outcome, failed erro
 			errs = append(errs, err)
 		}
 	}
+	check := ghreport.CheckRunParams{Status: ghreport.CheckCompleted, Conclusion: ghreport.ConclusionSuccess,
+		DeploymentID: o.Deployment, Title: "Deployed", Summary: checkSummary(o, desc, r.ev.RunURL)}
+	if failed != nil {
+		check.Conclusion, check.Title = ghreport.ConclusionFailure, "Deploy failed"
+	}
+	r.reportCheckRun(ctx, check)
 	err := errors.Join(errs...)
 	if failed != nil && err != nil {
 		r.gha.Warningf("report the failure to GitHub: %v", err)
@@ -234,4 +262,20 @@ func (r *run) finish(o *outcome) {
 	if o.URL != "" {
 		r.gha.Noticef("Deployed %s: %s", r.project, o.URL)
 	}
+}
+
+// checkSummary is the check run's markdown: what happened and the URLs.
+func checkSummary(o *outcome, desc, runURL string) string {
+	var b strings.Builder
+	b.WriteString(desc + "\n\n")
+	if o.URL != "" {
+		fmt.Fprintf(&b, "- URL: %s\n", o.URL)
+	}
+	if o.DeploymentURL != "" {
+		fmt.Fprintf(&b, "- Deployment URL: %s\n", o.DeploymentURL)
+	}
+	if runURL != "" {
+		fmt.Fprintf(&b, "- Log: %s\n", runURL)
+	}
+	return b.String()
 }

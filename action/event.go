@@ -115,10 +115,14 @@ func readEvent(gctx *githubactions.GitHubContext) (*event, error) {
 	return ev, nil
 }
 
-// onDefaultBranch reports whether the event's ref is the default branch named in the payload. Pull requests
-// never are: their ref is refs/pull/<n>/merge.
-func (ev *event) onDefaultBranch() bool {
-	return ev.PR == 0 && ev.DefaultBranch != "" && ev.Ref == "refs/heads/"+ev.DefaultBranch
+// onProductionBranch reports whether the event's ref is the production branch: the production-branch input
+// when set, else the default branch named in the payload. Pull requests never are: their ref is
+// refs/pull/<n>/merge.
+func (ev *event) onProductionBranch(productionBranch string) bool {
+	if productionBranch == "" {
+		productionBranch = ev.DefaultBranch
+	}
+	return ev.PR == 0 && productionBranch != "" && ev.Ref == "refs/heads/"+productionBranch
 }
 
 // closedPR reports whether this run should clean up a pull request's preview instead of deploying.

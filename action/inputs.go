@@ -12,17 +12,20 @@ import (
 // Inputs are the step's `with:` values, as action.yml declares them. The runner passes each as INPUT_<NAME>
 // (upper case, hyphens kept); action.yml supplies the defaults, so an empty value means "not set".
 type Inputs struct {
-	Directory             string
-	BuildCommand          string
-	InstallCommand        string
-	RootDirectory         string
-	Project               string
-	Storage               string
-	RoleToAssume          string
-	AWSRegion             string
-	Domain                string
-	Alias                 string
-	Production            string // auto, true or false
+	Directory      string
+	BuildCommand   string
+	InstallCommand string
+	RootDirectory  string
+	Project        string
+	Storage        string
+	RoleToAssume   string
+	AWSRegion      string
+	Domain         string
+	Alias          string
+	Production     string // auto, true or false
+	// ProductionBranch is the branch that production "auto" deploys; empty: the repository's default branch
+	// as the event payload names it.
+	ProductionBranch      string
 	GitHubToken           string
 	Comment               bool
 	DeploymentEnvironment string
@@ -31,7 +34,7 @@ type Inputs struct {
 // inputNames lists every input in action.yml, in the order `ferry action -h` shows them.
 var inputNames = []string{
 	"directory", "build-command", "install-command", "root-directory", "project", "storage", "role-to-assume",
-	"aws-region", "domain", "alias", "production", "github-token", "comment", "deployment-environment",
+	"aws-region", "domain", "alias", "production", "production-branch", "github-token", "comment", "deployment-environment",
 }
 
 // readInputs reads and validates the inputs. Every error names the input and says what to write instead.
@@ -48,6 +51,7 @@ func readInputs(gha *githubactions.Action) (*Inputs, error) {
 		Domain:                gha.GetInput("domain"),
 		Alias:                 gha.GetInput("alias"),
 		Production:            strings.ToLower(gha.GetInput("production")),
+		ProductionBranch:      strings.TrimPrefix(strings.TrimSpace(gha.GetInput("production-branch")), "refs/heads/"),
 		GitHubToken:           gha.GetInput("github-token"),
 		DeploymentEnvironment: gha.GetInput("deployment-environment"),
 	}

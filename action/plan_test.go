@@ -45,6 +45,9 @@ func TestPlan(t *testing.T) {
 		{"other branch", push("refs/heads/feat/x", "main"), Inputs{Production: "auto"}, false, []string{"git-feat-x"}, "preview/feat/x"},
 		{"default branch, production false", push("refs/heads/main", "main"), Inputs{Production: "false"}, false, []string{"git-main"}, "preview/main"},
 		{"other branch, production true", push("refs/heads/release", "main"), Inputs{Production: "true"}, true, []string{"production"}, "production"},
+		{"production-branch input", push("refs/heads/release", "main"), Inputs{Production: "auto", ProductionBranch: "release"}, true, []string{"production"}, "production"},
+		{"default branch that is not the production-branch input", push("refs/heads/main", "main"), Inputs{Production: "auto", ProductionBranch: "release"}, false, []string{"git-main"}, "preview/main"},
+		{"production-branch input without default_branch", push("refs/heads/release", ""), Inputs{Production: "auto", ProductionBranch: "release"}, true, []string{"production"}, "production"},
 		{"payload without default_branch", push("refs/heads/main", ""), Inputs{Production: "auto"}, false, []string{"git-main"}, "preview/main"},
 		{"pull request", pr, Inputs{Production: "auto"}, false, []string{"pr-7"}, "preview/pr-7"},
 		{"alias input", push("refs/heads/feat", "main"), Inputs{Production: "auto", Alias: "staging"}, false, []string{"staging"}, "preview/feat"},
@@ -160,7 +163,7 @@ func TestReadEventRealPayloads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
 		}
-		if ev.PR != tc.pr || ev.PRAction != tc.action || ev.onDefaultBranch() != tc.defaultBranch || ev.Owner != "Codertocat" || ev.Repo != "Hello-World" {
+		if ev.PR != tc.pr || ev.PRAction != tc.action || ev.onProductionBranch("") != tc.defaultBranch || ev.Owner != "Codertocat" || ev.Repo != "Hello-World" {
 			t.Errorf("%s: %+v", tc.file, ev)
 		}
 		if tc.pr != 0 && (ev.SHA != tc.sha || ev.Branch != "changes") {

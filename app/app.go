@@ -120,16 +120,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	intake, err := webhook.New(webhook.Config{
-		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
-		PendingBytes: cfg.WebhookPendingBytes,
-		GitHubURL:    webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg,
-	})
-	if err != nil {
-		return err
-	}
 	mux := http.NewServeMux()
-	mux.Handle("/webhooks/github", intake)
 	mux.Handle("/internal/builds/", events.Handler())
 	mux.HandleFunc("GET /healthz", healthz(pool))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
@@ -137,9 +128,19 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := serveMetrics(ctx, cfg, metrics, logger); err != nil {
 		return err
 	}
-	if err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger); err != nil {
+	svc, err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger)
+	if err != nil {
 		return err
 	}
+	intake, err := webhook.New(webhook.Config{
+		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
+		PendingBytes: cfg.WebhookPendingBytes,
+		GitHubURL:    webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg, Actions: svc,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/webhooks/github", intake)
 
 	ln := cfg.Listener
 	if ln == nil {
@@ -194,8 +195,9 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		return nil, err
 	}
 	var gh jobs.GitHub
+	var deliveries jobs.HookDeliveries
 	if app != nil { // a nil *ghreport.App in the interface would not compare equal to nil
-		gh = app
+		gh, deliveries = app, app
 	}
 	var b builder.Builder
 	if cfg.Builder == "ecs" {
@@ -215,8 +217,8 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		return nil, err
 	}
 	rcfg, err := jobs.ClientConfig(jobs.Deps{EnvCipher: cipher,
-		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, StorageURL: cfg.Storage,
-		Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
+		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, Deliveries: deliveries,
+		StorageURL: cfg.Storage, Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
 	}, cfg.Concurrency)
 	if err != nil {

@@ -28,36 +28,37 @@ import (
 // mountWeb mounts the signed-in part of the app on mux as its fallback route, behind auth.Middleware: the
 // account pages (app/auth), the dashboard with its live updates (app/web, app/events) and the static assets.
 // Routes mux already has (webhooks, /healthz, /metrics) stay outside the middleware. It starts the one
-// LISTEN connection of this process, which stops when ctx ends.
-func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) error {
+// LISTEN connection of this process, which stops when ctx ends. It returns the projects service, which the
+// check runs' buttons use too.
+func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) (*projects.Service, error) {
 	st := store.New(pool)
 	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
 		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL,
 		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go a.Run(ctx, 0) // deletes expired sessions and old failed log-ins until ctx ends
 	if cfg.DevSignIn != nil {
 		link, err := a.OneTimeLink(ctx, "dev@localhost")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.DevSignIn(link)
 	} else if link, err := a.FirstAccountInvite(ctx); err != nil {
-		return err
+		return nil, err
 	} else if link != "" {
 		// Only the operator reads this log; the link works once, for 7 days.
 		logger.WarnContext(ctx, "no accounts yet and sign-up is not open: the first account signs up with this one-time invite link", "signup", a.Signup(), "link", link)
 	}
 	blobs, err := storage.Open(ctx, cfg.Storage)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cipher, err := envCipher(ctx, cfg, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var tokens tokenSource
 	if gh != nil { // a nil *ghreport.App in the interface would not compare equal to nil
@@ -65,34 +66,34 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	}
 	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, tokens, logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go svc.DomainWatch(ctx, cmp.Or(cfg.DomainCheckInterval, 30*time.Second))
 	hub, err := events.New(events.Config{ConnConfig: pool.Config().ConnConfig, Logger: logger})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	go func() { _ = hub.Run(ctx) }() // returns nil when ctx ends; connection losses are logged and retried
 	dash, err := web.NewDashboard(web.DashboardConfig{Projects: svc, Auth: a,
 		Streams: &events.Streams{Hub: hub, Store: st, Logger: logger}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ui := http.NewServeMux()
 	a.Routes(ui)
 	dash.Routes(ui)
 	if err := mountAPI(ui, svc, logger); err != nil {
-		return err
+		return nil, err
 	}
 	ui.Handle("GET /static/", web.Assets())
 	var h http.Handler = web.SecurityHeaders(a.Middleware(ui))
 	if cfg.CanonicalHost && cfg.PublicURL != "" {
 		if h, err = canonicalHost(cfg.PublicURL, h); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	mux.Handle("/", h)
-	return nil
+	return svc, nil
 }
 
 // canonicalHost sends a browser that asks for a dashboard page on another host name than publicURL's (for

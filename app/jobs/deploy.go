@@ -87,9 +87,21 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 		return w.infra(ctx, log, job, nil, id, err)
 	}
 	log = log.With("project", p.Name)
+	if p.GitHubBlocked != "" {
+		return w.fail(ctx, log, job, p, id, ferry.Errorf(ferry.EBUILD, "not built: %s", p.GitHubBlocked))
+	}
+	if p.CloneURL == "" {
+		// A project created from an installation event waits for its repo_sync job to read the clone URL.
+		return w.infra(ctx, log, job, p, id, ferry.Errorf(ferry.EUNAVAILABLE, "the project's clone URL is not known yet (it is read from the GitHub API)"))
+	}
 
 	if err := w.ensureQueued(ctx, p, id); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("report queued: %w", err))
+	}
+	if job.Args.CompareBase != "" {
+		if skip, root := w.unchanged(ctx, log, p, d, job.Args.CompareBase); skip {
+			return w.skip(ctx, log, job, p, id, root)
+		}
 	}
 	d, err = w.start(ctx, p, id)
 	if ferry.ErrorCode(err) == ferry.ECONFLICT {
@@ -123,7 +135,7 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		w.watch(buildCtx, stop, id)
+		w.watch(buildCtx, stop, p, id)
 	}()
 	logs := newLogBatcher(ctx, w.deps.Store, id, log)
 	req.Log = logs.add
@@ -220,21 +232,34 @@ func (w *deployWorker) start(ctx context.Context, p *store.Project, id string) (
 		if err != nil {
 			return err
 		}
+		w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckInProgress, title: "Building",
+			summary: fmt.Sprintf("Building, attempt %d.", d.Attempt)})
 		return w.comment(ctx, gh, p, d, ghreport.RowBuilding)
 	})
 	return out, err
 }
 
 // watch cancels the build once its deployment is no longer building: superseded by a newer commit, canceled by
-// a user, or its pull request closed.
-func (w *deployWorker) watch(ctx context.Context, stop context.CancelCauseFunc, id string) {
+// a user, or its pull request closed. Every CheckRunInterval it also shows the log's tail on the check run.
+func (w *deployWorker) watch(ctx context.Context, stop context.CancelCauseFunc, p *store.Project, id string) {
 	t := time.NewTicker(w.deps.PollInterval)
 	defer t.Stop()
+	lastTail := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if gh := w.github(p); gh != nil && time.Since(lastTail) >= w.deps.CheckRunInterval {
+			lastTail = time.Now()
+			_ = w.withLock(ctx, id, func(st *store.Store, d *store.Deployment) error {
+				if d.Status == store.StatusBuilding {
+					w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckInProgress, title: "Building",
+						summary: fmt.Sprintf("Building, attempt %d.", d.Attempt)})
+				}
+				return nil
+			})
 		}
 		d, err := w.deps.Store.DeploymentGetByID(ctx, id)
 		if err != nil {
@@ -327,11 +352,29 @@ func (w *deployWorker) stale(ctx context.Context, log *slog.Logger, job *river.J
 	w.logLine(ctx, log, d.ID, msg)
 	log.WarnContext(ctx, "built commit is not the branch's head; alias left alone", "alias", d.Alias, "sha", d.CommitSHA, "head", head)
 	w.m.jobs.WithLabelValues(job.Kind, "stale").Inc()
-	if gh := w.github(p); gh != nil && d.GitHubDeploymentID != 0 {
-		if err := gh.r.DeploymentStatusCreate(ctx, ghreport.DeploymentStatusCreateParams{Owner: gh.owner, Repo: gh.name,
-			DeploymentID: d.GitHubDeploymentID, State: ghreport.StateInactive, LogURL: w.logURL(d.ID), Description: msg}); err != nil {
-			log.WarnContext(ctx, "report the stale deployment to GitHub", "err", err)
+	gh := w.github(p)
+	if gh == nil {
+		return nil
+	}
+	// Settle everything GitHub shows as in progress: the deployment (inactive), the commit status and the check
+	// run (neutral: the build worked, a newer commit owns the branch), so that nothing waits forever.
+	err = w.withLock(ctx, d.ID, func(st *store.Store, d *store.Deployment) error {
+		if d.GitHubDeploymentID != 0 {
+			if err := gh.r.DeploymentStatusCreate(ctx, ghreport.DeploymentStatusCreateParams{Owner: gh.owner, Repo: gh.name,
+				DeploymentID: d.GitHubDeploymentID, State: ghreport.StateInactive, LogURL: w.logURL(d.ID), Description: msg}); err != nil {
+				return err
+			}
 		}
+		if err := gh.r.CommitStatusCreate(ctx, ghreport.CommitStatusCreateParams{Owner: gh.owner, Repo: gh.name, SHA: d.CommitSHA,
+			Project: p.Name, State: ghreport.StateSuccess, TargetURL: w.logURL(d.ID), Description: "Built; not deployed: " + d.Ref + " moved on"}); err != nil {
+			return err
+		}
+		w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckCompleted, conclusion: ghreport.ConclusionNeutral,
+			title: "Not deployed: the branch moved on", summary: msg + "."})
+		return nil
+	})
+	if err != nil {
+		log.WarnContext(ctx, "report the stale deployment to GitHub", "err", err)
 	}
 	return nil
 }

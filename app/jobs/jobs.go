@@ -48,6 +48,10 @@ type DeployArgs struct {
 	// points at the deployment's commit: an older commit never replaces a newer one on a branch's alias, however
 	// its push arrived (a replayed delivery, a late retry). Promote does it on purpose.
 	FollowRef bool `json:"follow_ref,omitempty"`
+	// CompareBase, for a monorepo project's push whose payload was too long to list its files, is the commit
+	// before the push: the build first asks GitHub what changed since, and is skipped when nothing under the
+	// project's root directory did.
+	CompareBase string `json:"compare_base,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -158,6 +162,19 @@ type Deps struct {
 	// RetryBackoff is the wait before the second attempt after an infrastructure error; the third waits four
 	// times as long. Default 15s.
 	RetryBackoff time.Duration
+	// Deliveries lists and redelivers the App's webhook deliveries; nil turns the redelivery job off (no App).
+	Deliveries HookDeliveries
+	// RedeliverInterval is how often missed webhook deliveries are looked for (and once at start). Default 5m.
+	RedeliverInterval time.Duration
+	// RedeliverWindow is how far back deliveries are looked at; GitHub redelivers only the last 3 days'.
+	// Default 24h.
+	RedeliverWindow time.Duration
+	// RedeliverMax bounds the redeliveries one run asks for, oldest first; the rest wait a run. Default 50.
+	RedeliverMax int
+	// RedeliverMaxPages bounds the pages of 100 deliveries one run reads. Default 10.
+	RedeliverMaxPages int
+	// CheckRunInterval is how often a running build's check run gets the log's newest lines. Default 10s.
+	CheckRunInterval time.Duration
 	// SweepInterval is how often orphaned deployments are looked for. Default 1m.
 	SweepInterval time.Duration
 	// OrphanAfter is how long an unfinished deployment without a live job is left alone. Default 1m.
@@ -184,6 +201,21 @@ func (d Deps) withDefaults() (Deps, error) {
 	}
 	if d.RetryBackoff <= 0 {
 		d.RetryBackoff = 15 * time.Second
+	}
+	if d.RedeliverInterval <= 0 {
+		d.RedeliverInterval = 5 * time.Minute
+	}
+	if d.RedeliverWindow <= 0 {
+		d.RedeliverWindow = 24 * time.Hour
+	}
+	if d.RedeliverMax <= 0 {
+		d.RedeliverMax = 50
+	}
+	if d.RedeliverMaxPages <= 0 {
+		d.RedeliverMaxPages = 10
+	}
+	if d.CheckRunInterval <= 0 {
+		d.CheckRunInterval = 10 * time.Second
 	}
 	if d.SweepInterval <= 0 {
 		d.SweepInterval = time.Minute
@@ -216,6 +248,8 @@ func Register(workers *river.Workers, deps Deps) error {
 		func() error { return river.AddWorkerSafely(workers, &sweepWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &projectDeleteWorker{workerBase: w}) },
 		func() error { return river.AddWorkerSafely(workers, &retentionWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &redeliverWorker{workerBase: w}) },
+		func() error { return river.AddWorkerSafely(workers, &repoSyncWorker{workerBase: w}) },
 	} {
 		if err := add(); err != nil {
 			return fmt.Errorf("register workers: %w", err)
@@ -256,6 +290,12 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 	if deps.RetentionInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(deps.RetentionInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return RetentionArgs{}, nil }, nil))
+	}
+	if deps.Deliveries != nil {
+		// Missed webhooks (issue 15): at start, since a restart is when deliveries are lost, then periodically.
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(deps.RedeliverInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return RedeliverArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}))
 	}
 	return &river.Config{
 		Queues:               QueueConfig(concurrency),

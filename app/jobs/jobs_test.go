@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,28 +46,37 @@ const (
 // harness is one test's world: a database, a fake GitHub, a git server, file storage, and a running River
 // client with this package's workers and the real local builder.
 type harness struct {
-	t       *testing.T
-	ctx     context.Context
-	pool    *pgxpool.Pool
-	dbURL   string
-	st      *store.Store
-	gh      *ghfake.Server
-	app     *ghreport.App
-	git     *gitserver.Server
-	gitURL  string
-	gitDown atomic.Bool // every clone fails with 503
-	stURL   string
-	storage storage.Storage
-	site    *site.Store
-	client  *river.Client[pgx.Tx]
-	reg     *prometheus.Registry
-	domain  string
-	wrap    func(builder.Builder) builder.Builder
+	t     *testing.T
+	ctx   context.Context
+	pool  *pgxpool.Pool
+	dbURL string
+	st    *store.Store
+	gh    *ghfake.Server
+	// checkRunInterval is Deps.CheckRunInterval: an hour unless a test watches the tail updates, so that the
+	// call sequences stay exact.
+	checkRunInterval time.Duration
+	opts             opts
+	app              *ghreport.App
+	git              *gitserver.Server
+	gitURL           string
+	gitDown          atomic.Bool // every clone fails with 503
+	stURL            string
+	storage          storage.Storage
+	site             *site.Store
+	client           *river.Client[pgx.Tx]
+	reg              *prometheus.Registry
+	domain           string
+	wrap             func(builder.Builder) builder.Builder
 }
 
 type opts struct {
 	concurrency int
-	noClient    bool
+	// checkRunInterval is Deps.CheckRunInterval; default an hour (no tail updates while a test builds).
+	checkRunInterval time.Duration
+	// redeliver turns the webhook redelivery job on (Deps.Deliveries), asking for at most redeliverMax per run.
+	redeliver    bool
+	redeliverMax int
+	noClient     bool
 	// wrap, when set, wraps the real local builder (to record what it was asked).
 	wrap func(builder.Builder) builder.Builder
 	// dbURL is a migrated database of the test's own (a cluster it stops and starts); default pgtest's.
@@ -79,7 +89,10 @@ func newHarness(t *testing.T, o opts) *harness {
 	if o.concurrency == 0 {
 		o.concurrency = 2
 	}
-	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap}
+	h := &harness{t: t, ctx: context.Background(), domain: "preview.test", wrap: o.wrap, checkRunInterval: o.checkRunInterval, opts: o}
+	if h.checkRunInterval == 0 {
+		h.checkRunInterval = time.Hour
+	}
 	h.dbURL = o.dbURL
 	if h.dbURL == "" {
 		h.dbURL = pgtest.NewURL(t)
@@ -149,11 +162,15 @@ func (h *harness) deps() jobs.Deps {
 		bb = h.wrap(b)
 	}
 	h.reg = prometheus.NewRegistry()
-	return jobs.Deps{
+	var deliveries jobs.HookDeliveries
+	if h.opts.redeliver {
+		deliveries = h.app
+	}
+	return jobs.Deps{Deliveries: deliveries, RedeliverMax: h.opts.redeliverMax,
 		Store: h.st, Site: h.site, Builder: bb, GitHub: h.app, StorageURL: h.stURL, Domain: h.domain,
 		PublicURL: "https://ferry.test", Logger: slog.New(slog.NewTextHandler(testWriter{h.t}, nil)), Metrics: h.reg,
 		BuildTimeout: 3 * time.Minute, PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond,
-		SweepInterval: time.Hour,
+		SweepInterval: time.Hour, CheckRunInterval: h.checkRunInterval,
 	}
 }
 
@@ -307,6 +324,15 @@ func (h *harness) calls(names map[string]string) []string {
 		if s, ok := c.Field("state").(string); ok {
 			line += " " + s
 		}
+		if strings.Contains(c.Path, "/check-runs") {
+			line = checkRunPath.ReplaceAllString(line, "/check-runs/{run}")
+			if s, ok := c.Field("status").(string); ok {
+				line += " " + s
+			}
+			if s, ok := c.Field("conclusion").(string); ok {
+				line += "/" + s
+			}
+		}
 		for from, to := range names {
 			line = strings.ReplaceAll(line, from, to)
 		}
@@ -314,6 +340,8 @@ func (h *harness) calls(names map[string]string) []string {
 	}
 	return out
 }
+
+var checkRunPath = regexp.MustCompile(`/check-runs/[0-9]+`)
 
 func ghID(d *store.Deployment) string { return fmt.Sprint(d.GitHubDeploymentID) }
 
@@ -364,10 +392,13 @@ func TestPushToDefaultBranchDeploysProduction(t *testing.T) {
 	wantLines(t, "GitHub calls", h.calls(map[string]string{ghID(d): "{dep}", sha: "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/{dep}/statuses queued",
+		"POST /check-runs queued",
 		"POST /deployments/{dep}/statuses in_progress",
 		"POST /statuses/{sha} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"POST /deployments/{dep}/statuses success",
 		"POST /statuses/{sha} success",
+		"PATCH /check-runs/{run} completed/success",
 	})
 	gd := h.gh.Deployments(owner, repoName)
 	if len(gd) != 1 || gd[0].Environment != "production" || !gd[0].ProductionEnvironment || gd[0].TransientEnvironment || gd[0].SHA != sha {
@@ -463,25 +494,31 @@ func TestPullRequestOpenSynchronizeClose(t *testing.T) {
 	wantLines(t, "GitHub calls through synchronize", h.calls(names), []string{
 		"POST /deployments",
 		"POST /deployments/{dep1}/statuses queued",
+		"POST /check-runs queued",
 		"GET /issues/7/comments",
 		"POST /issues/7/comments",
 		"POST /deployments/{dep1}/statuses in_progress",
 		"POST /statuses/{sha1} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		// synchronize
 		"POST /deployments/{dep1}/statuses inactive",
+		"PATCH /check-runs/{run} completed/cancelled",
 		"POST /statuses/{sha1} error",
 		"POST /deployments",
 		"POST /deployments/{dep2}/statuses queued",
+		"POST /check-runs queued",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		"POST /deployments/{dep2}/statuses in_progress",
 		"POST /statuses/{sha2} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 		"POST /deployments/{dep2}/statuses success",
 		"POST /statuses/{sha2} success",
+		"PATCH /check-runs/{run} completed/success",
 		"GET /issues/7/comments",
 		"PATCH /issues/comments/{comment}",
 	})
@@ -546,10 +583,13 @@ func TestFailingBuildIsFinal(t *testing.T) {
 	wantLines(t, "GitHub calls", h.calls(map[string]string{ghID(d): "{dep}", sha: "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/{dep}/statuses queued",
+		"POST /check-runs queued",
 		"POST /deployments/{dep}/statuses in_progress",
 		"POST /statuses/{sha} pending",
+		"PATCH /check-runs/{run} in_progress",
 		"POST /deployments/{dep}/statuses failure",
 		"POST /statuses/{sha} failure",
+		"PATCH /check-runs/{run} completed/failure",
 	})
 	sts := h.gh.DeploymentStatuses(d.GitHubDeploymentID)
 	last := sts[len(sts)-1]
@@ -637,11 +677,12 @@ func TestSweepMarksOrphanedDeploymentsError(t *testing.T) {
 	if !strings.Contains(d.Error, "worker stopped") {
 		t.Errorf("error = %q", d.Error)
 	}
-	waitFor(t, "the error report", func() bool { return len(h.gh.CallsMatching("POST /repos/acme/site/statuses/*")) == 1 })
+	waitFor(t, "the error report", func() bool { return len(h.gh.CallsMatching("POST /repos/acme/site/check-runs")) == 1 })
 	wantLines(t, "GitHub calls", h.calls(map[string]string{strings.Repeat("a", 40): "{sha}"}), []string{
 		"POST /deployments",
 		"POST /deployments/" + ghID(h.waitStatus(d.ID, store.StatusError)) + "/statuses error",
 		"POST /statuses/{sha} error",
+		"POST /check-runs completed/failure",
 	})
 }
 

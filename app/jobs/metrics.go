@@ -19,6 +19,9 @@ type metrics struct {
 	jobs *prometheus.CounterVec
 	// retention counts what the retention job collected (internal/retention).
 	retention *retention.Metrics
+	// redeliveries counts what the webhook redelivery job did, by outcome: requested, failed, gave_up,
+	// list_failed.
+	redeliveries *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,11 +39,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ferry_jobs_total",
 			Help: "Finished River jobs by kind and outcome.",
 		}, []string{"kind", "outcome"}),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_webhook_redeliveries_total",
+			Help: "Missed GitHub webhook deliveries by what the redelivery job did: requested, failed, gave_up (failed every attempt), list_failed.",
+		}, []string{"outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.buildSeconds, m.failures, m.jobs} {
+	for _, c := range []prometheus.Collector{m.buildSeconds, m.failures, m.jobs, m.redeliveries} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -117,6 +117,7 @@ func (w *workerBase) ensureQueued(ctx context.Context, p *store.Project, id stri
 		if err != nil {
 			return err
 		}
+		w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckQueued, title: "Queued"})
 		return w.comment(ctx, gh, p, d, ghreport.RowQueued)
 	})
 }
@@ -161,13 +162,21 @@ func (w *workerBase) finalReport(ctx context.Context, p *store.Project, id, stat
 		cs := ghreport.CommitStatusCreateParams{Owner: gh.owner, Repo: gh.name, SHA: d.CommitSHA, Project: p.Name,
 			State: state, TargetURL: w.logURL(d.ID), Description: description}
 		row := ghreport.RowError
+		check := checkState{status: ghreport.CheckCompleted, conclusion: ghreport.ConclusionFailure,
+			title: "Infrastructure error", summary: description}
 		switch state {
 		case ghreport.StateSuccess:
 			ds.EnvironmentURL = w.aliasURL(p, d)
 			cs.TargetURL = ds.EnvironmentURL
 			row = ghreport.RowReady
+			check.conclusion, check.title, check.summary = ghreport.ConclusionSuccess, "Deployed", description
 		case ghreport.StateFailure:
 			row = ghreport.RowFailed
+			check.step = failingStep(ctx, st, d.ID)
+			check.title = "Build failed"
+			if check.step != "" {
+				check.title += " in " + check.step
+			}
 		}
 		if err := gh.r.DeploymentStatusCreate(ctx, ds); err != nil {
 			return err
@@ -175,6 +184,7 @@ func (w *workerBase) finalReport(ctx context.Context, p *store.Project, id, stat
 		if err := gh.r.CommitStatusCreate(ctx, cs); err != nil {
 			return err
 		}
+		w.checkRun(ctx, st, gh, p, d, check)
 		return w.comment(ctx, gh, p, d, row)
 	})
 }
@@ -195,8 +205,16 @@ func (w *workerBase) reportSuperseded(ctx context.Context, p *store.Project, old
 			Owner: gh.owner, Repo: gh.name, DeploymentID: d.GitHubDeploymentID, State: ghreport.StateInactive,
 			LogURL: w.logURL(d.ID), Description: desc,
 		})
-		if err != nil || d.Attempt == 0 {
+		if err != nil {
 			return err
+		}
+		if by.CommitSHA != d.CommitSHA {
+			// A redeploy of the same commit takes the run over; a newer commit leaves this one cancelled.
+			w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckCompleted,
+				conclusion: ghreport.ConclusionCancelled, title: desc, summary: desc + "."})
+		}
+		if d.Attempt == 0 {
+			return nil
 		}
 		// The build had started and set the commit status pending: settle it.
 		return gh.r.CommitStatusCreate(ctx, ghreport.CommitStatusCreateParams{Owner: gh.owner, Repo: gh.name,

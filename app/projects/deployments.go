@@ -25,6 +25,9 @@ type EnqueueParams struct {
 	// FollowRef (pushes) moves the alias at the end of the build only if the branch still points at the commit
 	// on GitHub (jobs.DeployArgs.FollowRef).
 	FollowRef bool
+	// CompareBase asks the build to skip itself when GitHub's compare since this commit shows no change under
+	// the project's root directory (jobs.DeployArgs.CompareBase).
+	CompareBase string
 }
 
 // Enqueue is THE way a deployment starts, for webhook intake and for users alike: it stores a queued
@@ -56,7 +59,7 @@ func Enqueue(ctx context.Context, st *store.Store, tx pgx.Tx, rc *river.Client[p
 	if p.AwaitingApproval {
 		return dep, superseded, nil
 	}
-	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork, FollowRef: p.FollowRef}); err != nil {
+	if err := jobs.InsertDeployArgs(ctx, rc, tx, jobs.DeployArgs{DeploymentID: dep.ID, Fork: p.Fork, FollowRef: p.FollowRef, CompareBase: p.CompareBase}); err != nil {
 		return nil, nil, ferry.Wrap(ferry.EUNAVAILABLE, err)
 	}
 	return dep, superseded, nil
@@ -255,6 +258,9 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 	if err != nil {
 		return nil, err
 	}
+	if err := buildable(proj); err != nil {
+		return nil, err
+	}
 	if p.Branch != "" {
 		if err := validateBranch(p.Branch); err != nil {
 			return nil, err
@@ -291,6 +297,15 @@ func (s *Service) DeployNow(ctx context.Context, userID int64, project string, p
 	}
 	s.cfg.Logger.InfoContext(ctx, "deployment started by a user", "project", proj.Name, "deployment", d.ID, "user", userID, "branch", p.Branch, "sha", sha)
 	return s.deploymentView(proj, d), nil
+}
+
+// buildable refuses to build a project that GitHub no longer lets Ferry reach (the App uninstalled or the
+// repository removed from it); promoting and rolling back its deployments still work.
+func buildable(p *store.Project) error {
+	if p.GitHubBlocked != "" {
+		return ferry.Errorf(ferry.ECONFLICT, "%s", p.GitHubBlocked)
+	}
+	return nil
 }
 
 func (s *Service) enqueue(ctx context.Context, p EnqueueParams) (*store.Deployment, error) {

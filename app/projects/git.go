@@ -322,6 +322,9 @@ func (s *Service) checkRemote(ctx context.Context, p *store.Project) (scheme, pi
 // checkBuildable is checkRemote for a project about to be built; local repositories are AllowLocalRepos's
 // business (validateGitURL, the builder).
 func (s *Service) checkBuildable(ctx context.Context, p *store.Project) error {
+	if err := buildable(p); err != nil { // the App was uninstalled for its repository
+		return err
+	}
 	if !strings.Contains(p.CloneURL, "://") || strings.HasPrefix(p.CloneURL, "file://") {
 		return nil
 	}

@@ -132,6 +132,9 @@ type Project struct {
 	ProductionDeploymentID string `json:"productionDeploymentId,omitempty"`
 	// Deletion is set while the project is being deleted in the background.
 	Deletion *Deletion `json:"deletion,omitempty"`
+	// Blocked says why the project does not build (the GitHub App was uninstalled from its repository); its
+	// site keeps serving. Empty when it builds.
+	Blocked string `json:"blocked,omitempty"`
 }
 
 // Deletion is the progress of a project's deletion.
@@ -184,6 +187,7 @@ func mergeSettings(raw json.RawMessage, s Settings) (json.RawMessage, error) {
 func (s *Service) view(p *store.Project) *Project {
 	return &Project{
 		ID: p.ID, Name: p.Name, GitURL: p.CloneURL, Repository: p.Repository, ProductionBranch: p.ProductionBranch,
+		Blocked:  p.GitHubBlocked,
 		Settings: parseSettings(p.Settings), URL: site.DeploymentURL(s.cfg.Domain, p.Name, site.ProductionAlias),
 		OwnerID: p.OwnerID, InstallationID: p.InstallationID, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}

@@ -89,10 +89,10 @@ type ProjectSetInstallationParams struct {
 }
 
 // ProjectSetInstallation records which installation reaches a project's repository, for an App reinstalled on
-// an account whose projects Ferry still knows.
+// an account whose projects Ferry still knows. A new installation lifts the block of an uninstalled one.
 func (s *Store) ProjectSetInstallation(ctx context.Context, p ProjectSetInstallationParams) (*Project, error) {
 	proj, err := scanProject(s.db.QueryRow(ctx, `
-		UPDATE projects SET installation_id = $2, updated_at = now() WHERE id = $1
+		UPDATE projects SET installation_id = $2, github_blocked = '', updated_at = now() WHERE id = $1
 		RETURNING `+projectColumns, p.ID, nullInt64(p.InstallationID)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("project %d not found", p.ID)

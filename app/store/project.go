@@ -11,13 +11,13 @@ import (
 )
 
 const projectColumns = `id, name, repository, clone_url, coalesce(github_repo_id, 0), coalesce(installation_id, 0),
-	coalesce(owner_id, 0), production_branch, settings, created_at, updated_at`
+	coalesce(owner_id, 0), production_branch, settings, created_at, updated_at, github_blocked`
 
 func scanProject(row pgx.Row) (*Project, error) {
 	var p Project
 	var settings []byte
 	if err := row.Scan(&p.ID, &p.Name, &p.Repository, &p.CloneURL, &p.GitHubRepoID, &p.InstallationID, &p.OwnerID,
-		&p.ProductionBranch, &settings, &p.CreatedAt, &p.UpdatedAt); err != nil {
+		&p.ProductionBranch, &settings, &p.CreatedAt, &p.UpdatedAt, &p.GitHubBlocked); err != nil {
 		return nil, err
 	}
 	p.Settings = json.RawMessage(settings)
@@ -44,9 +44,10 @@ type ProjectCreateParams struct {
 	Settings         json.RawMessage // default {}
 }
 
-// ProjectCreate records a new project. A taken name or an already-known repository is ECONFLICT.
+// ProjectCreate records a new project. A taken name or an already-known repository is ECONFLICT. A project of
+// the GitHub App may start without a clone URL: its repo_sync job reads it from the API.
 func (s *Store) ProjectCreate(ctx context.Context, p ProjectCreateParams) (*Project, error) {
-	if p.CloneURL == "" {
+	if p.CloneURL == "" && p.GitHubRepoID == 0 {
 		return nil, ferry.Errorf(ferry.EINVALID, "create project %q: no clone URL given", p.Name)
 	}
 	if p.ProductionBranch == "" {

@@ -169,18 +169,6 @@ func (s *Store) UserCount(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// UserGetByGitHubID returns the user linked to a GitHub account; none is ENOTFOUND.
-func (s *Store) UserGetByGitHubID(ctx context.Context, githubID int64) (*User, error) {
-	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users u WHERE u.github_id = $1`, githubID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, notFound("no user linked to GitHub account %d", githubID)
-	}
-	if err != nil {
-		return nil, dbError("get user", err)
-	}
-	return u, nil
-}
-
 func init() {
 	constraintMessages["invites_created_by_fkey"] = "the inviting user does not exist"
 	constraintMessages["known_devices_user_id_fkey"] = "the user does not exist"

@@ -35,6 +35,9 @@ type Project struct {
 	Settings         json.RawMessage // project settings as JSON, "{}" by default
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+	// GitHubBlocked says why the project does not build ("" when it does): the GitHub App was uninstalled from
+	// its repository. Its site keeps serving.
+	GitHubBlocked string
 }
 
 // ProjectSettings are a project's build and preview options, stored as JSON in projects.settings. They are
@@ -52,6 +55,9 @@ type ProjectSettings struct {
 	Overrides ProjectOverrides `json:"overrides"`
 	// Retention is the project's retention policy; zero fields take the server's defaults (--retention-*).
 	Retention retention.Policy `json:"retention"`
+	// AlwaysBuild builds every push, even one that changed no file under the root directory (a monorepo
+	// project that depends on shared folders outside it). Default false.
+	AlwaysBuild bool `json:"alwaysBuild"`
 }
 
 // ProjectOverrides replace ferry.json's build settings; nil keeps ferry.json's (or the detected) value, and an

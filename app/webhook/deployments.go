@@ -44,6 +44,19 @@ func projectForEvent(ctx context.Context, d *Delivery, r repo, installationID in
 		}
 		d.Log.InfoContext(ctx, "project created for a repository seen first in an event", "project", p.Name, "repository", r.FullName)
 	}
+	if p.GitHubBlocked != "" {
+		d.Log.InfoContext(ctx, "project blocked, nothing built", "project", p.Name, "why", p.GitHubBlocked)
+		return nil, nil
+	}
+	// Every push and pull request names the repository as it is now: a rename or a transfer that Ferry missed
+	// (or that has no event of its own) is picked up here.
+	if r.FullName != "" && r.CloneURL != "" && (r.FullName != p.Repository || r.CloneURL != p.CloneURL) {
+		from := p.Repository
+		if p, err = d.Store.ProjectSetRepository(ctx, store.ProjectSetRepositoryParams{ID: p.ID, Repository: r.FullName, CloneURL: r.CloneURL}); err != nil {
+			return nil, err
+		}
+		d.Log.InfoContext(ctx, "project follows its repository", "project", p.Name, "from", from, "to", p.Repository)
+	}
 	return p, nil
 }
 

@@ -8,11 +8,11 @@ import (
 	"github.com/google/go-github/v66/github"
 
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/ferry"
 )
 
 // InstallationHandler follows the App's installations: installing it creates a project per repository it
-// reaches, uninstalling it removes them, and a suspended installation builds nothing until it is unsuspended.
+// reaches, uninstalling it blocks them (their sites keep serving), and a suspended installation builds nothing
+// until it is unsuspended.
 type InstallationHandler struct{}
 
 var _ EventHandler = InstallationHandler{}
@@ -59,20 +59,24 @@ func (InstallationHandler) Handle(ctx context.Context, d *Delivery) (string, err
 		return OutcomeAccepted, nil
 
 	case "deleted":
+		// The projects stay, blocked: their sites keep serving and their owners see why nothing builds until
+		// they delete them or install the App again (a new installation re-links them by repository id). The
+		// installation row stays too, marked suspended, so that its members keep reaching the projects on the
+		// dashboard and nothing builds for it.
+		if err := installationUpsert(ctx, d, inst, time.Now()); err != nil {
+			return "", err
+		}
 		projects, err := d.Store.ProjectListByInstallation(ctx, inst.GetID())
 		if err != nil {
 			return "", err
 		}
+		reason := fmt.Sprintf("The GitHub App was uninstalled from %s on %s: nothing builds. The site keeps serving until you delete the project; install the App again to resume.",
+			inst.GetAccount().GetLogin(), time.Now().UTC().Format("2006-01-02"))
 		for _, p := range projects {
-			if _, err := d.Store.ProjectDeleteByID(ctx, p.ID); err != nil {
+			if err := d.Store.ProjectSetGitHubBlocked(ctx, p.ID, reason); err != nil {
 				return "", err
 			}
-			// TODO(storage): remove site.ProjectPrefix(p.Name) from storage with a cleanup job; until then the
-			// files stay and the proxy keeps serving them.
-			log.InfoContext(ctx, "project removed with its installation (its storage is kept)", "project", p.Name, "repository", p.Repository)
-		}
-		if err := d.Store.InstallationDelete(ctx, inst.GetID()); err != nil && ferry.ErrorCode(err) != ferry.ENOTFOUND {
-			return "", err
+			log.InfoContext(ctx, "project blocked: its installation was removed (its site keeps serving)", "project", p.Name, "repository", p.Repository)
 		}
 		log.InfoContext(ctx, "installation deleted", "projects", len(projects))
 		return OutcomeAccepted, nil

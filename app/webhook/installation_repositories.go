@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/go-github/v66/github"
 
@@ -10,7 +11,7 @@ import (
 )
 
 // InstallationRepositoriesHandler follows repositories granted to or taken from an installation: projects appear
-// and disappear with the App's access.
+// with the App's access, and stop building (their sites serving on) when it goes.
 type InstallationRepositoriesHandler struct{}
 
 var _ EventHandler = InstallationRepositoriesHandler{}
@@ -20,7 +21,8 @@ func (InstallationRepositoriesHandler) Handles() []string {
 	return []string{"installation_repositories"}
 }
 
-// Handle creates a project per added repository and deletes the project of each removed one.
+// Handle creates a project per added repository (or unblocks the one it had) and blocks the project of each
+// removed one.
 func (InstallationRepositoriesHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	ev, ok := d.Payload.(*github.InstallationRepositoriesEvent)
 	if !ok || ev.GetInstallation().GetID() == 0 {
@@ -43,7 +45,9 @@ func (InstallationRepositoriesHandler) Handle(ctx context.Context, d *Delivery) 
 		log.InfoContext(ctx, "project for added repository", "project", p.Name, "repository", p.Repository, "created", created)
 	}
 	for _, r := range ev.RepositoriesRemoved {
-		p, err := d.Store.ProjectDeleteByRepoID(ctx, r.GetID())
+		// As with an uninstall: the project stays, blocked, its site serving, until its owner deletes it or the
+		// repository is added back.
+		p, err := d.Store.ProjectGetByRepoID(ctx, r.GetID())
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 			log.InfoContext(ctx, "removed repository had no project", "repository", r.GetFullName())
 			continue
@@ -51,8 +55,12 @@ func (InstallationRepositoriesHandler) Handle(ctx context.Context, d *Delivery) 
 		if err != nil {
 			return "", fmt.Errorf("remove repository %s: %w", r.GetFullName(), err)
 		}
-		// TODO(storage): remove site.ProjectPrefix(p.Name) from storage with a cleanup job.
-		log.InfoContext(ctx, "project removed with its repository (its storage is kept)", "project", p.Name, "repository", p.Repository)
+		reason := fmt.Sprintf("The repository %s was removed from the GitHub App's installation on %s: nothing builds. The site keeps serving until you delete the project; add the repository to the installation again to resume.",
+			r.GetFullName(), time.Now().UTC().Format("2006-01-02"))
+		if err := d.Store.ProjectSetGitHubBlocked(ctx, p.ID, reason); err != nil {
+			return "", err
+		}
+		log.InfoContext(ctx, "project blocked: its repository left the installation (its site keeps serving)", "project", p.Name, "repository", p.Repository)
 	}
 	if len(ev.RepositoriesAdded)+len(ev.RepositoriesRemoved) == 0 {
 		return OutcomeIgnored, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
@@ -33,7 +34,7 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 	p, err = d.Store.ProjectGetByRepoID(ctx, r.ID)
 	switch {
 	case err == nil:
-		if installationID != 0 && p.InstallationID != installationID {
+		if installationID != 0 && (p.InstallationID != installationID || p.GitHubBlocked != "") {
 			p, err = d.Store.ProjectSetInstallation(ctx, store.ProjectSetInstallationParams{ID: p.ID, InstallationID: installationID})
 			if err != nil {
 				return nil, false, err
@@ -46,10 +47,10 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 	if r.ID == 0 || r.FullName == "" {
 		return nil, false, payloadError("a repository without id or full_name")
 	}
+	// Installation events carry no clone URL: the repo_sync job asks the API (GitHub Enterprise and proxies
+	// lay URLs out their own way), and fills in the default branch as the production branch. Until it has, a
+	// build of the project waits (it is retried).
 	cloneURL := r.CloneURL
-	if cloneURL == "" {
-		cloneURL = d.githubURL + "/" + r.FullName + ".git"
-	}
 	base := site.ProjectNameFromRepo(r.Name)
 	for attempt := 1; ; attempt++ {
 		name := projectNameCandidate(base, attempt)
@@ -73,6 +74,11 @@ func projectEnsure(ctx context.Context, d *Delivery, r repo, installationID int6
 			return err
 		})
 		var pgErr *pgconn.PgError
+		if err == nil && cloneURL == "" {
+			if err := jobs.InsertRepoSync(ctx, d.River, d.Tx, jobs.RepoSyncArgs{ProjectID: p.ID, SetProductionBranch: r.DefaultBranch == ""}); err != nil {
+				return nil, false, ferry.Wrap(ferry.EUNAVAILABLE, err)
+			}
+		}
 		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "23505" {
 			return p, err == nil, err
 		}

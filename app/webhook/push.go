@@ -10,7 +10,8 @@ import (
 	"github.com/ferryhq/ferry/internal/site"
 )
 
-// PushHandler deploys pushed branches: the default branch to production, any other branch to a preview at its
+// PushHandler deploys pushed branches: the project's production branch (production_branch, set from the
+// repository's default branch when the project is created) to production, any other branch to a preview at its
 // git-<slug> alias. Tag pushes and branch deletions build nothing.
 type PushHandler struct{}
 
@@ -48,13 +49,25 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	if err != nil || p == nil {
 		return OutcomeIgnored, err
 	}
-	defaultBranch := r.GetDefaultBranch()
-	if defaultBranch == "" {
-		defaultBranch = p.ProductionBranch
+	// A monorepo's project (settings.overrides.rootDirectory) builds only when the push changed its folder,
+	// unless it asks to always build. A payload that cannot tell hands the question to the build (compare API).
+	var compareBase string
+	if settings, err := store.ParseProjectSettings(p.Settings); err == nil && !settings.AlwaysBuild && settings.Overrides.RootDirectory != nil {
+		touched, known := pushTouches(ev, *settings.Overrides.RootDirectory)
+		if !touched {
+			log.InfoContext(ctx, "push changed nothing under the project's root directory; nothing built (set alwaysBuild to build every push)",
+				"project", p.Name, "root_directory", *settings.Overrides.RootDirectory)
+			return OutcomeIgnored, nil
+		}
+		if before := ev.GetBefore(); !known && strings.Trim(before, "0") != "" {
+			compareBase = before
+		}
 	}
+	// The project's production branch decides, not the repository's default branch in the payload: a team
+	// that ships from "release" while developing on "main" sets production_branch and main builds previews.
 	params := store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: after, Ref: branch,
 		Kind: store.KindPreview, Alias: site.BranchAlias(p.Name, branch)}
-	if branch == defaultBranch {
+	if branch == p.ProductionBranch {
 		params.Kind, params.Alias = store.KindProduction, site.ProductionAlias
 	}
 	// X-GitHub-Delivery is not signed, so a replayed body under a new id gets past the delivery check: judge the
@@ -74,7 +87,7 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 	}
 	// FollowRef: when the build ends, the alias moves only if the branch still points at this commit on GitHub,
 	// so a replay of a push Ferry never saw cannot roll the branch's site back either.
-	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params, FollowRef: true})
+	dep, err := deploymentEnqueue(ctx, d, newDeployment{DeploymentCreateParams: params, FollowRef: true, CompareBase: compareBase})
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,7 @@
 // and answers 202 within milliseconds: nothing in the request path talks to GitHub or builds anything.
 //
 // Each event has a small EventHandler in its own file (palantir/go-githubapp's style): ping.go,
-// installation.go, installation_repositories.go, push.go and pull_request.go.
+// installation.go, installation_repositories.go, push.go, pull_request.go, repository.go and check_run.go.
 package webhook
 
 import (
@@ -89,14 +89,18 @@ type Config struct {
 	PendingBytes int64
 	// ReadTimeout bounds the time to receive a body, from the end of its headers. Default: DefaultReadTimeout.
 	ReadTimeout time.Duration
-	// GitHubURL is the web root that repository clone URLs are made from when a payload lacks one (the
-	// installation events). Default: https://github.com.
+	// GitHubURL is GitHub's web root. Default: https://github.com. Clone URLs are no longer made from it: a
+	// payload's clone_url is used, or the repo_sync job reads it from the API.
 	GitHubURL string
 	// Logger receives one line per delivery. Default: slog.Default().
 	Logger *slog.Logger
 	// Registerer receives ferry_webhooks_total and ferry_webhook_duration_seconds. Default: none.
 	Registerer prometheus.Registerer
-	// Handlers handle the events; an event with none gets 204. Default: DefaultHandlers().
+	// Actions carries out the buttons of Ferry's check runs (CheckRunHandler). Default: none, and check_run
+	// events are ignored.
+	Actions DeploymentActions
+	// Handlers handle the events; an event with none gets 204. Default: DefaultHandlers() and a
+	// CheckRunHandler with Actions.
 	Handlers []EventHandler
 }
 
@@ -131,7 +135,7 @@ type Delivery struct {
 // DefaultHandlers are the events Ferry acts on.
 func DefaultHandlers() []EventHandler {
 	return []EventHandler{PingHandler{}, InstallationHandler{}, InstallationRepositoriesHandler{}, PushHandler{},
-		PullRequestHandler{}}
+		PullRequestHandler{}, RepositoryHandler{}}
 }
 
 // Handler is the intake endpoint.
@@ -174,7 +178,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Handlers == nil {
-		cfg.Handlers = DefaultHandlers()
+		cfg.Handlers = append(DefaultHandlers(), CheckRunHandler{Actions: cfg.Actions})
 	}
 	smallChunks := int(cfg.PendingBytes / 4 / chunkSize)
 	h := &Handler{cfg: cfg, handlers: map[string]EventHandler{}, small: newChunkPool(max(smallChunks, 1)),

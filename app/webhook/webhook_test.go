@@ -436,13 +436,18 @@ func TestInstallationLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The clone URL is not made up from a host name: a repo_sync job reads it (and the default branch) from the
+	// API.
 	if p.Name != "hello-world-2" || p.Repository != "Codertocat/Hello-World" || p.InstallationID != createdInst ||
-		p.CloneURL != "https://github.com/Codertocat/Hello-World.git" {
+		p.CloneURL != "" {
 		t.Fatalf("project: %+v", p)
+	}
+	if js := e.jobs(); len(js) != 1 || js[0].Kind != "repo_sync" || js[0].Args["project_id"] != float64(p.ID) || js[0].Args["set_production_branch"] != true {
+		t.Fatalf("jobs after created: %+v", js)
 	}
 	// A second "created" (GitHub retries, a reinstall) changes nothing.
 	e.deliver("installation", payload(t, "installation/created.with-requester.payload.json"), http.StatusAccepted)
-	if c := e.counts(); c.projects != 2 || c.installations != 1 || c.jobs != 0 {
+	if c := e.counts(); c.projects != 2 || c.installations != 1 || c.jobs != 1 {
 		t.Fatalf("after second created: %+v", c)
 	}
 
@@ -456,8 +461,8 @@ func TestInstallationLifecycle(t *testing.T) {
 		m["repositories_removed"].([]any)[0].(map[string]any)["id"] = spaceRepo
 	})
 	e.deliver("installation_repositories", removed, http.StatusAccepted)
-	if _, err := e.st.ProjectGetByRepoID(ctx, spaceRepo); err == nil {
-		t.Fatal("removed repository still has a project")
+	if space, err := e.st.ProjectGetByRepoID(ctx, spaceRepo); err != nil || !strings.Contains(space.GitHubBlocked, "removed from the GitHub App's installation") {
+		t.Fatalf("removed repository's project: %+v, %v; want it kept and blocked", space, err)
 	}
 
 	// Suspended: pushes build nothing (the push payload names installation 1; the project's own counts).
@@ -470,7 +475,7 @@ func TestInstallationLifecycle(t *testing.T) {
 	}
 	push := payload(t, "push/with-new-branch.payload.json")
 	e.deliver("push", push, http.StatusAccepted)
-	if c := e.counts(); c.deployments != 0 || c.jobs != 0 {
+	if c := e.counts(); c.deployments != 0 || c.deploys != 0 {
 		t.Fatalf("suspended installation deployed: %+v", c)
 	}
 	e.deliver("installation", setInst("installation/unsuspend.payload.json"), http.StatusAccepted)
@@ -480,12 +485,26 @@ func TestInstallationLifecycle(t *testing.T) {
 	}
 	e.deliver("installation", setInst("installation/new_permissions_accepted.payload.json"), http.StatusAccepted)
 
+	// Uninstalled: the projects stay (their sites serve on) but say why nothing builds, and pushes build nothing.
 	e.deliver("installation", setInst("installation/deleted.payload.json"), http.StatusAccepted)
-	if _, err := e.st.InstallationGetByID(ctx, createdInst); err == nil {
-		t.Fatal("deleted installation still recorded")
+	if inst, err := e.st.InstallationGetByID(ctx, createdInst); err != nil || !inst.Suspended() {
+		t.Fatalf("deleted installation: %+v, %v; want it kept, suspended, for its members' dashboard", inst, err)
 	}
-	if c := e.counts(); c.projects != 1 || c.deployments != 0 {
-		t.Fatalf("after uninstall: %+v (only the unrelated project should remain)", c)
+	p, err = e.st.ProjectGetByRepoID(ctx, helloWorldRepo)
+	if err != nil || !strings.Contains(p.GitHubBlocked, "GitHub App was uninstalled from") {
+		t.Fatalf("project after uninstall: %+v, %v", p, err)
+	}
+	before := e.counts()
+	e.deliver("push", push, http.StatusAccepted)
+	if c := e.counts(); c.projects != 3 || c.deployments != before.deployments || c.deploys != before.deploys {
+		t.Fatalf("after uninstall: %+v, before the push %+v", c, before)
+	}
+	// Installed again (a new installation id): the project is re-linked and builds.
+	e.deliver("installation", edit(t, payload(t, "installation/created.payload.json"), func(m map[string]any) {
+		obj(m, "installation")["id"] = float64(createdInst + 1)
+	}), http.StatusAccepted)
+	if p, err = e.st.ProjectGetByRepoID(ctx, helloWorldRepo); err != nil || p.GitHubBlocked != "" || p.InstallationID != createdInst+1 {
+		t.Fatalf("after reinstall: %+v, %v", p, err)
 	}
 }
 
@@ -515,6 +534,39 @@ func TestPushProduction(t *testing.T) {
 		t.Fatalf("after second push: %+v", ds)
 	}
 	wantDeployJobs(t, e.jobs(), false, ds[0].ID, ds[1].ID)
+}
+
+// TestPushProductionBranchSetting: the project's production_branch decides, not the payload's default_branch.
+// The real payload pushes master, the repository's default; with production_branch "release" master is a
+// preview and a push to release is production.
+func TestPushProductionBranchSetting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.seed("{}")
+	branch := "release"
+	if _, err := e.st.ProjectUpdate(ctx, store.ProjectUpdateParams{ID: p.ID, ProductionBranch: &branch}); err != nil {
+		t.Fatal(err)
+	}
+	master := payload(t, "push/with-new-branch.payload.json")
+	var m map[string]any
+	if err := json.Unmarshal(master, &m); err != nil || obj(m, "repository")["default_branch"] != "master" {
+		t.Fatalf("the real payload should name master as its default branch (%v)", err)
+	}
+	e.deliver("push", master, http.StatusAccepted)
+	e.deliver("push", edit(t, master, func(m map[string]any) {
+		m["ref"], m["after"] = "refs/heads/release", "2222222222222222222222222222222222222222"
+	}), http.StatusAccepted)
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	if ds[0].Ref != "master" || ds[0].Kind != store.KindPreview || ds[0].Alias != "git-master" {
+		t.Fatalf("push to the default branch that is not the production branch: %+v", ds[0])
+	}
+	if ds[1].Ref != "release" || ds[1].Kind != store.KindProduction || ds[1].Alias != "production" {
+		t.Fatalf("push to the production branch: %+v", ds[1])
+	}
 }
 
 func TestPushBranchPreview(t *testing.T) {

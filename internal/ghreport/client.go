@@ -117,8 +117,9 @@ type App struct {
 	appID int64
 	key   *rsa.PrivateKey
 
-	mu    sync.Mutex
-	insts map[int64]*installation
+	mu          sync.Mutex
+	insts       map[int64]*installation
+	jwtReporter *Reporter // calls as the App itself (appClient)
 }
 
 type installation struct {

@@ -26,6 +26,7 @@ const (
 	permPullRequests
 	permStatuses
 	permAdministration
+	permChecks
 )
 
 func (p perm) hint() string {
@@ -36,6 +37,8 @@ func (p perm) hint() string {
 		return "the App lacks the Pull requests (read and write) permission, or the workflow lacks `permissions: pull-requests: write`"
 	case permAdministration:
 		return "the App lacks the Administration (read and write) permission, which deleting an environment needs"
+	case permChecks:
+		return "the App lacks the Checks (read and write) permission, or the workflow lacks `permissions: checks: write`"
 	case permStatuses:
 		return "the App lacks the Commit statuses (read and write) permission, or the workflow lacks `permissions: statuses: write`"
 	}

@@ -4,7 +4,7 @@
 // (docs/architecture.md, "Testing").
 //
 // Auth rules, as on GitHub: paths under /app need the App JWT (RS256, signed with PrivateKeyPEM, iss = AppID);
-// paths under /login/ need nothing; every other path needs an installation token issued by this server or a token
+// paths under /login/ and /app-manifests/ need nothing; every other path needs an installation token issued by this server or a token
 // added with AddToken, and /repos/{owner}/{repo}/... answers 404 when that token cannot see the repository.
 //
 // Routes the fake does not know fail the test. Add more with Handle (GET /user/installations, OAuth, check runs).
@@ -222,6 +222,7 @@ type tokenInfo struct {
 	user         User
 	repos        map[string]bool // nil: every repository
 	expires      time.Time
+	noChecks     bool // DenyChecks: the token lacks checks: write
 }
 
 // Server is the fake. Create it with New; it closes itself at the test's end.
@@ -247,17 +248,23 @@ type Server struct {
 	now            func() time.Time
 	installations  map[int64]map[string]bool
 	tokens         map[string]*tokenInfo
-	repos          map[string]int64 // "owner/repo" -> id
+	repos          map[string]int64  // "owner/repo" -> id
+	defaultBranch  map[string]string // "owner/repo" -> its default branch; "main" when unset
 	nextID         int64
 	deployments    []*Deployment
 	statuses       map[int64][]*DeploymentStatus
 	comments       []*Comment
 	commitStatuses []*CommitStatus
 	refs           map[string]string // "owner/repo refs/heads/branch" -> commit SHA
+	admin          map[int64]bool    // installations with the administration permission (retention.go)
+	envDeleted     map[string]bool   // "owner/repo/env" deleted (retention.go)
+	envKnown       map[string]bool   // "owner/repo/env" whose deployments were deleted: the environment stays
+	checkRuns      []*CheckRun
+	compares       map[string][]string // "owner/repo/base...head" -> changed files
 	faults         []*fault
-	admin          map[int64]bool  // installations with the administration permission (retention.go)
-	envDeleted     map[string]bool // "owner/repo/env" deleted (retention.go)
-	envKnown       map[string]bool // "owner/repo/env" whose deployments were deleted: the environment stays
+
+	hooks     hooks     // the App's webhook: its URL, secret and delivery attempts (deliveries.go)
+	manifests manifests // one-time App manifest codes (manifest.go)
 }
 
 // extraRoutes are routes that other files of the package add.
@@ -286,6 +293,7 @@ func New(t testing.TB) *Server {
 		installations: map[int64]map[string]bool{},
 		tokens:        map[string]*tokenInfo{},
 		repos:         map[string]int64{},
+		defaultBranch: map[string]string{},
 		nextID:        1000,
 		statuses:      map[int64][]*DeploymentStatus{},
 		refs:          map[string]string{},
@@ -358,6 +366,13 @@ func (s *Server) AddToken(token string, repos ...string) {
 	}
 	s.tokens[token] = &tokenInfo{kind: AuthToken, repos: m,
 		user: User{Login: "github-actions[bot]", ID: 41898282, Type: "Bot"}}
+}
+
+// SetDefaultBranch sets what GET /repos/{owner}/{repo} names as the repository's default branch.
+func (s *Server) SetDefaultBranch(fullName, branch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.defaultBranch[fullName] = branch
 }
 
 // RevokeTokens forgets every installation token issued so far, as if they expired: the next repo call gets 401.
@@ -575,7 +590,7 @@ func (s *Server) takeFault(line string) *Fault {
 // authenticate applies the package's auth rules. It returns the caller, or a status and message to refuse with.
 func (s *Server) authenticate(r *http.Request) (*tokenInfo, int, string) {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/login/") {
+	if strings.HasPrefix(p, "/login/") || strings.HasPrefix(p, "/app-manifests/") {
 		return nil, 0, ""
 	}
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")

@@ -19,7 +19,11 @@ func contextWith(r *http.Request, ti *tokenInfo) context.Context {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.accessToken)
+	s.mux.HandleFunc("POST /app-manifests/{code}/conversions", s.manifestConvert)
+	s.mux.HandleFunc("GET /app/hook/deliveries", s.hookDeliveryList)
+	s.mux.HandleFunc("POST /app/hook/deliveries/{id}/attempts", s.hookRedeliver)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}", s.repoGet)
+	s.mux.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead}", s.compare)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.deploymentCreate)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/deployments", s.deploymentList)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/deployments/{id}", s.deploymentGet)
@@ -30,6 +34,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.commentEdit)
 	s.mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.commitStatusCreate)
 	s.mux.HandleFunc("GET /repos/{owner}/{repo}/git/ref/{ref...}", s.refGet)
+	s.mux.HandleFunc("POST /repos/{owner}/{repo}/check-runs", s.checkRunCreate)
+	s.mux.HandleFunc("PATCH /repos/{owner}/{repo}/check-runs/{id}", s.checkRunUpdate)
 }
 
 func caller(r *http.Request) User {
@@ -92,7 +98,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]any{
 		"token":                tok,
 		"expires_at":           exp.Format(time.RFC3339),
-		"permissions":          map[string]string{"deployments": "write", "pull_requests": "write", "statuses": "write", "contents": "read", "metadata": "read"},
+		"permissions":          map[string]string{"checks": "write", "deployments": "write", "pull_requests": "write", "statuses": "write", "contents": "read", "metadata": "read"},
 		"repository_selection": "selected",
 	})
 }
@@ -101,15 +107,19 @@ func (s *Server) repoGet(w http.ResponseWriter, r *http.Request) {
 	owner, repo := r.PathValue("owner"), r.PathValue("repo")
 	s.mu.Lock()
 	id, ok := s.repos[owner+"/"+repo]
+	branch := s.defaultBranch[owner+"/"+repo]
 	s.mu.Unlock()
 	if !ok {
 		notFound(w)
 		return
 	}
+	if branch == "" {
+		branch = "main"
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": id, "node_id": fmt.Sprintf("R_%d", id), "name": repo, "full_name": owner + "/" + repo,
 		"owner":   map[string]any{"login": owner, "type": "Organization"},
-		"private": false, "default_branch": "main",
+		"private": false, "default_branch": branch,
 		"url":       s.apiURL("/repos/%s/%s", owner, repo),
 		"clone_url": s.URL + "/" + owner + "/" + repo + ".git",
 		"html_url":  s.URL + "/" + owner + "/" + repo,
