@@ -18,10 +18,16 @@ import (
 func TestEveryRealPayload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	handled := map[string]bool{"ping": true, "installation": true, "installation_repositories": true, "push": true, "pull_request": true}
+	handled := map[string]bool{"ping": true, "installation": true, "installation_repositories": true, "push": true, "pull_request": true,
+		"check_run": true, "repository": true}
 	events := []string{"check_run", "check_suite", "create", "delete", "deployment", "deployment_status",
 		"installation", "installation_repositories", "ping", "pull_request", "push", "repository"}
 	seen := map[string]bool{} // the ref and commit of every push and pull_request delivered so far
+	// Example payloads GitHub itself would not send: they get the clear 400 of a malformed body, store nothing.
+	quirks := map[string]string{
+		"check_run/rerequested.payload.json":                   "its timestamps read 2018-04-25 20:42:10, not RFC 3339 as GitHub sends them",
+		"check_run/rerequested.with-organization.payload.json": "its timestamps read 2018-04-25 20:42:10, not RFC 3339 as GitHub sends them",
+	}
 	for _, event := range events {
 		names := ghwebhooks.Names(event)
 		if len(names) == 0 {
@@ -38,6 +44,11 @@ func TestEveryRealPayload(t *testing.T) {
 				seen[key] = true
 			}
 			switch {
+			case quirks[name] != "":
+				if w.Code != http.StatusBadRequest || e.counts() != before {
+					t.Errorf("%s (%s): status %d, counts %+v -> %+v; want 400 and nothing stored", name, quirks[name], w.Code, before, e.counts())
+				}
+				continue
 			case repeat:
 				// Only the delivery itself is recorded, so that its redelivery is recognised too.
 				after := e.counts()
