@@ -94,7 +94,8 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 			log.InfoContext(ctx, "approval label on a pull request that needs none, ignored")
 			return OutcomeIgnored, nil
 		}
-		ids, err := d.Store.DeploymentApprove(ctx, store.DeploymentApproveParams{ProjectID: p.ID, PRNumber: n})
+		ids, err := d.Store.DeploymentApprove(ctx, store.DeploymentApproveParams{ProjectID: p.ID, PRNumber: n,
+			CommitSHA: pr.GetHead().GetSHA()})
 		if err != nil {
 			return "", err
 		}

@@ -1063,3 +1063,37 @@ func TestOpenedReplayIsStale(t *testing.T) {
 		t.Fatalf("deployments after the replays: %d, want 2: %+v", len(ds), ds)
 	}
 }
+
+// TestApprovalReplayReleasesOnlyItsCommit: a signed ferry:approve labeled body sent again under a new delivery id,
+// after the fork pushed another commit, must not release that commit's build: the maintainer approved the head
+// the label event names, not whatever the fork pushed later.
+func TestApprovalReplayReleasesOnlyItsCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.seed(`{}`)
+	e.deliver("pull_request", forkPR(t, "opened.payload.json"), http.StatusAccepted)
+	later := edit(t, forkPR(t, "synchronize.payload.json"), func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "4444444444444444444444444444444444444444"
+	})
+	e.deliver("pull_request", later, http.StatusAccepted)
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	approveOld := edit(t, forkPR(t, "labeled.payload.json"), func(m map[string]any) { obj(m, "label")["name"] = webhook.ApproveLabel })
+	if w := e.send(delivery{event: "pull_request", body: approveOld}); w.Code >= 300 {
+		t.Fatalf("approval of the older head: %d %q", w.Code, w.Body.String())
+	}
+	if js := e.jobs(); len(js) != 0 {
+		t.Fatalf("an approval of commit %s released the build of a later one: %+v", ds[0].CommitSHA, js)
+	}
+	if f, _ := e.st.DeploymentForkGet(ctx, ds[1].ID); !f.AwaitingApproval {
+		t.Fatalf("later commit's flags = %+v, want still waiting", f)
+	}
+	approveNew := edit(t, approveOld, func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "4444444444444444444444444444444444444444"
+	})
+	e.deliver("pull_request", approveNew, http.StatusAccepted)
+	wantDeployJobs(t, e.jobs(), true, ds[1].ID)
+}
