@@ -91,7 +91,11 @@ func TestGitURLSSRF(t *testing.T) {
 	for _, u := range []string{"file:///etc", "file://localhost/etc", "/etc", "ssh://git@127.0.0.1:" + port + "/x.git",
 		"git://127.0.0.1:" + port + "/x.git", "ext::sh -c touch% /tmp/pwned", "ext::sh", "--upload-pack=touch /tmp/pwned",
 		"-uhttps://example.com/x.git", "http://127.0.0.1:" + port + "/x.git", "https://user@127.0.0.1:" + port + "/x.git",
-		"fd::ext::sh", "git@127.0.0.1:x.git"} {
+		"fd::ext::sh", "git@127.0.0.1:x.git",
+		// A well-known host name as userinfo before the real (loopback) host, and other spellings of that trick.
+		"https://github.com@127.0.0.1:" + port + "/x.git", "https://github.com:443@127.0.0.1:" + port + "/x.git",
+		"https://github.com%40127.0.0.1:" + port + "/x.git", "https://github.com\\@127.0.0.1:" + port + "/x.git",
+		"https://127.0.0.1:" + port + "#@github.com/x.git", "https://127.0.0.1:" + port + "?@github.com/x.git"} {
 		if got, err := s.validateGitURL(u); err == nil {
 			t.Errorf("create with %q accepted as %q", u, got)
 		}

@@ -60,6 +60,10 @@ func (s *Store) DeploymentForkGet(ctx context.Context, id string) (DeploymentFor
 type DeploymentApproveParams struct {
 	ProjectID int64
 	PRNumber  int
+	// CommitSHA, when set, releases only the deployments of that commit: the head the approving label event
+	// names, which is what the maintainer saw. A labeled body replayed under a new delivery id after the fork
+	// pushed again then releases nothing new. Empty: every waiting deployment of the pull request.
+	CommitSHA string
 }
 
 // DeploymentApprove releases a pull request's queued deployments that await approval and returns their ids
@@ -69,7 +73,8 @@ func (s *Store) DeploymentApprove(ctx context.Context, p DeploymentApproveParams
 	rows, err := s.db.Query(ctx, `
 		UPDATE deployments SET awaiting_approval = false, updated_at = now()
 		WHERE project_id = $1 AND pr_number = $2 AND status = 'queued' AND awaiting_approval
-		RETURNING id`, p.ProjectID, p.PRNumber)
+		  AND ($3 = '' OR commit_sha = $3)
+		RETURNING id`, p.ProjectID, p.PRNumber, p.CommitSHA)
 	if err != nil {
 		return nil, dbError("approve deployments", err)
 	}

@@ -94,7 +94,8 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 			log.InfoContext(ctx, "approval label on a pull request that needs none, ignored")
 			return OutcomeIgnored, nil
 		}
-		ids, err := d.Store.DeploymentApprove(ctx, store.DeploymentApproveParams{ProjectID: p.ID, PRNumber: n})
+		ids, err := d.Store.DeploymentApprove(ctx, store.DeploymentApproveParams{ProjectID: p.ID, PRNumber: n,
+			CommitSHA: pr.GetHead().GetSHA()})
 		if err != nil {
 			return "", err
 		}
@@ -115,22 +116,21 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 	if sha == "" {
 		return "", payloadError("pull_request event without pull_request.head.sha")
 	}
-	if action == "synchronize" {
-		// As for pushes: a synchronize body replayed under a new delivery id must not take the preview back.
-		// (opened and reopened build even a known commit: a reopened pull request gets its preview again.)
-		seen, err := d.Store.DeploymentCommitSeen(ctx, store.DeploymentCommitSeenParams{ProjectID: p.ID,
-			Alias: site.PRAlias(n), CommitSHA: sha, PRNumber: n})
-		if err != nil {
-			return "", err
-		}
-		switch seen {
-		case store.CommitLatest:
-			log.InfoContext(ctx, "synchronize of the commit already deployed; nothing built", "sha", sha)
-			return OutcomeAlreadyDeployed, nil
-		case store.CommitOlder:
-			log.WarnContext(ctx, "synchronize of a commit older than the preview's; nothing built", "sha", sha)
-			return OutcomeStale, nil
-		}
+	// As for pushes: a body replayed under a new delivery id must not take the preview back. A commit older than
+	// the preview's is stale for every action; the preview's own commit builds nothing on synchronize, while
+	// opened and reopened build it again (a reopened pull request gets its preview back).
+	seen, err := d.Store.DeploymentCommitSeen(ctx, store.DeploymentCommitSeenParams{ProjectID: p.ID,
+		Alias: site.PRAlias(n), CommitSHA: sha, PRNumber: n})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case seen == store.CommitLatest && action == "synchronize":
+		log.InfoContext(ctx, "synchronize of the commit already deployed; nothing built", "sha", sha)
+		return OutcomeAlreadyDeployed, nil
+	case seen == store.CommitOlder:
+		log.WarnContext(ctx, "pull request event of a commit older than the preview's; nothing built", "action", action, "sha", sha)
+		return OutcomeStale, nil
 	}
 	dep, err := deploymentEnqueue(ctx, d, newDeployment{
 		DeploymentCreateParams: store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: sha,

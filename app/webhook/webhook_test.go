@@ -668,7 +668,12 @@ func TestPullRequestLifecycle(t *testing.T) {
 	if c := e.counts(); c.deployments != 2 || c.deploys != 2 {
 		t.Fatalf("ignored actions changed state: %+v", c)
 	}
-	e.deliver("pull_request", payload(t, "pull_request/reopened.payload.json"), http.StatusAccepted)
+	// A real reopen after that synchronize carries its head (the payload's own is the opened commit, which is
+	// older than the preview's now and judged a replay: TestOpenedReplayIsStale).
+	reopened := edit(t, payload(t, "pull_request/reopened.payload.json"), func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "2222222222222222222222222222222222222222"
+	})
+	e.deliver("pull_request", reopened, http.StatusAccepted)
 	e.deliver("pull_request", payload(t, "pull_request/closed.payload.json"), http.StatusAccepted)
 	ds = e.deployments(p.ID)
 	if len(ds) != 3 {
@@ -1085,4 +1090,62 @@ func TestSynchronizeReplay(t *testing.T) {
 	if ds := e.deployments(p.ID); len(ds) != 3 {
 		t.Fatalf("reopened did not build: %+v", ds)
 	}
+}
+
+// TestOpenedReplayIsStale replays a pull request's signed opened (and reopened) body under a new delivery id
+// after a synchronize moved its preview on: the older head commit must not take the preview back.
+func TestOpenedReplayIsStale(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.seed("{}")
+	syncBody := payload(t, "pull_request/synchronize.payload.json")
+	opened := edit(t, syncBody, func(m map[string]any) { m["action"] = "opened" })
+	newer := edit(t, syncBody, func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "3333333333333333333333333333333333333333"
+	})
+	e.deliver("pull_request", opened, http.StatusAccepted)
+	e.deliver("pull_request", newer, http.StatusAccepted)
+	for _, action := range []string{"opened", "reopened"} {
+		old := edit(t, opened, func(m map[string]any) { m["action"] = action })
+		if w := e.send(delivery{event: "pull_request", body: old}); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "stale") {
+			t.Errorf("replayed %s of the older head: %d %q, want 200 stale", action, w.Code, w.Body.String())
+		}
+	}
+	if ds := e.deployments(p.ID); len(ds) != 2 {
+		t.Fatalf("deployments after the replays: %d, want 2: %+v", len(ds), ds)
+	}
+}
+
+// TestApprovalReplayReleasesOnlyItsCommit: a signed ferry:approve labeled body sent again under a new delivery id,
+// after the fork pushed another commit, must not release that commit's build: the maintainer approved the head
+// the label event names, not whatever the fork pushed later.
+func TestApprovalReplayReleasesOnlyItsCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	p := e.seed(`{}`)
+	e.deliver("pull_request", forkPR(t, "opened.payload.json"), http.StatusAccepted)
+	later := edit(t, forkPR(t, "synchronize.payload.json"), func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "4444444444444444444444444444444444444444"
+	})
+	e.deliver("pull_request", later, http.StatusAccepted)
+	ds := e.deployments(p.ID)
+	if len(ds) != 2 {
+		t.Fatalf("deployments: %+v", ds)
+	}
+	approveOld := edit(t, forkPR(t, "labeled.payload.json"), func(m map[string]any) { obj(m, "label")["name"] = webhook.ApproveLabel })
+	if w := e.send(delivery{event: "pull_request", body: approveOld}); w.Code >= 300 {
+		t.Fatalf("approval of the older head: %d %q", w.Code, w.Body.String())
+	}
+	if js := e.jobs(); len(js) != 0 {
+		t.Fatalf("an approval of commit %s released the build of a later one: %+v", ds[0].CommitSHA, js)
+	}
+	if f, _ := e.st.DeploymentForkGet(ctx, ds[1].ID); !f.AwaitingApproval {
+		t.Fatalf("later commit's flags = %+v, want still waiting", f)
+	}
+	approveNew := edit(t, approveOld, func(m map[string]any) {
+		obj(m, "pull_request", "head")["sha"] = "4444444444444444444444444444444444444444"
+	})
+	e.deliver("pull_request", approveNew, http.StatusAccepted)
+	wantDeployJobs(t, e.jobs(), true, ds[1].ID)
 }
