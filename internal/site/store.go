@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,6 +25,14 @@ import (
 // Store is the site store over one Storage: publishing, manifests and aliases.
 type Store struct {
 	Storage storage.Storage
+	// Log receives what the store does not return: a failed write of the alias change signal. Default
+	// slog.Default().
+	Log *slog.Logger
+
+	// signalRefused is set once a write of the alias change signal was refused for want of permission
+	// (credentials scoped to one project, such as the Action's), so that such a writer logs it once and stops
+	// trying.
+	signalRefused atomic.Bool
 }
 
 // NewStore returns a site store over st.
@@ -108,6 +117,7 @@ func (s *Store) aliasPut(ctx context.Context, project, alias, deployment string)
 	if err := s.putBytes(ctx, AliasKey(project, alias), data); err != nil {
 		return fmt.Errorf("set alias %s: %w", alias, err)
 	}
+	s.signal(ctx, project, alias)
 	return nil
 }
 
@@ -120,6 +130,7 @@ func (s *Store) AliasDelete(ctx context.Context, project, alias string) error {
 	if err := s.Storage.Delete(ctx, AliasKey(project, alias)); err != nil {
 		return fmt.Errorf("delete alias %s: %w", alias, err)
 	}
+	s.signal(ctx, project, alias)
 	return nil
 }
 
