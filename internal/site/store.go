@@ -270,6 +270,11 @@ type PublishParams struct {
 	Log *slog.Logger
 	// Limits bound what an untrusted folder may hold; zero fields take the defaults.
 	Limits Limits
+	// HashCache names a file that remembers each file's hash between publishes of the same folder on this
+	// machine, so that an unchanged file is not read again (see hashcache.go for when a remembered hash is
+	// trusted). "auto" keeps it under the user's cache folder (HashCachePath); "" (the default) hashes every
+	// file. Worth it only where the same folder is published again: `ferry publish`, not a fresh build.
+	HashCache string
 }
 
 // Limits bound a published folder, so that a runaway build cannot fill the bucket or the proxy's cache.
@@ -343,11 +348,14 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 	go func() { listed <- s.blobList(listCtx, p.Project) }()
 
 	started := time.Now()
-	site, err := scanDir(ctx, p.Dir, p.Limits.withDefaults())
+	site, err := scanDir(ctx, p.Dir, p.Limits.withDefaults(), p.HashCache)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("files hashed", "files", len(site.files), "bytes", site.total, "took", time.Since(started).Round(time.Millisecond))
+	if site.cacheErr != nil {
+		log.Warn("hash cache not saved; the next publish hashes every file again", "cache", p.HashCache, "err", site.cacheErr)
+	}
+	log.Info("files hashed", "files", len(site.files), "bytes", site.total, "unchanged", site.cacheHits, "took", time.Since(started).Round(time.Millisecond))
 
 	serving, err := site.serving(p.Settings)
 	if err != nil {

@@ -294,9 +294,10 @@ func TestPublishWritesManifestLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(rec.puts)
-	if n != res.Uploaded+2 {
-		t.Fatalf("puts = %q", rec.puts)
+	if n != res.Uploaded+3 || rec.puts[n-1] != SignalKey {
+		t.Fatalf("puts = %q, want the blobs, the manifest, the alias, then the alias change signal", rec.puts)
 	}
+	n-- // the signal, after the alias
 	for _, k := range rec.puts[:n-2] {
 		if !strings.HasPrefix(k, "projects/web/blobs/") {
 			t.Errorf("put %s before the manifest", k)
