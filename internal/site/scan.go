@@ -275,6 +275,18 @@ func (f *localFile) hash(ctx context.Context, maxBytes int64, cache *hashCache) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if cache != nil {
+		// A hit costs one lstat and no open: f.real is no symlink (the walk resolved it), and one swapped in
+		// since is not a regular file here, and then fails to open below.
+		if fi, err := os.Lstat(f.real); err == nil && fi.Mode().IsRegular() {
+			if st, ok := fileID(fi); ok && st.Size <= maxBytes {
+				if sum, ct, ok := cache.lookup(f.cacheKey(), st); ok {
+					f.size, f.sum, f.contentType = st.Size, sum, ct
+					return nil
+				}
+			}
+		}
+	}
 	r, err := f.open()
 	if err != nil {
 		return err
@@ -285,12 +297,6 @@ func (f *localFile) hash(ctx context.Context, maxBytes int64, cache *hashCache) 
 	if cache != nil {
 		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() {
 			before, stamped = fileID(fi)
-		}
-		if stamped && before.Size <= maxBytes {
-			if sum, ct, ok := cache.lookup(f.cacheKey(), before); ok {
-				f.size, f.sum, f.contentType = before.Size, sum, ct
-				return nil
-			}
 		}
 	}
 	h := sha256.New()
