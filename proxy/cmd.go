@@ -36,6 +36,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cacheDir := fs.String("cache-dir", "", "`folder` for cached large files, sent with sendfile (default: a temporary folder removed on exit)")
 	cacheDiskBytes := fs.Int64("cache-disk-bytes", 4<<30, "disk budget for --cache-dir, in `bytes`")
 	aliasTTL := fs.Duration("alias-ttl", 2*time.Second, "how long an alias is cached; a promote or rollback shows within it")
+	signalInterval := fs.Duration("signal-interval", 250*time.Millisecond, "how often to read the alias change signal (one small GET for the whole storage), so a promote or rollback shows within about this `interval`; 0 turns it off and leaves --alias-ttl")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for open requests on shutdown")
 	proxyOrigins := fs.String("proxy-origins", "", "comma-separated `origins` (https://api.example.com,...) that sites' _redirects proxy rules (status 200 to a full URL) may fetch from; other origins get 502 (default: none)")
 	proxyTimeout := fs.Duration("proxy-timeout", 30*time.Second, "time limit for one request to a proxy rule's origin")
@@ -61,6 +62,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		CacheDir:       *cacheDir,
 		CacheDiskBytes: *cacheDiskBytes,
 		AliasTTL:       *aliasTTL,
+		SignalInterval: signalOff(*signalInterval),
 		ProxyOrigins:   strings.Split(*proxyOrigins, ","),
 		ProxyTimeout:   *proxyTimeout,
 		Log:            log,
@@ -234,4 +236,12 @@ func (c *tcpConn) sendfileFd(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// signalOff maps the flag's 0 (off) to Config's negative.
+func signalOff(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -11,6 +11,9 @@ type metrics struct {
 	blobMisses    prometheus.Counter
 	blobEvictions prometheus.Counter
 	storageErrors prometheus.Counter
+	signalReads   prometheus.Counter
+	signalErrors  prometheus.Counter
+	signalChanges prometheus.Counter
 	collectors    []prometheus.Collector
 }
 
@@ -23,11 +26,14 @@ func newMetrics() *metrics {
 		blobMisses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_blob_cache_misses_total", Help: "Files fetched from storage."}),
 		blobEvictions: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_blob_cache_evictions_total", Help: "Blobs evicted to stay within the cache budgets."}),
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_storage_errors_total", Help: "Alias or manifest reads that failed for a reason other than not found."}),
+		signalReads:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_signal_reads_total", Help: "Reads of the alias change signal (one GET each)."}),
+		signalErrors:  prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_signal_errors_total", Help: "Reads of the alias change signal that failed; aliases then fall back to their TTL."}),
+		signalChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_proxy_signal_changes_total", Help: "Changes of the alias change signal seen, each dropping the cached aliases."}),
 	}
 	for i, class := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.requests[i] = req.WithLabelValues(class)
 	}
-	m.collectors = []prometheus.Collector{req, m.blobHits, m.blobMisses, m.blobEvictions, m.storageErrors}
+	m.collectors = []prometheus.Collector{req, m.blobHits, m.blobMisses, m.blobEvictions, m.storageErrors, m.signalReads, m.signalErrors, m.signalChanges}
 	return m
 }
 

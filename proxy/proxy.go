@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,11 @@ type Config struct {
 	// AliasTTL is how long an alias is trusted before it is read again; a promote or rollback shows within it.
 	// Default 2s.
 	AliasTTL time.Duration
+	// SignalInterval is how often the alias change signal (docs/architecture.md, "Alias change signal") is read:
+	// one small GET for the whole storage, after which a changed signal makes every cached alias stale, so a
+	// promote or rollback shows within about this interval. Negative turns it off (changes then show within
+	// AliasTTL). Default 250ms.
+	SignalInterval time.Duration
 	// StorageTimeout bounds one storage read (an alias, a manifest or a blob). Default 30s.
 	StorageTimeout time.Duration
 	// Log receives structured logs. Default slog.Default().
@@ -91,6 +97,9 @@ type Proxy struct {
 	depsMu sync.Mutex
 	deps   map[string]*deployment
 
+	// gen counts the alias change signal's changes; a resolution read under an older gen is stale.
+	gen atomic.Int64
+
 	flight   singleflight.Group
 	blobs    *blobCache
 	upstream *upstream
@@ -125,6 +134,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.AliasTTL <= 0 {
 		cfg.AliasTTL = 2 * time.Second
+	}
+	if cfg.SignalInterval == 0 {
+		cfg.SignalInterval = 250 * time.Millisecond
 	}
 	if cfg.StorageTimeout <= 0 {
 		cfg.StorageTimeout = 30 * time.Second
@@ -177,6 +189,9 @@ func New(cfg Config) (*Proxy, error) {
 	p.metrics = newMetrics()
 	p.blobs = newBlobCache(cfg.CacheBytes, cfg.CacheDiskBytes, cfg.DiskThreshold, cfg.CacheDir, p.metrics)
 	p.metrics.register(cfg.Registry, p.blobs)
+	if cfg.SignalInterval > 0 {
+		go p.watchSignal(base)
+	}
 	p.ops = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	return p, nil
 }

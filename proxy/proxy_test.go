@@ -37,13 +37,23 @@ const testDomain = "ferry.test"
 type flakyStorage struct {
 	storage.Storage
 	down  atomic.Bool
-	calls atomic.Int64
+	calls atomic.Int64 // every call but reads of the alias change signal
+	// signalGets counts reads of the alias change signal; signalDown fails them alone.
+	signalGets atomic.Int64
+	signalDown atomic.Bool
 }
 
 var errDown = ferry.Errorf(ferry.EUNAVAILABLE, "storage is down (test)")
 
 func (s *flakyStorage) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	s.calls.Add(1)
+	if key == site.SignalKey {
+		s.signalGets.Add(1)
+		if s.signalDown.Load() {
+			return nil, errDown
+		}
+	} else {
+		s.calls.Add(1)
+	}
 	if s.down.Load() {
 		return nil, errDown
 	}
@@ -80,7 +90,12 @@ func newEnv(t *testing.T, cfg Config) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &flakyStorage{Storage: fst}
+	return newEnvOn(t, cfg, &flakyStorage{Storage: fst})
+}
+
+// newEnvOn is newEnv over a given storage, so that several proxies can share one.
+func newEnvOn(t *testing.T, cfg Config, st *flakyStorage) *testEnv {
+	t.Helper()
 	cfg.Storage, cfg.Domain = st, testDomain
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = t.TempDir()

@@ -45,6 +45,15 @@ type resolution struct {
 	redirect []byte
 	// noDomain: a custom-domain candidate that has no verified mapping, so the host is not a site host.
 	noDomain bool
+	// gen is the alias change signal's generation (Proxy.gen) when the alias was read; a newer signal makes the
+	// resolution stale before it expires. -1 for a deployment id, which never changes.
+	gen int64
+}
+
+// fresh reports whether r may be served without reading the alias again: neither its TTL nor a change signal
+// seen since it was read says otherwise.
+func (p *Proxy) fresh(r *resolution) bool {
+	return p.now() < r.expires && (r.gen < 0 || r.gen == p.gen.Load())
 }
 
 // hostBufLen bounds a Host header (a DNS name is at most 253 bytes, plus a port).
@@ -155,7 +164,7 @@ func (p *Proxy) host(h []byte) *hostEntry {
 // concurrent requests share one read.
 func (p *Proxy) resolve(e *hostEntry) *resolution {
 	r := e.cur.Load()
-	if r != nil && p.now() < r.expires {
+	if r != nil && p.fresh(r) {
 		return r
 	}
 	if r != nil && r.dep != nil {
@@ -173,20 +182,23 @@ func (p *Proxy) resolve(e *hostEntry) *resolution {
 // fails, a deployment that was already resolved keeps being served, whatever its age.
 func (p *Proxy) refresh(e *hostEntry) *resolution {
 	old := e.cur.Load()
-	now := p.now()
-	if old != nil && now < old.expires {
+	if old != nil && p.fresh(old) {
 		return old // another request refreshed it meanwhile
 	}
+	// Read the generation before the alias: a signal that arrives while the alias is read marks this resolution
+	// stale at once, so it never outlives a change it may have missed.
+	gen := p.gen.Load()
+	now := p.now()
 	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
 	defer cancel()
 	project, id := e.project, e.name
 	if e.custom {
 		d, err := p.customDomain(ctx, e.host)
 		if err != nil {
-			return p.refreshFailed(ctx, e, old, err)
+			return p.refreshFailed(ctx, e, old, gen, err)
 		}
 		if d.RedirectTo != "" {
-			r := &resolution{redirect: []byte("https://" + d.RedirectTo), expires: now + int64(p.cfg.AliasTTL)}
+			r := &resolution{redirect: []byte("https://" + d.RedirectTo), expires: now + int64(p.cfg.AliasTTL), gen: gen}
 			e.cur.Store(r)
 			return r
 		}
@@ -195,17 +207,17 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	if !e.pinned {
 		a, err := p.store.AliasGet(ctx, project, id)
 		if err != nil {
-			return p.refreshFailed(ctx, e, old, fmt.Errorf("read alias %s of project %s: %w", id, project, err))
+			return p.refreshFailed(ctx, e, old, gen, fmt.Errorf("read alias %s of project %s: %w", id, project, err))
 		}
 		id = a.Deployment
 	}
 	dep, err := p.deployment(ctx, project, id)
 	if err != nil {
-		return p.refreshFailed(ctx, e, old, err)
+		return p.refreshFailed(ctx, e, old, gen, err)
 	}
-	r := &resolution{dep: dep, expires: now + int64(p.cfg.AliasTTL)}
+	r := &resolution{dep: dep, expires: now + int64(p.cfg.AliasTTL), gen: gen}
 	if e.pinned {
-		r.expires = math.MaxInt64
+		r.expires, r.gen = math.MaxInt64, -1
 	}
 	e.cur.Store(r)
 	if old != nil && old.dep != nil && old.dep != dep {
@@ -214,10 +226,10 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	return r
 }
 
-func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution, err error) *resolution {
+func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution, gen int64, err error) *resolution {
 	now := p.now()
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		r := &resolution{err: err, page: p.missingPage(ctx, e), expires: now + int64(p.cfg.AliasTTL), noDomain: errors.Is(err, errNoDomain)}
+		r := &resolution{err: err, page: p.missingPage(ctx, e), expires: now + int64(p.cfg.AliasTTL), noDomain: errors.Is(err, errNoDomain), gen: gen}
 		e.cur.Store(r)
 		return r
 	}
@@ -225,7 +237,7 @@ func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution
 	if old != nil && old.dep != nil {
 		// Serve the last known deployment and look again after a short pause rather than on every request.
 		p.log.Warn("storage failed; serving the cached deployment", "project", e.project, "alias", e.name, "deployment", old.dep.id, "err", err)
-		r := &resolution{dep: old.dep, expires: now + int64(min(p.cfg.AliasTTL, time.Second))}
+		r := &resolution{dep: old.dep, expires: now + int64(min(p.cfg.AliasTTL, time.Second)), gen: gen}
 		e.cur.Store(r)
 		return r
 	}

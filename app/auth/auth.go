@@ -175,6 +175,7 @@ func New(cfg Config) (*Auth, error) {
 	if cfg.PublicURL == "" {
 		cfg.Logger.Warn("no public URL: session cookies are Secure, so signing in needs HTTPS; pass --public-url (http://localhost:8080 for local use)")
 	}
+	dummyHash() // made now, so that the first sign-in to a missing account takes as long as any other
 	return &Auth{cfg: cfg, st: cfg.Store, secure: secure, hostPrefix: hostPrefix, logger: cfg.Logger, http: cfg.HTTPClient,
 		hashSlots: make(chan struct{}, cfg.MaxConcurrentHashes)}, nil
 }

@@ -170,7 +170,7 @@ func (a *Auth) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := a.st.UserGetByEmail(ctx, email)
-	hash := dummyHash
+	hash := dummyHash()
 	switch {
 	case err == nil && u.PasswordHash != "":
 		hash = u.PasswordHash

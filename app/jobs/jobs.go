@@ -298,9 +298,13 @@ func ClientConfig(deps Deps, concurrency int) (*river.Config, error) {
 			&river.PeriodicJobOpts{RunOnStart: true}))
 	}
 	return &river.Config{
-		Queues:               QueueConfig(concurrency),
-		Workers:              workers,
-		MaxAttempts:          MaxAttempts,
+		Queues:      QueueConfig(concurrency),
+		Workers:     workers,
+		MaxAttempts: MaxAttempts,
+		// A job inserted by webhook intake is announced by LISTEN/NOTIFY; River then fetches at most this long
+		// after its previous fetch (default 100ms), which every deployment waits. 20ms costs at most 50 fetch
+		// queries a second, and only while jobs keep arriving.
+		FetchCooldown:        20 * time.Millisecond,
 		JobTimeout:           time.Minute, // reports, PR close, sweep; builds set their own (BuildTimeout)
 		RescueStuckJobsAfter: deps.BuildTimeout + 5*time.Minute,
 		Logger:               deps.Logger,

@@ -7,7 +7,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -19,6 +18,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -282,7 +282,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 		return http.StatusNoContent, OutcomeUnknown, ""
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	payload, err := github.ValidatePayloadFromBody(ct, bytes.NewReader(body), sig, h.cfg.Secret)
+	payload, err := payloadOf(ct, body)
 	if err != nil {
 		log.Warn("webhook refused: unreadable payload", "content_type", ct, "err", err)
 		return http.StatusBadRequest, OutcomeMalformed, "unsupported Content-Type (use application/json)"
@@ -431,6 +431,23 @@ func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, wantMAC []b
 		out = append(out, c.b...)
 	}
 	return out, nil
+}
+
+// payloadOf returns the JSON payload of a body whose signature readSigned has already checked: the body itself,
+// or its "payload" form field, as GitHub sends them. (go-github's ValidatePayloadFromBody would copy the body
+// and compute its HMAC a second time.)
+func payloadOf(contentType string, body []byte) ([]byte, error) {
+	switch contentType {
+	case "application/json":
+		return body, nil
+	case "application/x-www-form-urlencoded":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		return []byte(form.Get("payload")), nil
+	}
+	return nil, fmt.Errorf("webhook request has unsupported Content-Type %q", contentType)
 }
 
 // describe pulls the action and installation id that every delivery row records.

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -1148,4 +1149,26 @@ func TestApprovalReplayReleasesOnlyItsCommit(t *testing.T) {
 	})
 	e.deliver("pull_request", approveNew, http.StatusAccepted)
 	wantDeployJobs(t, e.jobs(), true, ds[1].ID)
+}
+
+// TestFormEncodedDelivery: GitHub's other content type carries the JSON in a "payload" form field, signed over
+// the form body; it is accepted like a JSON delivery, and a form body signed with another secret is not.
+func TestFormEncodedDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.seed("{}")
+	form := []byte("payload=" + url.QueryEscape(string(payload(t, "pull_request/opened.payload.json"))))
+	const ct = "application/x-www-form-urlencoded"
+	if w := e.send(delivery{event: "pull_request", body: form, signature: sign(form, "other"), contentType: ct}); w.Code != http.StatusUnauthorized {
+		t.Fatalf("form body with a wrong signature: %d", w.Code)
+	}
+	if w := e.send(delivery{event: "pull_request", body: form, contentType: ct}); w.Code != http.StatusAccepted {
+		t.Fatalf("form-encoded delivery: %d (%s)", w.Code, strings.TrimSpace(w.Body.String()))
+	}
+	if c := e.counts(); c.deployments != 1 || c.deploys != 1 {
+		t.Errorf("after a form-encoded delivery: %+v", c)
+	}
+	if w := e.send(delivery{event: "pull_request", body: []byte("payload=%zz"), contentType: ct}); w.Code != http.StatusBadRequest {
+		t.Errorf("malformed form: %d", w.Code)
+	}
 }

@@ -140,7 +140,8 @@ func testConcurrentPublishAndGC(t *testing.T, st storage.Storage, rounds int) {
 	if t.Failed() {
 		return
 	}
-	if _, err := c.Project(ctx, p, pol, nil, true); err != nil {
+	final, err := c.Project(ctx, p, pol, nil, true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range must(ss.AliasList(ctx, p)) {
@@ -149,8 +150,12 @@ func testConcurrentPublishAndGC(t *testing.T, st storage.Storage, rounds int) {
 	for _, d := range must(ss.DeploymentList(ctx, p)) {
 		complete(t, st, p, d.ID)
 	}
-	t.Logf("%d publishes, %d collections deleting %d objects", rounds, collections.Load(), deleted.Load())
-	if deleted.Load() == 0 {
-		t.Error("the collector deleted nothing: the test did not exercise the race")
+	t.Logf("%d publishes, %d collections deleting %d objects, then %d in a quiet run", rounds, collections.Load(), deleted.Load(), len(final.Deleted))
+	switch {
+	case deleted.Load()+int64(len(final.Deleted)) == 0:
+		t.Error("the collector deleted nothing: the test did not exercise it")
+	case deleted.Load() == 0 && rounds >= 100:
+		// A short run (-short) may see writers' markers at every concurrent collection on a loaded machine.
+		t.Error("no concurrent collection deleted anything: the test did not exercise the race")
 	}
 }

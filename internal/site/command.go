@@ -35,6 +35,7 @@ func publishCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	var aliases flagenv.StringList
 	flags.Var(&aliases, "alias", "alias `NAME` to point at the new deployment, such as production or pr-42 (repeatable)")
 	domain := flags.String("domain", "", "domain `D` the proxy serves, used only to print URLs: example.com, localhost:8081 or https://example.com (default none: print no URLs)")
+	hashCache := flags.String("hash-cache", "auto", "`file` that remembers file hashes between publishes of DIR, so unchanged files are not read again (a hash is reused only when inode, size, mtime and ctime all match); auto: under $XDG_CACHE_HOME/ferry, off: hash every file")
 	asJSON := flags.Bool("json", false, "print one JSON object on stdout (project, deployment, urls, uploaded, skipped, files, bytes) instead of text (default false)")
 	if err := flagenv.Parse(flags, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -61,12 +62,13 @@ func publishCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{ReplaceAttr: dropTimeAndLevel}))
 	res, err := NewStore(st).Publish(ctx, PublishParams{
-		Project:  *project,
-		Dir:      dir,
-		Aliases:  aliases,
-		Settings: settings,
-		Domain:   *domain,
-		Log:      log,
+		Project:   *project,
+		Dir:       dir,
+		Aliases:   aliases,
+		Settings:  settings,
+		Domain:    *domain,
+		Log:       log,
+		HashCache: hashCacheFlag(*hashCache),
 	})
 	if err != nil {
 		return err
@@ -113,4 +115,12 @@ func dropTimeAndLevel(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// hashCacheFlag maps --hash-cache to PublishParams.HashCache.
+func hashCacheFlag(v string) string {
+	if v == "off" || v == "none" {
+		return ""
+	}
+	return v
 }

@@ -144,6 +144,7 @@ func (s *Store) DomainPut(ctx context.Context, d *Domain) error {
 	if err := s.putBytes(ctx, DomainKey(d.Host), data); err != nil {
 		return fmt.Errorf("put domain %s: %w", d.Host, err)
 	}
+	s.signal(ctx, d.Project, d.Host)
 	return nil
 }
 
@@ -152,6 +153,7 @@ func (s *Store) DomainDelete(ctx context.Context, host string) error {
 	if err := s.Storage.Delete(ctx, DomainKey(host)); err != nil {
 		return fmt.Errorf("delete domain %s: %w", host, err)
 	}
+	s.signal(ctx, "", host)
 	if err := s.Storage.Delete(ctx, CertStatusKey(host)); err != nil {
 		return fmt.Errorf("delete certificate status of %s: %w", host, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,10 @@ type localFile struct {
 	contentType string
 }
 
+// cacheKey names the file in the hash cache: the content type depends on the URL path as well as the bytes
+// (a symlink may publish one file under two names).
+func (f *localFile) cacheKey() string { return f.urlPath + "\x00" + f.real }
+
 func (f *localFile) rel() string { return strings.TrimPrefix(f.urlPath, "/") }
 
 func (f *localFile) open() (*os.File, error) {
@@ -64,11 +69,17 @@ type scanned struct {
 	total     int64
 	redirects string // real paths of the configuration files at the top, "" when absent
 	headers   string
+	// cacheHits counts files whose hash came from the hash cache; cacheErr is why it could not be saved.
+	cacheHits int
+	cacheErr  error
 }
 
 // scanDir lists and hashes every file of dir that will be published. The folder is untrusted: symlinks are
 // followed only to targets inside it, hidden names are skipped (except .well-known), and the limits hold.
-func scanDir(ctx context.Context, dir string, limits Limits) (*scanned, error) {
+//
+// hashCachePath, if not "", names a hash cache file (hashcache.go) that is read before and rewritten after, so
+// that files unchanged since the last scan of this folder are not read again; "auto" picks HashCachePath.
+func scanDir(ctx context.Context, dir string, limits Limits, hashCachePath string) (*scanned, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "publish folder %q: %w", dir, err)
@@ -87,8 +98,19 @@ func scanDir(ctx context.Context, dir string, limits Limits) (*scanned, error) {
 	if err := w.walk(ctx, root, "/", 0); err != nil {
 		return nil, err
 	}
-	if err := w.s.hash(ctx, limits); err != nil {
+	if hashCachePath == "auto" {
+		hashCachePath = HashCachePath(root)
+	}
+	var cache *hashCache
+	if hashCachePath != "" {
+		cache = openHashCache(hashCachePath, root)
+	}
+	if err := w.s.hash(ctx, limits, cache); err != nil {
 		return nil, err
+	}
+	if cache != nil {
+		w.s.cacheHits = cache.hits
+		w.s.cacheErr = cache.save()
 	}
 	return w.s, nil
 }
@@ -229,12 +251,12 @@ func checkName(rel, name string) error {
 
 // hash computes every file's SHA-256 and content type in parallel. Sizes are taken from what was read, and the
 // limits checked again, in case a file changed since it was listed.
-func (s *scanned) hash(ctx context.Context, limits Limits) error {
+func (s *scanned) hash(ctx context.Context, limits Limits, cache *hashCache) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runtime.GOMAXPROCS(0) + 2)
 	for i := range s.files {
 		f := &s.files[i]
-		g.Go(func() error { return f.hash(gctx, limits.MaxFileBytes) })
+		g.Go(func() error { return f.hash(gctx, limits.MaxFileBytes, cache) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -249,15 +271,34 @@ func (s *scanned) hash(ctx context.Context, limits Limits) error {
 	return nil
 }
 
-func (f *localFile) hash(ctx context.Context, maxBytes int64) error {
+func (f *localFile) hash(ctx context.Context, maxBytes int64, cache *hashCache) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if cache != nil {
+		// A hit costs one lstat and no open: f.real is no symlink (the walk resolved it), and one swapped in
+		// since is not a regular file here, and then fails to open below.
+		if fi, err := os.Lstat(f.real); err == nil && fi.Mode().IsRegular() {
+			if st, ok := fileID(fi); ok && st.Size <= maxBytes {
+				if sum, ct, ok := cache.lookup(f.cacheKey(), st); ok {
+					f.size, f.sum, f.contentType = st.Size, sum, ct
+					return nil
+				}
+			}
+		}
 	}
 	r, err := f.open()
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	var before fileStamp
+	stamped := false
+	if cache != nil {
+		if fi, err := r.Stat(); err == nil && fi.Mode().IsRegular() {
+			before, stamped = fileID(fi)
+		}
+	}
 	h := sha256.New()
 	var head [512]byte
 	n, err := io.ReadFull(r, head[:])
@@ -275,6 +316,14 @@ func (f *localFile) hash(ctx context.Context, maxBytes int64) error {
 	}
 	f.sum = hex.EncodeToString(h.Sum(nil))
 	f.contentType = ContentType(f.urlPath, head[:n])
+	if stamped {
+		// Remember the hash only if the file did not change while it was read.
+		if fi, err := r.Stat(); err == nil {
+			if after, ok := fileID(fi); ok && after == before && after.Size == f.size {
+				cache.remember(f.cacheKey(), after, f.sum, f.contentType, time.Now())
+			}
+		}
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -24,6 +25,14 @@ import (
 // Store is the site store over one Storage: publishing, manifests and aliases.
 type Store struct {
 	Storage storage.Storage
+	// Log receives what the store does not return: a failed write of the alias change signal. Default
+	// slog.Default().
+	Log *slog.Logger
+
+	// signalRefused is set once a write of the alias change signal was refused for want of permission
+	// (credentials scoped to one project, such as the Action's), so that such a writer logs it once and stops
+	// trying.
+	signalRefused atomic.Bool
 }
 
 // NewStore returns a site store over st.
@@ -103,9 +112,17 @@ func (s *Store) AliasSet(ctx context.Context, project, alias, deployment string)
 		}
 		return fmt.Errorf("set alias %s: %w", alias, err)
 	}
-	return s.aliasPut(ctx, project, alias, deployment)
+	if err := s.aliasPut(ctx, project, alias, deployment); err != nil {
+		return err
+	}
+	// The signal moves nothing a collector reads, so it goes out after the writer's marker: a marker held
+	// longer than the write needs keeps the collector away from the project (writer.go).
+	wr.end(context.WithoutCancel(ctx))
+	s.signal(ctx, project, alias)
+	return nil
 }
 
+// aliasPut writes an alias object; the caller sends the alias change signal once its writer has ended.
 func (s *Store) aliasPut(ctx context.Context, project, alias, deployment string) error {
 	data, err := json.Marshal(Alias{Deployment: deployment, UpdatedAt: time.Now().UTC()})
 	if err != nil {
@@ -126,6 +143,7 @@ func (s *Store) AliasDelete(ctx context.Context, project, alias string) error {
 	if err := s.Storage.Delete(ctx, AliasKey(project, alias)); err != nil {
 		return fmt.Errorf("delete alias %s: %w", alias, err)
 	}
+	s.signal(ctx, project, alias)
 	return nil
 }
 
@@ -265,6 +283,11 @@ type PublishParams struct {
 	Log *slog.Logger
 	// Limits bound what an untrusted folder may hold; zero fields take the defaults.
 	Limits Limits
+	// HashCache names a file that remembers each file's hash between publishes of the same folder on this
+	// machine, so that an unchanged file is not read again (see hashcache.go for when a remembered hash is
+	// trusted). "auto" keeps it under the user's cache folder (HashCachePath); "" (the default) hashes every
+	// file. Worth it only where the same folder is published again: `ferry publish`, not a fresh build.
+	HashCache string
 }
 
 // Limits bound a published folder, so that a runaway build cannot fill the bucket or the proxy's cache.
@@ -346,11 +369,14 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 	go func() { listed <- s.blobList(listCtx, p.Project) }()
 
 	started := time.Now()
-	site, err := scanDir(ctx, p.Dir, p.Limits.withDefaults())
+	site, err := scanDir(ctx, p.Dir, p.Limits.withDefaults(), p.HashCache)
 	if err != nil {
 		return nil, err
 	}
-	log.Info("files hashed", "files", len(site.files), "bytes", site.total, "took", time.Since(started).Round(time.Millisecond))
+	if site.cacheErr != nil {
+		log.Warn("hash cache not saved; the next publish hashes every file again", "cache", p.HashCache, "err", site.cacheErr)
+	}
+	log.Info("files hashed", "files", len(site.files), "bytes", site.total, "unchanged", site.cacheHits, "took", time.Since(started).Round(time.Millisecond))
 
 	serving, err := site.serving(p.Settings)
 	if err != nil {
@@ -392,6 +418,12 @@ func (s *Store) Publish(ctx context.Context, p PublishParams) (*PublishResult, e
 			return nil, err
 		}
 		log.Info("alias set", "alias", a, "deployment", id)
+	}
+	if len(p.Aliases) > 0 {
+		wr.end(context.WithoutCancel(ctx)) // as in AliasSet: the signal needs no marker
+		for _, a := range p.Aliases {
+			s.signal(ctx, p.Project, a)
+		}
 	}
 
 	res := &PublishResult{

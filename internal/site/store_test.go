@@ -294,8 +294,8 @@ func TestPublishWritesManifestLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(rec.puts)
-	if n != res.Uploaded+3 {
-		t.Fatalf("puts = %q", rec.puts)
+	if n != res.Uploaded+4 || rec.puts[n-1] != SignalKey {
+		t.Fatalf("puts = %q, want the publish marker, the blobs, the manifest, the alias, then the alias change signal", rec.puts)
 	}
 	// The writer's marker comes first, before any listing or blob (writer.go), and is gone afterwards.
 	if !strings.HasPrefix(rec.puts[0], WriterPrefix("web")) {
@@ -304,6 +304,7 @@ func TestPublishWritesManifestLast(t *testing.T) {
 	if objs, err := st.List(ctx, WriterPrefix("web")); err != nil || len(objs) != 0 {
 		t.Errorf("after the publish its marker is still there: %v (%v)", objs, err)
 	}
+	n-- // the signal, after the alias
 	for _, k := range rec.puts[1 : n-2] {
 		if !strings.HasPrefix(k, "projects/web/blobs/") {
 			t.Errorf("put %s before the manifest", k)
