@@ -174,12 +174,14 @@ func (s *S3) DeleteIf(ctx context.Context, key, tag string) error {
 	return nil
 }
 
-// condErr maps a failed precondition (412, or 409 when two conditional writes race) to ECONFLICT.
+// condErr maps a failed precondition (412, or 409 when two conditional writes race) to ECONFLICT. versitygw's
+// posix backend answers a race of two writes of one key with 409 ExistingObjectIsDirectory (the other write's
+// staging folder), which is the same race.
 func (s *S3) condErr(op, key string, err error) error {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
-		case "PreconditionFailed", "ConditionalRequestConflict":
+		case "PreconditionFailed", "ConditionalRequestConflict", "ExistingObjectIsDirectory":
 			return ferry.Errorf(ferry.ECONFLICT, "%s %s: the object changed: %w", op, key, err)
 		}
 	}
