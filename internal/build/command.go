@@ -57,11 +57,12 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Int64Var(&outputMiB, "max-output-mib", DefaultLimits.OutputSize>>20, "size limit of the output folder in MiB")
 	fs.IntVar(&limits.LogLines, "max-log-lines", DefaultLimits.LogLines, "output lines logged before the rest is dropped")
 	fs.StringVar(&p.WorkDir, "workdir", "", "folder for the temporary workspace (default: the system temp folder)")
+	fs.StringVar(&p.ToolCache, "tool-cache", DefaultToolCache(), "folder for node releases fetched when a site's nodeVersion or engines.node asks for a node this builder lacks, bound read-only into builds; \"\" fetches none (a mismatch then fails the build)")
 	over := &siteconfig.File{}
 	fs.Var(optString{&over.BuildCommand}, "build-command", "build `command`, overriding ferry.json's buildCommand; \"\" builds nothing (default: ferry.json's, else package.json's scripts.build)")
 	fs.Var(optString{&over.InstallCommand}, "install-command", "install `command`, overriding ferry.json's installCommand; \"\" installs nothing (default: ferry.json's, else from the lockfile)")
 	fs.StringVar(&over.RootDirectory, "root-directory", "", "the site's folder in the repository, overriding ferry.json's rootDirectory (default: ferry.json's, else the top)")
-	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the first of dist, build, out, public)")
+	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the detected framework's, else the first of dist, build, out, public)")
 	evf := addEventsFlags(fs)
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
