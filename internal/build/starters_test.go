@@ -226,4 +226,3 @@ func tailOf(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
