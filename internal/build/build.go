@@ -394,10 +394,8 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, nodeVer, src
 			log.Warn("dependency cache is unreadable; installing without it", "key", key)
 		}
 		if sb.dropUID {
-			for _, part := range parts {
-				if err := chownTree(filepath.Join(sb.hostRoot, filepath.FromSlash(part)), sb.uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
-				}
+			if err := chownParts(sb.hostRoot, parts, sb.uid); err != nil {
+				return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
 			}
 		}
 	}
@@ -613,6 +611,22 @@ func inCheckout(realSrc, rel string) (string, error) {
 func within(root, p string) bool {
 	rel, err := filepath.Rel(root, p)
 	return err == nil && filepath.IsLocal(rel) || rel == "."
+}
+
+// chownParts gives restored cache folders to the sandbox user, with the folders that the restore created above
+// them (.next for .next/cache, .yarn for .yarn/unplugged), without following links.
+func chownParts(root string, parts []string, uid int) error {
+	for _, part := range parts {
+		if err := chownTree(filepath.Join(root, filepath.FromSlash(part)), uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for d := path.Dir(part); d != "." && d != "src" && d != "/"; d = path.Dir(d) {
+			if err := os.Lchown(filepath.Join(root, filepath.FromSlash(d)), uid, uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // chownTree gives the workspace to the sandbox user, without following links.

@@ -2,7 +2,6 @@ package build
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -58,10 +57,8 @@ func restoreBuildCache(ctx context.Context, p Params, sb *sandbox, plan Plan, sr
 		log.Info(fmt.Sprintf("no %s build cache yet (%s); it is saved after this build", plan.Framework.Name, strings.Join(plan.Framework.Caches, ", ")))
 	}
 	if sb.dropUID {
-		for _, part := range fc.parts {
-			if err := chownTree(filepath.Join(sb.hostRoot, filepath.FromSlash(part)), sb.uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				log.Warn("build cache not handed to the sandbox user", "err", err.Error())
-			}
+		if err := chownParts(sb.hostRoot, fc.parts, sb.uid); err != nil {
+			log.Warn("build cache not handed to the sandbox user", "err", err.Error())
 		}
 	}
 	return fc

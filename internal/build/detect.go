@@ -42,6 +42,9 @@ type Plan struct {
 	// EnginesNode is package.json's engines.node: the node versions the site says it needs, used when
 	// nodeVersion is not set.
 	EnginesNode string `json:"enginesNode,omitempty"`
+	// FrameworkNode is engines.node of the framework's own package as the lockfile records it (Nuxt 4 needs
+	// node 22): a build on an older node would fail half-way through its install.
+	FrameworkNode string `json:"frameworkNode,omitempty"`
 	// Framework is the detected framework, or nil.
 	Framework *Framework `json:"framework,omitempty"`
 	// outputSet says that Output came from the user (outputDirectory), who may publish any folder.
@@ -201,6 +204,13 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 				p.PackageManager = strings.SplitN(pkg.PackageManager, "@", 2)[0]
 			}
 			why("package manager %s (package.json without a lockfile)", p.PackageManager)
+		}
+	}
+
+	if p.Framework != nil && p.Lockfile != "" {
+		if r := lockedEngine(dir, p.Lockfile, p.Root, p.Framework.pkg); r != "" {
+			p.FrameworkNode = r
+			why("%s needs node %s (engines.node of %s in %s)", p.Framework.Name, r, p.Framework.pkg, p.Lockfile)
 		}
 	}
 

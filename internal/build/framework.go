@@ -34,6 +34,8 @@ type Framework struct {
 	Script string `json:"script,omitempty"`
 	// Why says how it was recognised.
 	Why string `json:"why"`
+	// pkg is the package that identifies the framework; its engines.node in the lockfile is a requirement too.
+	pkg string
 	// serverHint, when set, explains how to get static output from a framework whose configured mode needs a
 	// server; it is added to the error when the build leaves no output folder.
 	serverHint string
@@ -78,6 +80,50 @@ var (
 // returns nil when none is known. An error is a configuration Ferry cannot publish (a framework in server
 // mode); its message names the one setting to change.
 func detectFramework(dir, root string, pkg *packageJSON) (*Framework, error) {
+	fw, err := presetFor(dir, root, pkg)
+	if fw != nil {
+		fw.pkg = map[string]string{"nuxt": "nuxt", "nextjs": "next", "gatsby": "gatsby", "docusaurus-2": "@docusaurus/core", "astro": "astro",
+			"sveltekit": "@sveltejs/kit", "vitepress": "vitepress", "eleventy": "@11ty/eleventy", "angular": "@angular/core",
+			"create-react-app": "react-scripts", "vite": "vite"}[fw.Slug]
+	}
+	return fw, err
+}
+
+// lockedEngine returns engines.node of the installed dependency dep as package-lock.json records it (lockfile
+// version 2 and 3), looking in the site's node_modules and then the install folder's; "" when unknown.
+func lockedEngine(dir, lockfile, root, dep string) string {
+	if path.Base(lockfile) != "package-lock.json" && path.Base(lockfile) != "npm-shrinkwrap.json" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(lockfile)))
+	if err != nil {
+		return ""
+	}
+	var lock struct {
+		Packages map[string]struct {
+			Engines json.RawMessage `json:"engines"`
+		} `json:"packages"`
+	}
+	if json.Unmarshal(b, &lock) != nil {
+		return ""
+	}
+	lockDir := path.Dir(lockfile)
+	rel := strings.TrimPrefix(strings.TrimPrefix(root, lockDir), "/")
+	if lockDir == "." {
+		rel = root
+	}
+	for _, k := range []string{path.Join(rel, "node_modules", dep), path.Join("node_modules", dep)} {
+		var e struct {
+			Node string `json:"node"`
+		}
+		if pk, ok := lock.Packages[strings.TrimPrefix(k, "./")]; ok && json.Unmarshal(pk.Engines, &e) == nil && e.Node != "" {
+			return e.Node
+		}
+	}
+	return ""
+}
+
+func presetFor(dir, root string, pkg *packageJSON) (*Framework, error) {
 	has := func(dep string) bool { _, ok := pkg.deps()[dep]; return ok }
 	build := pkg.Scripts["build"]
 	switch {

@@ -147,3 +147,33 @@ func TestResolveOutputRules(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestDetectStarterFixtures: the committed starters are detected as their framework, and the node their
+// framework package needs is read from the lockfile (Nuxt 4 and Astro 7 need node 22), before any install.
+func TestDetectStarterFixtures(t *testing.T) {
+	for _, s := range starters {
+		dir := filepath.Join("testdata", "starters", s.name)
+		var cfg *siteconfig.File
+		if s.name == "monorepo" {
+			cfg = &siteconfig.File{RootDirectory: "apps/web"}
+		}
+		p, err := Detect(dir, cfg)
+		if err != nil {
+			t.Errorf("%s: %v", s.name, err)
+			continue
+		}
+		if p.Framework == nil || p.Framework.Slug != s.slug {
+			t.Errorf("%s: framework %+v, want %s", s.name, p.Framework, s.slug)
+		}
+	}
+	for name, want := range map[string]string{"nuxt": "^22.19.0 || ^24.11.0 || >=26.0.0", "astro": ">=22.12.0", "next-export": ">=20.9.0", "monorepo": "^20.19.0 || >=22.12.0"} {
+		var cfg *siteconfig.File
+		if name == "monorepo" {
+			cfg = &siteconfig.File{RootDirectory: "apps/web"}
+		}
+		p, err := Detect(filepath.Join("testdata", "starters", name), cfg)
+		if err != nil || p.FrameworkNode != want {
+			t.Errorf("%s: framework node %q %v, want %q", name, p.FrameworkNode, err, want)
+		}
+	}
+}

@@ -266,11 +266,24 @@ type nodeTool struct {
 // fetch fails, a mismatch fails the build at once, naming the version needed and the one installed.
 func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, log *slog.Logger) (nodeTool, error) {
 	have := strings.TrimPrefix(nodeVersion(ctx), "v")
-	want, what := plan.NodeVersion, from("nodeVersion")
-	if want == "" {
-		want, what = plan.EnginesNode, "package.json engines.node"
+	type need struct {
+		what, want string
+		r          nodeRange
 	}
-	if want == "" {
+	var needs []need
+	switch {
+	case plan.NodeVersion != "":
+		// The user's choice wins over what the packages declare.
+		needs = append(needs, need{what: from("nodeVersion"), want: plan.NodeVersion})
+	default:
+		if plan.EnginesNode != "" {
+			needs = append(needs, need{what: "package.json engines.node", want: plan.EnginesNode})
+		}
+		if plan.FrameworkNode != "" && plan.Framework != nil {
+			needs = append(needs, need{what: plan.Framework.pkg + "'s engines.node", want: plan.FrameworkNode})
+		}
+	}
+	if len(needs) == 0 {
 		if plan.PackageManager != "" && have == "" {
 			return nodeTool{}, ferry.Errorf(ferry.EINTERNAL, "node is not installed on this builder")
 		}
@@ -279,12 +292,30 @@ func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, 
 		}
 		return nodeTool{Version: have}, nil
 	}
-	r, err := parseNodeRange(want)
-	if err != nil {
-		return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s %q is not a version range: %v", what, want, err)
+	var all nodeRange // the intersection: each alternative of one range ANDed with each of the others
+	var names []string
+	for i := range needs {
+		r, err := parseNodeRange(needs[i].want)
+		if err != nil {
+			return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s %q is not a version range: %v", needs[i].what, needs[i].want, err)
+		}
+		needs[i].r = r
+		names = append(names, fmt.Sprintf("%s %q", needs[i].what, needs[i].want))
+		if i == 0 {
+			all = r
+			continue
+		}
+		var next nodeRange
+		for _, a := range all {
+			for _, b := range r {
+				next = append(next, append(append([]comparator(nil), a...), b...))
+			}
+		}
+		all = next
 	}
-	if v, ok := parseSemver(have); ok && r.satisfiedBy(v) {
-		log.Info(fmt.Sprintf("node v%s (satisfies %s %q)", have, what, want))
+	what := strings.Join(names, " and ")
+	if v, ok := parseSemver(have); ok && all.satisfiedBy(v) {
+		log.Info(fmt.Sprintf("node v%s (satisfies %s)", have, what))
 		return nodeTool{Version: have}, nil
 	}
 	installed := "no node"
@@ -292,18 +323,18 @@ func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, 
 		installed = "node v" + have
 	}
 	if toolCache == "" {
-		return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s is %q, and this builder has %s and no tool cache to fetch another (ferry build --tool-cache): "+
-			"set nodeVersion in ferry.json to a version it has, or give the builder a tool cache", what, want, installed)
+		return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s: this builder has %s and no tool cache to fetch another (ferry build --tool-cache); "+
+			"set nodeVersion in ferry.json to a version it has, or give the builder a tool cache", what, installed)
 	}
-	log.Info(fmt.Sprintf("%s is %q and this builder has %s: providing a node that satisfies it", what, want, installed))
-	t, err := fetchNode(ctx, toolCache, r, log)
+	log.Info(fmt.Sprintf("%s, and this builder has %s: providing a node that satisfies it", what, installed))
+	t, err := fetchNode(ctx, toolCache, all, log)
 	if err != nil {
 		if ferry.ErrorCode(err) == ferry.EBUILD {
-			return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s is %q, which this builder (%s) does not satisfy: %v", what, want, installed, err)
+			return nodeTool{}, ferry.Errorf(ferry.EINVALID, "%s, which this builder (%s) does not satisfy: %v", what, installed, err)
 		}
 		return nodeTool{}, err
 	}
-	log.Info(fmt.Sprintf("node v%s from the tool cache (satisfies %s %q)", t.Version, what, want))
+	log.Info(fmt.Sprintf("node v%s from the tool cache (satisfies %s)", t.Version, what))
 	return t, nil
 }
 

@@ -108,7 +108,13 @@ func TestResolveNode(t *testing.T) {
 		t.Errorf("satisfied range: %+v %v", got, err)
 	}
 	_, err = resolveNode(ctx, Plan{PackageManager: "npm", EnginesNode: ">=99"}, "", fromFerryJSON, log)
-	wantCode(t, err, ferry.EINVALID, `package.json engines.node is ">=99"`, "this builder has node v"+have, "nodeVersion")
+	wantCode(t, err, ferry.EINVALID, `package.json engines.node ">=99"`, "this builder has node v"+have, "nodeVersion")
+	fw := &Framework{Name: "Nuxt", pkg: "nuxt"}
+	_, err = resolveNode(ctx, Plan{PackageManager: "npm", EnginesNode: ">=18", FrameworkNode: ">=99", Framework: fw}, "", fromFerryJSON, log)
+	wantCode(t, err, ferry.EINVALID, `package.json engines.node ">=18" and nuxt's engines.node ">=99"`, "this builder has node v"+have)
+	if _, err := resolveNode(ctx, Plan{PackageManager: "npm", NodeVersion: strings.Split(have, ".")[0], FrameworkNode: ">=99", Framework: fw}, "", fromFerryJSON, log); err != nil {
+		t.Errorf("nodeVersion wins over the framework's engines: %v", err)
+	}
 	_, err = resolveNode(ctx, Plan{PackageManager: "npm", NodeVersion: "latest"}, "", fromFerryJSON, log)
 	wantCode(t, err, ferry.EINVALID, "ferry.json nodeVersion", "not a version range")
 

@@ -114,7 +114,7 @@ func TestCachesWithoutLockfileAndFrameworkCache(t *testing.T) {
 	requireBwrap(t)
 	e := newTestEnv(t, "")
 	build := `const fs = require("fs"); const had = fs.existsSync(".next/cache/marker"); ` +
-		`fs.mkdirSync(".next/cache", {recursive: true}); fs.writeFileSync(".next/cache/marker", "x"); ` +
+		`fs.mkdirSync(".next/cache", {recursive: true}); fs.writeFileSync(".next/cache/marker", "x"); fs.writeFileSync(".next/trace", "x"); ` +
 		`fs.mkdirSync("out"); fs.writeFileSync("out/index.html", had ? "had cache" : "no cache"); console.log(had ? "HAD CACHE" : "NO CACHE");`
 	p := e.params(e.repo(map[string]string{
 		"package.json":    `{"name":"s","private":true,"scripts":{"build":"node build.js"},"dependencies":{"ms":"2.1.3"},"devDependencies":{"next":"file:./nonext"}}`,
