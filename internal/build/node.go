@@ -231,17 +231,32 @@ func (r nodeRange) satisfiedBy(v semver) bool {
 	return false
 }
 
-// best is the newest of versions that the range allows, or false.
+// best picks from versions the newest release of the oldest major line that the range allows: "^22.19 ||
+// >=24" gives the latest 22, the most conservative choice that still gets fixes, and one that most sites share.
 func (r nodeRange) best(versions []string) (semver, bool) {
 	var top semver
 	found := false
 	for _, s := range versions {
 		v, ok := parseSemver(s)
-		if ok && r.satisfiedBy(v) && (!found || top.less(v)) {
+		if !ok || !r.satisfiedBy(v) {
+			continue
+		}
+		if !found || v[0] < top[0] || v[0] == top[0] && top.less(v) {
 			top, found = v, true
 		}
 	}
 	return top, found
+}
+
+// allowsMajorBelow tells whether the range may allow a release of a major line older than major, probing the
+// first and a far release of each.
+func (r nodeRange) allowsMajorBelow(major int) bool {
+	for m := 0; m < major; m++ {
+		if r.satisfiedBy(semver{m, 0, 0}) || r.satisfiedBy(semver{m, 1 << 20, 1 << 20}) {
+			return true
+		}
+	}
+	return false
 }
 
 // nodePackage is the npm package that ships this machine's node build (bin/node and nothing else).
@@ -261,7 +276,8 @@ type nodeTool struct {
 }
 
 // resolveNode decides which node runs the build: the builder's own when it satisfies nodeVersion (ferry.json)
-// or else engines.node (package.json); otherwise the newest release that does, fetched once into toolCache
+// or else engines.node (package.json and the framework's package); otherwise the latest release of the oldest
+// major line that does, fetched once into toolCache
 // (as the npm package that ships node builds) and reused by later builds. With no toolCache, or when the
 // fetch fails, a mismatch fails the build at once, naming the version needed and the one installed.
 func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, log *slog.Logger) (nodeTool, error) {
@@ -338,7 +354,7 @@ func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, 
 	return t, nil
 }
 
-// fetchNode returns the newest node release that r allows from toolCache/node/<version>, fetching it with npm
+// fetchNode returns the node release that r.best picks from toolCache/node/<version>, fetching it with npm
 // first when it is not there. npm checks the package's integrity against the registry's.
 func fetchNode(ctx context.Context, toolCache string, r nodeRange, log *slog.Logger) (nodeTool, error) {
 	pkg, err := nodePackage()
@@ -359,8 +375,13 @@ func fetchNode(ctx context.Context, toolCache string, r nodeRange, log *slog.Log
 		}
 	}
 	v, ok := r.best(cached)
+	if ok && r.allowsMajorBelow(v[0]) {
+		ok = false // an older major line may be allowed: the registry says which release best picks
+	}
 	if !ok {
-		out, err := exec.CommandContext(ctx, npm, "view", pkg, "versions", "--json").Output()
+		view := exec.CommandContext(ctx, npm, "view", pkg, "versions", "--json")
+		view.Env = npmHostEnv()
+		out, err := view.Output()
 		if err != nil {
 			return nodeTool{}, ferry.Errorf(ferry.EUNAVAILABLE, "list %s versions with npm: %w", pkg, err)
 		}
@@ -386,8 +407,8 @@ func fetchNode(ctx context.Context, toolCache string, r nodeRange, log *slog.Log
 	}
 	defer os.RemoveAll(tmp)
 	log.Info("fetching " + pkg + "@" + v.String() + " into the tool cache")
-	cmd := exec.CommandContext(ctx, npm, "pack", pkg+"@"+v.String(), "--pack-destination", tmp, "--silent")
-	cmd.Dir = tmp
+	cmd := exec.CommandContext(ctx, npm, "pack", pkg+"@"+v.String(), "--pack-destination", tmp, "--silent", "--ignore-scripts")
+	cmd.Dir, cmd.Env = tmp, npmHostEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nodeTool{}, ferry.Errorf(ferry.EUNAVAILABLE, "fetch %s@%s with npm: %w: %s", pkg, v, err, strings.TrimSpace(string(out)))
 	}
@@ -406,6 +427,23 @@ func fetchNode(ctx context.Context, toolCache string, r nodeRange, log *slog.Log
 		}
 	}
 	return t, nil
+}
+
+// npmHostEnv is the environment of ferry's own npm calls: the operator's npm, proxy and CA settings, and
+// nothing else of ferry's environment, which may hold its secrets.
+func npmHostEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH" || k == "HOME" || k == "LANG" || k == "TMPDIR",
+			strings.HasPrefix(strings.ToLower(k), "npm_config_"),
+			strings.EqualFold(k, "https_proxy") || strings.EqualFold(k, "http_proxy") || strings.EqualFold(k, "no_proxy"),
+			contains(caEnv, k):
+			env = append(env, kv)
+		}
+	}
+	return append(env, "npm_config_update_notifier=false", "npm_config_fund=false", "npm_config_audit=false")
 }
 
 // unpackNode takes bin/node out of the package tarball into dir/bin/node; nothing else in it is needed.

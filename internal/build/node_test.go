@@ -60,8 +60,11 @@ func TestNodeRange(t *testing.T) {
 		}
 	}
 	r, _ := parseNodeRange(">=22.12.0")
-	if v, ok := r.best([]string{"20.20.2", "22.12.0", "22.23.5", "24.1.0", "x"}); !ok || v.String() != "24.1.0" {
+	if v, ok := r.best([]string{"20.20.2", "24.1.0", "22.12.0", "22.23.5", "x"}); !ok || v.String() != "22.23.5" {
 		t.Errorf("best = %v %v", v, ok)
+	}
+	if r.allowsMajorBelow(22) || !r.allowsMajorBelow(23) {
+		t.Error("allowsMajorBelow")
 	}
 	r, _ = parseNodeRange("22")
 	if v, ok := r.best([]string{"20.20.2", "22.12.0", "22.23.5", "24.1.0"}); !ok || v.String() != "22.23.5" {
