@@ -118,7 +118,7 @@ func buildHint(f *Framework, out string) string {
 	switch {
 	case strings.Contains(out, "Could not detect a supported production environment"):
 		return "SvelteKit's adapter-auto found no production environment it knows, since Ferry serves static files: " +
-			"install @sveltejs/adapter-static, use it in svelte.config.js, and add export const prerender = true to src/routes/+layout.js"
+			"install @sveltejs/adapter-static, use it as the adapter (vite.config.js in SvelteKit 3, svelte.config.js in SvelteKit 2), and add export const prerender = true to src/routes/+layout.js"
 	case f.Slug == "sveltekit" && strings.Contains(out, "adapter-static") && strings.Contains(out, "dynamic routes"):
 		return "adapter-static needs every page prerendered: add export const prerender = true to src/routes/+layout.js, or set fallback: '200.html' for an SPA"
 	}

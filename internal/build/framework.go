@@ -195,10 +195,13 @@ func presetFor(dir, root string, pkg *packageJSON) (*Framework, error) {
 		return &Framework{Slug: "astro", Name: "Astro", Output: out, SPA: "pages", Caches: []string{"node_modules/.astro"}, Why: why}, nil
 
 	case has("@sveltejs/kit"):
+		// SvelteKit 2 configures the adapter in svelte.config.js, SvelteKit 3 in vite.config's sveltekit(...).
 		name, cfg := configFile(dir, root, withExts("svelte.config", "js", "mjs", "ts", "cjs")...)
 		adapter := ""
 		if m := svelteAdapter.FindStringSubmatch(cfg); m != nil {
 			adapter = m[1]
+		} else if vname, vcfg := configFile(dir, root, withExts("vite.config", "js", "mjs", "ts", "mts", "cjs", "cts")...); svelteAdapter.MatchString(vcfg) {
+			name, cfg, adapter = vname, vcfg, svelteAdapter.FindStringSubmatch(vcfg)[1]
 		}
 		fw := &Framework{Slug: "sveltekit", Name: "SvelteKit", Output: "build", SPA: "pages", Caches: []string{".svelte-kit"}}
 		switch {
@@ -212,7 +215,7 @@ func presetFor(dir, root string, pkg *packageJSON) (*Framework, error) {
 			fw.Why = fmt.Sprintf("package.json depends on @sveltejs/kit; %s uses adapter-static, which writes %s", name, fw.Output)
 		case adapter == "":
 			fw.Why = "package.json depends on @sveltejs/kit (expected adapter-static, which writes build)"
-			fw.serverHint = "SvelteKit wrote no build folder: use @sveltejs/adapter-static in svelte.config.js (npm i -D @sveltejs/adapter-static), with export const prerender = true in src/routes/+layout.js"
+			fw.serverHint = "SvelteKit wrote no build folder: use @sveltejs/adapter-static (npm i -D @sveltejs/adapter-static) as the adapter in vite.config.js (SvelteKit 3) or svelte.config.js (SvelteKit 2), with export const prerender = true in src/routes/+layout.js"
 		default:
 			return nil, ferry.Errorf(ferry.EBUILD, "this SvelteKit app uses @sveltejs/adapter-%s (%s), which builds for a server platform that Ferry is not "+
 				"(adapter-auto says \"Could not detect a supported production environment\"): install @sveltejs/adapter-static, use it in %s, "+

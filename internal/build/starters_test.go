@@ -201,7 +201,7 @@ func TestStarterServerModes(t *testing.T) {
 			[]string{"Next.js app in its default mode", "set output: 'export' in next.config.mjs"}},
 		{"nuxt build", "nuxt", map[string]string{"package.json": strings.Replace(readFixture(t, "nuxt")["package.json"], `"nuxt generate"`, `"nuxt build"`, 1)},
 			[]string{"`nuxt build` makes a server app", `set scripts.build to "nuxt generate"`}},
-		{"sveltekit adapter-auto", "sveltekit", map[string]string{"svelte.config.js": strings.ReplaceAll(readFixture(t, "sveltekit")["svelte.config.js"], "adapter-static", "adapter-auto")},
+		{"sveltekit adapter-auto", "sveltekit", map[string]string{"vite.config.js": strings.ReplaceAll(readFixture(t, "sveltekit")["vite.config.js"], "adapter-static", "adapter-auto")},
 			[]string{"@sveltejs/adapter-auto", "Could not detect a supported production environment", "install @sveltejs/adapter-static"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
