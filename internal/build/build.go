@@ -352,6 +352,10 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, nodeVer, src
 		in := func(f string) string { return path.Join("src", instDir, f) }
 		parts = append(parts, "cache/yarn-berry", in(".pnp.cjs"), in(".pnp.loader.mjs"), in(".yarn/unplugged"), in(".yarn/install-state.gz"))
 	}
+	if plan.PackageManager == "pnpm" {
+		// pnpm's node_modules links into its store, and pnpm reinstalls everything when the store is missing.
+		parts = append(parts, "cache/pnpm")
+	}
 	if _, err := os.Lstat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil {
 		log.Info("node_modules is in the repository; only the download cache is cached")
 		parts = []string{"cache"}

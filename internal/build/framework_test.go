@@ -169,7 +169,7 @@ func TestDetectStarterFixtures(t *testing.T) {
 			t.Errorf("%s: framework %+v, want %s", s.name, p.Framework, s.slug)
 		}
 	}
-	for name, want := range map[string]string{"nuxt": "^22.19.0 || ^24.11.0 || >=26.0.0", "astro": ">=22.12.0", "next-export": ">=20.9.0", "monorepo": "^20.19.0 || >=22.12.0"} {
+	for name, want := range map[string]string{"nuxt": "^22.12.0 || ^24.11.0 || >=26.0.0", "astro": ">=22.12.0", "next-export": ">=20.9.0", "monorepo": "^20.19.0 || >=22.12.0"} {
 		var cfg *siteconfig.File
 		if name == "monorepo" {
 			cfg = &siteconfig.File{RootDirectory: "apps/web"}

@@ -39,7 +39,7 @@ var starters = []starter{
 	{name: "astro", ci: true, slug: "astro", want: []string{"/index.html", "/about/index.html", "/favicon.svg"}},
 	{name: "sveltekit", ci: true, slug: "sveltekit", want: []string{"/index.html", "/about.html", "/_app/immutable/"}},
 	{name: "vitepress", ci: true, slug: "vitepress", want: []string{"/index.html", "/about.html", "/404.html", "/assets/"}, not: []string{"/about.md", "/docs/"}},
-	{name: "angular", ci: true, slug: "angular", spa: true, want: []string{"/index.html", "/main-"}, not: []string{"/3rdpartylicenses.txt", "/browser/"}},
+	{name: "angular", slug: "angular", spa: true, want: []string{"/index.html", "/main-"}, not: []string{"/3rdpartylicenses.txt", "/browser/"}},
 	{name: "eleventy", slug: "eleventy", want: []string{"/index.html", "/about/index.html"}, not: []string{"/index.md"}},
 	{name: "docusaurus", slug: "docusaurus-2", want: []string{"/index.html", "/about/index.html", "/404.html", "/assets/js/"}},
 	{name: "gatsby", slug: "gatsby", want: []string{"/index.html", "/about/index.html", "/404.html"}},
