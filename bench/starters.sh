@@ -12,6 +12,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 report=${FERRY_STARTERS_REPORT:-$(mktemp)}
+: >"$report"
 FERRY_STARTERS=${1:-all} FERRY_STARTERS_REPORT=$report \
 	go test -count=1 -timeout 90m -run 'TestStarters$' ./internal/build >&2
 echo "starter      framework  first build (no cache)                          | second build (cache)                                  | files"
