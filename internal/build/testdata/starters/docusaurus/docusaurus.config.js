@@ -5,7 +5,7 @@ const config = {
   url: 'https://example.com',
   baseUrl: '/',
   onBrokenLinks: 'throw',
-  presets: [['classic', { docs: { sidebarPath: undefined }, blog: false, theme: {} }]],
+  presets: [['classic', { docs: { routeBasePath: '/' }, blog: false }]],
 }
 
 module.exports = config
