@@ -386,10 +386,12 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, nodeVer, src
 			if plan.Lockfile != "" {
 				env = append(env, "npm_config_prefer_offline=true")
 			}
-			if _, err := os.Stat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil && command == "npm ci" {
+			rest, isCI := strings.CutPrefix(command, "npm ci")
+			if _, err := os.Stat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil && isCI && (rest == "" || rest[0] == ' ') {
 				// npm ci would delete the restored node_modules; npm install checks it against the lockfile
-				// (which the cache key pins) and only fills what is missing.
-				command = "npm install --prefer-offline --no-audit --no-fund"
+				// (which the cache key pins) and only fills what is missing. Flags (an installCommand of
+				// "npm ci --ignore-scripts") mean the same to both.
+				command = "npm install --prefer-offline --no-audit --no-fund" + rest
 				log.Info("node_modules restored for this lockfile: running " + command + " instead of npm ci")
 			}
 		case CacheMiss:

@@ -152,3 +152,33 @@ func TestCachesWithoutLockfileAndFrameworkCache(t *testing.T) {
 		t.Errorf("second build saw %q:\n%s", body, logs)
 	}
 }
+
+// TestNpmCiFlagsOnCacheHit: an installCommand of "npm ci" with flags keeps the restored node_modules too (npm ci
+// would delete it and download everything again), keeping its flags.
+func TestNpmCiFlagsOnCacheHit(t *testing.T) {
+	requireBwrap(t)
+	e := newTestEnv(t, "")
+	files := map[string]string{
+		"ferry.json": `{"installCommand": "npm ci --ignore-scripts"}`,
+		"build.js":   `require("fs").mkdirSync("build"); require("fs").writeFileSync("build/index.html", String(require("ms")("1s")));`,
+	}
+	for _, f := range []string{"package.json", "package-lock.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "dep", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[f] = string(b)
+	}
+	p := e.params(e.repo(files))
+	if _, err := Run(context.Background(), p); err != nil {
+		t.Fatalf("first build: %v\n%s", err, e.logs)
+	}
+	e.logs.b.Reset()
+	second, err := Run(context.Background(), p)
+	if err != nil {
+		t.Fatalf("second build: %v\n%s", err, e.logs)
+	}
+	if second.Cache != CacheHit || !strings.Contains(e.logs.String(), "$ npm install --prefer-offline --no-audit --no-fund --ignore-scripts") {
+		t.Errorf("second build: cache %s:\n%s", second.Cache, e.logs)
+	}
+}
