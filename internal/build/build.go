@@ -33,6 +33,7 @@ const (
 	StepInstall = "install"
 	StepBuild   = "build"
 	StepPublish = "publish"
+	StepCleanup = "cleanup"
 )
 
 // Params describes one build. Repo, Project and Storage are required.
@@ -73,6 +74,9 @@ type Params struct {
 	Limits Limits
 	// WorkDir is where the temporary workspace is made; "" means the system's temp folder.
 	WorkDir string
+	// ToolCache is where node releases that a site needs (nodeVersion, engines.node) and this builder lacks are
+	// kept once fetched; it is bound read-only into the sandbox. "" fetches nothing: a mismatch fails the build.
+	ToolCache string
 	// Meta is added to the manifest's meta, next to repo, ref and commit.
 	Meta map[string]string
 	// Log receives every line; Run adds the step to each and masks secrets. nil discards.
@@ -89,14 +93,16 @@ type Result struct {
 	*site.PublishResult
 	// Commit is the full id that was built.
 	Commit string `json:"commit"`
-	// BuildSeconds is the whole run, clone to publish.
+	// BuildSeconds is the whole run, clone to publish and the workspace's clean-up.
 	BuildSeconds float64 `json:"build_seconds"`
-	// StepSeconds times each step that ran (clone, install, build, publish).
+	// StepSeconds times each step that ran (clone, install, build, publish, cleanup).
 	StepSeconds map[string]float64 `json:"step_seconds"`
 	// Cache is the dependency cache's state: none, hit, miss, corrupt or off.
 	Cache string `json:"cache"`
 	// Plan is what detection decided.
 	Plan Plan `json:"plan"`
+	// cacheKey is the dependency cache's key, which the framework's build cache is named after.
+	cacheKey string
 }
 
 // Run clones, detects, installs, builds and publishes. Errors carry ferry codes: the user's failures (a bad
@@ -214,6 +220,11 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 
 	// 2. ferry.json, 3. detection.
 	dlog := stepLog(StepDetect)
+	// What git tracks is read now, before any untrusted command can change .git: a tracked folder is source.
+	tracked, err := trackedFolders(ctx, src, gitHome)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := readConfig(src)
 	if err != nil {
 		return nil, err
@@ -246,9 +257,12 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	for _, r := range plan.Reasons {
 		dlog.Info(r)
 	}
-	if err := checkNode(ctx, plan.NodeVersion, plan.PackageManager != "", dlog); err != nil {
+	node, err := resolveNode(ctx, plan, p.ToolCache, from, dlog)
+	if err != nil {
 		return nil, err
 	}
+	sb.useNode(node)
+	sb.useCAFiles(dlog)
 
 	// 4. Install and build, inside the sandbox.
 	if sb.dropUID {
@@ -267,23 +281,27 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 		if errors.As(err, &ce) {
 			switch {
 			case ce.TimedOut:
-				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--timeout %s)", ce, limits.Timeout)
+				return ferry.Errorf(ferry.EBUILD, "build failed: %w (--timeout %s)", ce, limits.Timeout)
 			case ce.OutOfMemory:
-				return ferry.Errorf(ferry.EBUILD, "build failed: %v (--max-total-memory-mib %d, which counts the files written to the in-memory workspace too)", ce, limits.TotalMemory>>20)
+				return ferry.Errorf(ferry.EBUILD, "build failed: %w (--max-total-memory-mib %d, which counts the files written to the in-memory workspace too)", ce, limits.TotalMemory>>20)
 			case diskCapped && diskFull(ws):
-				return ferry.Errorf(ferry.ETOOLARGE, "build failed: the build filled its workspace, which is limited to %d MiB (--max-disk-mib; node_modules counts): %v", limits.Disk>>20, ce)
+				return ferry.Errorf(ferry.ETOOLARGE, "build failed: the build filled its workspace, which is limited to %d MiB (--max-disk-mib; node_modules counts): %w", limits.Disk>>20, ce)
 			}
-			return ferry.Errorf(ferry.EBUILD, "build failed: %v", ce)
+			return ferry.Errorf(ferry.EBUILD, "build failed: %w", ce)
 		}
 		return err
 	}
 	if plan.Install != "" {
 		err = timed(StepInstall, func() error {
-			return install(ctx, p, sb, plan, realSrc, tmp, env, res, runStep, stepLog(StepInstall))
+			return install(ctx, p, sb, plan, node.Version, realSrc, tmp, env, res, runStep, stepLog(StepInstall))
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	buildCache := frameworkCache{}
+	if plan.Build != "" && plan.Framework != nil && res.cacheKey != "" {
+		buildCache = restoreBuildCache(ctx, p, sb, plan, realSrc, res.cacheKey, stepLog(StepBuild))
 	}
 	if plan.Build != "" {
 		err = timed(StepBuild, func() error {
@@ -291,7 +309,14 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 			if _, set := lookupEnv(env, "NODE_ENV"); !set {
 				benv = append(append([]string(nil), env...), "NODE_ENV=production")
 			}
-			return runStep(StepBuild, filepath.Join("src", plan.Root), plan.Build, benv)
+			err := runStep(StepBuild, filepath.Join("src", plan.Root), plan.Build, benv)
+			var fe *ferry.Error
+			if err != nil && plan.Framework != nil && errors.As(err, &fe) {
+				if hint := buildHint(plan.Framework, err.Error()); hint != "" {
+					return ferry.Errorf(ferry.EBUILD, "%s\n%w", hint, err)
+				}
+			}
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -299,13 +324,16 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	}
 
 	// 5. Publish.
-	outRel, err := plan.ResolveOutput(src)
+	outRel, err := plan.ResolveOutput(src, tracked)
 	if err != nil {
 		return nil, err
 	}
 	plog := stepLog(StepPublish)
 	outDir := filepath.Join(src, filepath.FromSlash(outRel))
 	if err := checkOutput(realSrc, outDir, limits.OutputSize); err != nil {
+		return nil, err
+	}
+	if err := checkHasPage(src, outRel); err != nil {
 		return nil, err
 	}
 	if outRel == "." || outRel == plan.Root {
@@ -316,6 +344,21 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	}
 	plog.Info("publishing " + outRel)
 	meta := map[string]string{"repo": redactURL(p.Repo), "ref": p.Ref, "commit": res.Commit, "builder": "ferry build"}
+	if plan.Framework != nil {
+		meta["framework"] = plan.Framework.Slug
+		if cfg == nil || cfg.SPA == nil {
+			// The framework knows whether its output is an SPA; ferry.json's spa, when set, still wins.
+			if spa, known := plan.Framework.spaFor(outDir); known {
+				c := siteconfig.File{}
+				if cfg != nil {
+					c = *cfg
+				}
+				c.SPA = &spa
+				cfg = &c
+				plog.Info(fmt.Sprintf("serving as %s (%s output)", map[bool]string{true: "a single-page app: unknown paths get /index.html", false: "a multi-page site: unknown paths are 404s"}[spa], plan.Framework.Name))
+			}
+		}
+	}
 	for k, v := range p.Meta {
 		meta[k] = v
 	}
@@ -330,15 +373,24 @@ func Run(ctx context.Context, p Params) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPublish, err)
 	}
+	if buildCache.key != "" {
+		// After the publish, so that the deployment is live first; a failure costs the next build time only.
+		saveBuildCache(ctx, p, sb, buildCache, tmp, stepLog(StepBuild))
+	}
+	// The workspace clean-up is part of the build's time: node_modules can take seconds to delete.
+	_ = timed(StepCleanup, func() error { return os.RemoveAll(tmp) })
 	res.BuildSeconds = round(time.Since(start).Seconds())
 	return res, nil
 }
 
 // install restores the dependency cache, runs the install command, and saves the cache when it was missing.
 // A broken cache only costs time: it is logged and the install runs without it. src is the checkout's real path.
-func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp string, env []string, res *Result,
+//
+// The cache is keyed on the lockfile. Without one it is keyed on package.json and holds the package manager's
+// download cache only, not node_modules: the install then resolves versions afresh, as it would with no cache,
+// and only skips the downloads.
+func install(ctx context.Context, p Params, sb *sandbox, plan Plan, nodeVer, src, tmp string, env []string, res *Result,
 	runStep func(step, rel, command string, env []string) error, log *slog.Logger) error {
-	key := ""
 	command := plan.Install
 	// The install folder with its in-repository links resolved: the cache is never unpacked through a link.
 	instDir, err := inCheckout(src, plan.InstallDir)
@@ -349,20 +401,41 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 	// restore writes to disk, which is what a cache hit spends its time on.
 	modules := path.Join("src", instDir, "node_modules")
 	parts := []string{modules, "cache/corepack"}
+	if plan.PackageManager == "yarn" && yarnBerry(src, instDir, plan) {
+		// Yarn 2+ with Plug'n'Play has no node_modules: its install is the zip cache (in the global folder)
+		// plus the .pnp files and unplugged packages it writes next to package.json.
+		in := func(f string) string { return path.Join("src", instDir, f) }
+		parts = append(parts, "cache/yarn-berry", in(".pnp.cjs"), in(".pnp.loader.mjs"), in(".yarn/unplugged"), in(".yarn/install-state.gz"))
+	}
+	if plan.PackageManager == "pnpm" {
+		// pnpm's node_modules links into its store, and pnpm reinstalls everything when the store is missing.
+		parts = append(parts, "cache/pnpm")
+	}
 	if _, err := os.Lstat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil {
 		log.Info("node_modules is in the repository; only the download cache is cached")
 		parts = []string{"cache"}
 	}
-	if plan.Lockfile != "" && p.CacheScope == CacheScopeFork {
+	var keyOf []byte
+	switch {
+	case p.CacheScope == CacheScopeFork:
 		res.Cache = CacheOff
 		log.Info("pull request from a fork: the dependency cache is neither read nor written")
-	}
-	if plan.Lockfile != "" && p.CacheScope != CacheScopeFork {
-		lock, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(plan.Lockfile)))
+	case plan.Lockfile != "":
+		keyOf, err = os.ReadFile(filepath.Join(src, filepath.FromSlash(plan.Lockfile)))
 		if err != nil {
 			return ferry.Errorf(ferry.EBUILD, "read %s: %w", plan.Lockfile, err)
 		}
-		key = cacheKey(p.Project, p.CacheScope, plan.PackageManager+"\n"+plan.Install, nodeMajor(ctx), lock)
+	default:
+		if b, err := os.ReadFile(filepath.Join(src, filepath.FromSlash(instDir), "package.json")); err == nil {
+			keyOf = append([]byte("no lockfile\n"), b...)
+			parts = []string{"cache"}
+			log.Info("no lockfile: only the package manager's download cache is kept, keyed on package.json, so that versions are still resolved afresh")
+		}
+	}
+	key := ""
+	if keyOf != nil {
+		key = cacheKey(p.Project, p.CacheScope, plan.PackageManager+"\n"+plan.Install, majorOf(nodeVer), keyOf)
+		res.cacheKey = key
 		state, err := cacheRestore(ctx, p.Storage, key, sb.hostRoot, parts)
 		if err != nil {
 			return ferry.Wrap(ferry.EUNAVAILABLE, err)
@@ -371,11 +444,15 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 		switch state {
 		case CacheHit:
 			log.Info("dependency cache restored", "key", key, "scope", p.CacheScope)
-			env = append(env, "npm_config_prefer_offline=true")
-			if _, err := os.Stat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil && command == "npm ci" {
+			if plan.Lockfile != "" {
+				env = append(env, "npm_config_prefer_offline=true")
+			}
+			rest, isCI := strings.CutPrefix(command, "npm ci")
+			if _, err := os.Stat(filepath.Join(sb.hostRoot, filepath.FromSlash(modules))); err == nil && isCI && (rest == "" || rest[0] == ' ') {
 				// npm ci would delete the restored node_modules; npm install checks it against the lockfile
-				// (which the cache key pins) and only fills what is missing.
-				command = "npm install --prefer-offline --no-audit --no-fund"
+				// (which the cache key pins) and only fills what is missing. Flags (an installCommand of
+				// "npm ci --ignore-scripts") mean the same to both.
+				command = "npm install --prefer-offline --no-audit --no-fund" + rest
 				log.Info("node_modules restored for this lockfile: running " + command + " instead of npm ci")
 			}
 		case CacheMiss:
@@ -384,10 +461,8 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 			log.Warn("dependency cache is unreadable; installing without it", "key", key)
 		}
 		if sb.dropUID {
-			for _, part := range parts {
-				if err := chownTree(filepath.Join(sb.hostRoot, filepath.FromSlash(part)), sb.uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
-				}
+			if err := chownParts(sb.hostRoot, parts, sb.uid); err != nil {
+				return ferry.Errorf(ferry.EINTERNAL, "hand the cache to the sandbox user: %w", err)
 			}
 		}
 	}
@@ -397,10 +472,21 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 			return err
 		}
 	}
-	if err := runStep(StepInstall, filepath.Join("src", plan.InstallDir), command, env); err != nil {
+	save := key != "" && res.Cache != CacheHit
+	err = runStep(StepInstall, filepath.Join("src", plan.InstallDir), command, env)
+	if err != nil && command == "npm ci" && lockfileOutOfSync(err) {
+		// What users expect, and what Vercel and Netlify run: npm install, which brings the lockfile in line.
+		// The result does not match the lockfile the cache is keyed on, so it is not cached.
+		command = "npm install --no-audit --no-fund"
+		log.Warn("package-lock.json is out of sync with package.json (npm ci refused it, see above); running " + command +
+			" instead. Run npm install and commit package-lock.json to get reproducible, cached installs")
+		save = false
+		err = runStep(StepInstall, filepath.Join("src", plan.InstallDir), command, env)
+	}
+	if err != nil {
 		return err
 	}
-	if key != "" && res.Cache != CacheHit {
+	if save {
 		size, err := cacheSave(ctx, p.Storage, key, sb.hostRoot, parts, tmp)
 		switch {
 		case err != nil:
@@ -411,6 +497,30 @@ func install(ctx context.Context, p Params, sb *sandbox, plan Plan, src, tmp str
 		}
 	}
 	return nil
+}
+
+// yarnBerry tells Yarn 2+ (packageManager yarn@2 or later, or a .yarnrc.yml) from Yarn 1.
+func yarnBerry(src, instDir string, plan Plan) bool {
+	if strings.HasPrefix(plan.Install, "yarn install --immutable") {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(src, filepath.FromSlash(instDir), ".yarnrc.yml"))
+	return err == nil
+}
+
+// lockfileOutOfSync recognises npm ci's refusal of a lockfile that does not match package.json.
+func lockfileOutOfSync(err error) bool {
+	var ce *commandError
+	if !errors.As(err, &ce) || ce.TimedOut {
+		return false
+	}
+	for _, l := range append(append([]string(nil), ce.Causes...), ce.Tail...) {
+		if strings.Contains(l, "can only install packages when your package.json and package-lock.json") ||
+			strings.Contains(l, "from lock file") || strings.Contains(l, "does not satisfy") {
+			return true
+		}
+	}
+	return false
 }
 
 // buildEnv is the whole environment of the build commands: nothing of ferry's own environment (which may hold
@@ -439,6 +549,9 @@ func buildEnv(sb *sandbox, pm string, project, fromConfig map[string]string) []s
 	}
 	for _, kv := range cacheEnv(pm, sb.dir("cache")) {
 		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, v := range sb.extraEnv {
 		env[k] = v
 	}
 	for k, v := range fromConfig {
@@ -489,32 +602,6 @@ func readConfig(src string) (*siteconfig.File, error) {
 	return cfg, nil
 }
 
-// checkNode honours nodeVersion only in the one way a fixed builder can: by checking that it matches the
-// installed node's major version. A mismatch is an error, since a build on another major may differ silently.
-func checkNode(ctx context.Context, want string, needNode bool, log *slog.Logger) error {
-	have := nodeMajor(ctx)
-	if want == "" {
-		if needNode && have == "" {
-			return ferry.Errorf(ferry.EINTERNAL, "node is not installed on this builder")
-		}
-		if have != "" && needNode {
-			log.Info("node " + nodeVersion(ctx))
-		}
-		return nil
-	}
-	w := strings.TrimLeft(strings.TrimSpace(want), "v^~>=")
-	w, _, _ = strings.Cut(w, ".")
-	if have == "" {
-		return ferry.Errorf(ferry.EINTERNAL, "ferry.json asks for node %s, but node is not installed on this builder", want)
-	}
-	if w != have {
-		return ferry.Errorf(ferry.EINVALID, "ferry.json nodeVersion %q: this builder has node %s; set nodeVersion to %q or remove it",
-			want, nodeVersion(ctx), have)
-	}
-	log.Info(fmt.Sprintf("node %s (matches ferry.json nodeVersion %q)", nodeVersion(ctx), want))
-	return nil
-}
-
 func nodeVersion(ctx context.Context) string {
 	out, err := exec.CommandContext(ctx, "node", "--version").Output()
 	if err != nil {
@@ -523,8 +610,8 @@ func nodeVersion(ctx context.Context) string {
 	return strings.TrimSpace(string(out))
 }
 
-func nodeMajor(ctx context.Context) string {
-	v, _, _ := strings.Cut(strings.TrimPrefix(nodeVersion(ctx), "v"), ".")
+func majorOf(version string) string {
+	v, _, _ := strings.Cut(version, ".")
 	return v
 }
 
@@ -598,6 +685,22 @@ func within(root, p string) bool {
 	return err == nil && filepath.IsLocal(rel) || rel == "."
 }
 
+// chownParts gives restored cache folders to the sandbox user, with the folders that the restore created above
+// them (.next for .next/cache, .yarn for .yarn/unplugged), without following links.
+func chownParts(root string, parts []string, uid int) error {
+	for _, part := range parts {
+		if err := chownTree(filepath.Join(root, filepath.FromSlash(part)), uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for d := path.Dir(part); d != "." && d != "src" && d != "/"; d = path.Dir(d) {
+			if err := os.Lchown(filepath.Join(root, filepath.FromSlash(d)), uid, uid); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // chownTree gives the workspace to the sandbox user, without following links.
 func chownTree(dir string, uid int) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -606,6 +709,27 @@ func chownTree(dir string, uid int) error {
 		}
 		return os.Lchown(p, uid, uid)
 	})
+}
+
+// trackedFolders lists the files git tracks in the checkout and returns a test for "git tracks a file in this
+// folder" (slash-separated, relative to the checkout). A checkout without git (a local folder) tracks nothing.
+func trackedFolders(ctx context.Context, src, gitHome string) (func(rel string) bool, error) {
+	if _, err := os.Stat(filepath.Join(src, ".git")); err != nil {
+		return func(string) bool { return false }, nil
+	}
+	cmd := exec.CommandContext(ctx, "git", "ls-files", "-z")
+	cmd.Dir, cmd.Env = src, gitEnv(gitHome, false) // a local command: no proxy needed
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "list the files git tracks: %w", err)
+	}
+	dirs := map[string]bool{}
+	for _, f := range strings.Split(string(out), "\x00") {
+		for d := path.Dir(f); f != "" && d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	return func(rel string) bool { return rel == "." || dirs[path.Clean(rel)] }, nil
 }
 
 func round(s float64) float64 { return float64(int64(s*1000+0.5)) / 1000 }

@@ -242,7 +242,7 @@ func TestBuildBadInput(t *testing.T) {
 		wantCode(t, err, ferry.EINVALID, "rootDirectory")
 	})
 	t.Run("nodeVersion mismatch", func(t *testing.T) {
-		err := run(map[string]string{"ferry.json": `{"nodeVersion": "12"}`, "package.json": `{}`})
+		err := run(map[string]string{"ferry.json": `{"nodeVersion": "12"}`, "package.json": `{"scripts":{"build":"true"}}`})
 		wantCode(t, err, ferry.EINVALID, "nodeVersion", "this builder has node")
 	})
 	t.Run("missing repo", func(t *testing.T) {

@@ -340,7 +340,8 @@ func cacheEnv(pm, cacheDir string) []string {
 	}
 	switch pm {
 	case "yarn":
-		env = append(env, "YARN_CACHE_FOLDER="+filepath.Join(cacheDir, "yarn"))
+		// Yarn 1 reads YARN_CACHE_FOLDER; Yarn 2+ keeps its zip cache in the global folder by default.
+		env = append(env, "YARN_CACHE_FOLDER="+filepath.Join(cacheDir, "yarn"), "YARN_GLOBAL_FOLDER="+filepath.Join(cacheDir, "yarn-berry"))
 	case "pnpm":
 		env = append(env, "pnpm_config_store_dir="+filepath.Join(cacheDir, "pnpm"), "npm_config_store_dir="+filepath.Join(cacheDir, "pnpm"))
 	}

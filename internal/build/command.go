@@ -70,11 +70,12 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&egressList, "egress-allow", "`CIDR` range (or address) beyond the public internet that the build's egress proxy and the clone may reach, such as an internal registry's 10.1.2.0/24; repeatable or comma-separated (default: public addresses only; loopback, link-local, private and reserved ranges are refused)")
 	fs.Var(&cloneList, "clone-allow", "`CIDR` range that only the clone may reach on top of --egress-allow, such as 127.0.0.0/8 for a git server on this machine; repeatable or comma-separated (default: none)")
 	fs.StringVar(&p.WorkDir, "workdir", "", "folder in which the workspace goes, below ferry-work/run-<random>/; what crashed runs left in ferry-work is removed at start (default: the system temp folder)")
+	fs.StringVar(&p.ToolCache, "tool-cache", DefaultToolCache(), "folder for node releases fetched when a site's nodeVersion or engines.node asks for a node this builder lacks, bound read-only into builds; \"\" fetches none (a mismatch then fails the build)")
 	over := &siteconfig.File{}
 	fs.Var(optString{&over.BuildCommand}, "build-command", "build `command`, overriding ferry.json's buildCommand; \"\" builds nothing (default: ferry.json's, else package.json's scripts.build)")
 	fs.Var(optString{&over.InstallCommand}, "install-command", "install `command`, overriding ferry.json's installCommand; \"\" installs nothing (default: ferry.json's, else from the lockfile)")
 	fs.StringVar(&over.RootDirectory, "root-directory", "", "the site's folder in the repository, overriding ferry.json's rootDirectory (default: ferry.json's, else the top)")
-	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the first of dist, build, out, public)")
+	fs.StringVar(&over.OutputDirectory, "output-directory", "", "output folder relative to the root directory, overriding ferry.json's outputDirectory (default: ferry.json's, else the detected framework's, else the first of dist, build, out, public)")
 	evf := addEventsFlags(fs)
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -39,18 +39,44 @@ type Plan struct {
 	Env map[string]string `json:"env,omitempty"`
 	// NodeVersion is ferry.json's nodeVersion, checked against the builder's node by the build.
 	NodeVersion string `json:"nodeVersion,omitempty"`
+	// EnginesNode is package.json's engines.node: the node versions the site says it needs, used when
+	// nodeVersion is not set.
+	EnginesNode string `json:"enginesNode,omitempty"`
+	// FrameworkNode is engines.node of the framework's own package as the lockfile records it (Nuxt 4 needs
+	// node 22): a build on an older node would fail half-way through its install.
+	FrameworkNode string `json:"frameworkNode,omitempty"`
+	// Framework is the detected framework, or nil.
+	Framework *Framework `json:"framework,omitempty"`
+	// outputSet says that Output came from the user (outputDirectory), who may publish any folder.
+	outputSet bool
 	// Reasons are human sentences, one per decision, in the order they were made.
 	Reasons []string `json:"reasons"`
 }
 
-// DefaultOutputCandidates are the folders that common tools build into: Vite and Astro (dist), Create React
-// App (build), Next.js export (out), Gatsby and Hugo (public).
+// DefaultOutputCandidates are the folders that common tools build into when no framework is recognised: Vite
+// and Astro (dist), Create React App (build), Next.js export (out), Gatsby and Hugo (public). A candidate that
+// git tracks is source (Next's public/), not output, and is passed over.
 var DefaultOutputCandidates = []string{"dist", "build", "out", "public"}
 
 // packageJSON is the part of package.json that detection reads.
 type packageJSON struct {
-	Scripts        map[string]string `json:"scripts"`
-	PackageManager string            `json:"packageManager"`
+	Scripts         map[string]string `json:"scripts"`
+	PackageManager  string            `json:"packageManager"`
+	Dependencies    map[string]any    `json:"dependencies"`
+	DevDependencies map[string]any    `json:"devDependencies"`
+	Engines         map[string]any    `json:"engines"`
+}
+
+// deps is dependencies and devDependencies together: frameworks sit in either.
+func (p *packageJSON) deps() map[string]any {
+	m := make(map[string]any, len(p.Dependencies)+len(p.DevDependencies))
+	for k, v := range p.Dependencies {
+		m[k] = v
+	}
+	for k, v := range p.DevDependencies {
+		m[k] = v
+	}
+	return m
 }
 
 // Detect decides how to build the repository checked out at dir. cfg is its parsed ferry.json, or nil.
@@ -151,6 +177,20 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 		return p, ferry.Errorf(ferry.EINVALID, "read %s: %v", path.Join(p.Root, "package.json"), err)
 	}
 
+	if pkg != nil {
+		if v, ok := pkg.Engines["node"].(string); ok && strings.TrimSpace(v) != "" {
+			p.EnginesNode = strings.TrimSpace(v)
+		}
+		fw, err := detectFramework(dir, p.Root, pkg)
+		if err != nil && cfg.OutputDirectory == "" {
+			return p, err
+		}
+		if fw != nil {
+			p.Framework = fw
+			why("framework %s (%s)", fw.Name, fw.Why)
+		}
+	}
+
 	// The package manager comes from the nearest lockfile at or above Root: workspace monorepos keep one
 	// lockfile at the top and install from there.
 	if pkg != nil {
@@ -164,6 +204,13 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 				p.PackageManager = strings.SplitN(pkg.PackageManager, "@", 2)[0]
 			}
 			why("package manager %s (package.json without a lockfile)", p.PackageManager)
+		}
+	}
+
+	if p.Framework != nil && p.Lockfile != "" {
+		if r := lockedEngine(dir, p.Lockfile, p.Root, p.Framework.pkg); r != "" {
+			p.FrameworkNode = r
+			why("%s needs node %s (engines.node of %s in %s)", p.Framework.Name, r, p.Framework.pkg, p.Lockfile)
 		}
 	}
 
@@ -188,6 +235,9 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 	case pkg != nil && pkg.Scripts["build"] != "":
 		p.Build = p.PackageManager + " run build"
 		why("build command %q (package.json scripts.build: %q)", p.Build, pkg.Scripts["build"])
+	case pkg != nil && p.Framework != nil && p.Framework.Script != "":
+		p.Build = p.PackageManager + " run " + p.Framework.Script
+		why("build command %q (package.json has no scripts.build; %s builds with scripts.%s: %q)", p.Build, p.Framework.Name, p.Framework.Script, pkg.Scripts[p.Framework.Script])
 	case pkg != nil:
 		why("no build command (package.json has no scripts.build)")
 	default:
@@ -200,11 +250,25 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 		if err != nil {
 			return p, ferry.Errorf(ferry.EINVALID, "%s %q: %v", from("outputDirectory"), cfg.OutputDirectory, err)
 		}
-		p.Output = out
+		p.Output, p.outputSet = out, true
 		why("output folder %s (%s)", out, from("outputDirectory"))
+	case p.Build != "" && p.Framework != nil:
+		p.Output = p.Framework.Output
+		why("output folder %s (%s)", p.Output, p.Framework.Name)
+	case p.Build == "" && pkg != nil && cfg.BuildCommand == nil:
+		// A package.json with nothing to build: after the install, the root holds node_modules and the
+		// lockfile, so it is never published by default.
+		if fileExists(filepath.Join(dir, p.Root, "public", "index.html")) {
+			p.Output = "public"
+			why("output folder public (no build; public/index.html exists)")
+			break
+		}
+		return p, ferry.Errorf(ferry.EBUILD, "%s has no scripts.build and no framework Ferry knows, and Ferry never publishes the repository itself "+
+			"(it would hold node_modules and your sources) by default: set buildCommand and outputDirectory in ferry.json "+
+			"(or the dashboard's overrides); outputDirectory \".\" publishes %s as it is", path.Join(p.Root, "package.json"), p.Root)
 	case p.Build == "":
-		// Nothing is built, so the output is whatever the repository holds: public/ if it has a site
-		// there, else the root itself.
+		// Nothing is built and there is no package.json, so the output is what the repository holds: public/
+		// if it has a site there, else the root itself (a plain static site).
 		if fileExists(filepath.Join(dir, p.Root, "public", "index.html")) {
 			p.Output = "public"
 			why("output folder public (no build; public/index.html exists)")
@@ -260,23 +324,68 @@ func installCommand(pm string, locked bool, packageManagerField string) string {
 	return "npm install"
 }
 
-// ResolveOutput returns the output folder relative to the repository once the build has run.
-func (p Plan) ResolveOutput(dir string) (string, error) {
-	if p.Output != "" {
-		out := path.Join(p.Root, p.Output)
-		if fi, err := os.Stat(filepath.Join(dir, out)); err != nil || !fi.IsDir() {
-			return "", ferry.Errorf(ferry.EBUILD, "output folder %s does not exist after the build; check outputDirectory in ferry.json", out)
-		}
-		return out, nil
+// ResolveOutput returns the output folder relative to the repository once the build has run. Links are
+// followed (Nuxt's dist is a link to .output/public); checkOutput then refuses any that lead out of the
+// checkout. tracked reports whether git tracks files under a folder of the checkout (nil: nothing is tracked):
+// such a folder is the user's source (Next's public/), so it is never picked by default.
+func (p Plan) ResolveOutput(dir string, tracked func(rel string) bool) (string, error) {
+	if tracked == nil {
+		tracked = func(string) bool { return false }
 	}
-	for _, c := range p.OutputCandidates {
-		out := path.Join(p.Root, c)
-		if fi, err := os.Lstat(filepath.Join(dir, out)); err == nil && fi.IsDir() {
-			return out, nil
+	isDir := func(rel string) bool {
+		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel)))
+		return err == nil && fi.IsDir()
+	}
+	var out string
+	switch {
+	case p.Output != "":
+		out = path.Join(p.Root, p.Output)
+		if !isDir(out) {
+			if p.Framework != nil && p.Framework.serverHint != "" && !p.outputSet {
+				return "", ferry.Errorf(ferry.EBUILD, "%s", p.Framework.serverHint)
+			}
+			return "", ferry.Errorf(ferry.EBUILD, "output folder %s does not exist after the build; set outputDirectory in ferry.json (or the dashboard's Output directory override) to the folder your build writes", out)
+		}
+		if !p.outputSet && p.Build != "" && tracked(out) {
+			return "", ferry.Errorf(ferry.EBUILD, "output folder %s is tracked by git, so it is source, not what the build wrote; "+
+				"set outputDirectory in ferry.json (or the dashboard's Output directory override) to the folder your build writes", out)
+		}
+	default:
+		var skipped []string
+		for _, c := range p.OutputCandidates {
+			rel := path.Join(p.Root, c)
+			if !isDir(rel) {
+				continue
+			}
+			if tracked(rel) {
+				skipped = append(skipped, rel)
+				continue
+			}
+			out = rel
+			break
+		}
+		if out == "" {
+			msg := fmt.Sprintf("the build created none of the usual output folders (%s) in %s", strings.Join(p.OutputCandidates, ", "), p.Root)
+			if len(skipped) > 0 {
+				msg += fmt.Sprintf(" (%s exists but git tracks it: it is source, not build output)", strings.Join(skipped, ", "))
+			}
+			return "", ferry.Errorf(ferry.EBUILD, "%s; set outputDirectory in ferry.json (or the dashboard's Output directory override) to the folder your build writes", msg)
 		}
 	}
-	return "", ferry.Errorf(ferry.EBUILD, "the build created none of the usual output folders (%s) in %s; set outputDirectory in ferry.json",
-		strings.Join(p.OutputCandidates, ", "), p.Root)
+	if !p.outputSet && strings.Contains("/"+out+"/", "/node_modules/") {
+		return "", ferry.Errorf(ferry.EBUILD, "output folder %s is inside node_modules; set outputDirectory in ferry.json to the folder your build writes", out)
+	}
+	return out, nil
+}
+
+// checkHasPage fails when the output folder out (relative to dir) holds neither index.html nor 404.html: the
+// site would answer every request with a 404, which is never what the user meant to publish.
+func checkHasPage(dir, out string) error {
+	if !fileExists(filepath.Join(dir, filepath.FromSlash(out), "index.html")) && !fileExists(filepath.Join(dir, filepath.FromSlash(out), "404.html")) {
+		return ferry.Errorf(ferry.EBUILD, "output folder %s has neither index.html nor 404.html, so the site would have no page to show; "+
+			"set outputDirectory in ferry.json (or the dashboard's Output directory override) to the folder your build writes", out)
+	}
+	return nil
 }
 
 // cleanRel accepts a slash-separated path inside the repository and returns it cleaned.

@@ -52,9 +52,9 @@ func TestDetect(t *testing.T) {
 		{"no lockfile", map[string]string{"package.json": vite}, nil,
 			Plan{Root: ".", PackageManager: "npm", InstallDir: ".", Install: "npm install", Build: "npm run build", OutputCandidates: DefaultOutputCandidates},
 			"without a lockfile"},
-		{"no build script", map[string]string{"package.json": `{"scripts":{"test":"x"}}`, "index.html": ""}, nil,
-			Plan{Root: ".", PackageManager: "npm", InstallDir: ".", Install: "npm install", Output: "."},
-			"no scripts.build"},
+		{"no build script", map[string]string{"package.json": `{"scripts":{"test":"x"}}`, "public/index.html": ""}, nil,
+			Plan{Root: ".", PackageManager: "npm", InstallDir: ".", Install: "npm install", Output: "public"},
+			"public/index.html exists"},
 		{"static", map[string]string{"index.html": ""}, nil,
 			Plan{Root: ".", Output: "."}, "plain static site"},
 		{"static public", map[string]string{"public/index.html": "", "README.md": ""}, nil,
@@ -98,11 +98,11 @@ func TestDetectErrors(t *testing.T) {
 
 func TestResolveOutput(t *testing.T) {
 	dir := writeTree(t, map[string]string{"build/index.html": "", "public/index.html": ""})
-	out, err := Plan{Root: ".", OutputCandidates: DefaultOutputCandidates}.ResolveOutput(dir)
+	out, err := Plan{Root: ".", OutputCandidates: DefaultOutputCandidates}.ResolveOutput(dir, nil)
 	if err != nil || out != "build" {
 		t.Errorf("got %q %v, want build (dist is absent, build comes before public)", out, err)
 	}
-	_, err = Plan{Root: ".", Output: "dist"}.ResolveOutput(dir)
+	_, err = Plan{Root: ".", Output: "dist"}.ResolveOutput(dir, nil)
 	wantCode(t, err, ferry.EBUILD, "dist does not exist")
 }
 

@@ -70,7 +70,7 @@ func TestRootDirectoryLinkOutOfRepo(t *testing.T) {
 	tw.Write([]byte("evil"))
 	tw.Close()
 	zw.Close()
-	key := cacheKey("web", CacheScopePreview, "npm\nnpm ci", nodeMajor(context.Background()), []byte(lock))
+	key := cacheKey("web", CacheScopePreview, "npm\nnpm ci", majorOf(strings.TrimPrefix(nodeVersion(context.Background()), "v")), []byte(lock))
 	if err := e.st.Put(context.Background(), key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}

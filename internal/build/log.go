@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -215,8 +216,18 @@ type lineWriter struct {
 	m      *masker
 	buf    []byte
 	tail   []string
-	skip   bool // the current line was logged cut; drop the rest of it
+	causes []string // lines that state a failure's cause, kept even when they scroll out of the tail
+	skip   bool     // the current line was logged cut; drop the rest of it
 }
+
+// maxCauses bounds the cause lines a failed step's error carries.
+const maxCauses = 8
+
+// causeRe recognises lines in which tools state why they failed, which are often followed by pages of usage
+// text or stack traces (npm ci prints its usage after "Missing: x from lock file").
+var causeRe = regexp.MustCompile(`(?i)^npm (error|err!) (missing|invalid|code|engine|notsup|peer|eresolve|could not resolve|` +
+	"`npm ci`" + ` can only)|^npm (error|err!) .*(from lock file|does not satisfy)|could not detect a supported production environment|` +
+	`ERR_PNPM_[A-Z_]+|\bYN00(28|18|01|60)\b|is not supported|unsupported engine|requires node(\.js)? ?(version )?[v>=^~]?\d|^error(:| \[)`)
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
@@ -268,6 +279,9 @@ func (w *lineWriter) line(s string) {
 	}
 	if strings.TrimSpace(s) == "" {
 		return
+	}
+	if len(w.causes) < maxCauses && causeRe.MatchString(s) {
+		w.causes = append(w.causes, s)
 	}
 	w.tail = append(w.tail, s)
 	if len(w.tail) > tailLines {

@@ -120,12 +120,13 @@ type sandbox struct {
 	limits   Limits
 	bwrap    string
 	prlimit  string
-	binds    []string     // extra read-only toolchain folders outside /usr
-	path     string       // PATH inside
-	dropUID  bool         // ferry is root: run as uid outside
-	uid      int          // the build's own user outside the sandbox, when dropUID
-	egress   *egressProxy // the only way out of the sandbox's network namespace (bwrap mode)
-	cgroup   *memCgroup   // the build's memory cgroup, or nil where the host has none
+	binds    []string          // extra read-only toolchain folders outside /usr
+	extraEnv map[string]string // operator settings passed to every command (CA files)
+	path     string            // PATH inside
+	dropUID  bool              // ferry is root: run as uid outside
+	uid      int               // the build's own user outside the sandbox, when dropUID
+	egress   *egressProxy      // the only way out of the sandbox's network namespace (bwrap mode)
+	cgroup   *memCgroup        // the build's memory cgroup, or nil where the host has none
 	log      *slog.Logger
 }
 
@@ -225,6 +226,7 @@ type commandError struct {
 	TimedOut    bool
 	OutOfMemory bool // the kernel killed a process for going over the build's memory cgroup limit
 	Tail        []string
+	Causes      []string // lines that state the cause, from anywhere in the output
 }
 
 func (e *commandError) Error() string {
@@ -236,6 +238,15 @@ func (e *commandError) Error() string {
 		what = "was stopped: the build's processes together used more memory than its limit"
 	}
 	msg := fmt.Sprintf("step %s %s", e.Step, what)
+	var earlier []string
+	for _, c := range e.Causes {
+		if !contains(e.Tail, c) {
+			earlier = append(earlier, c)
+		}
+	}
+	if len(earlier) > 0 {
+		msg += "; the cause, from earlier in its output:\n    " + strings.Join(earlier, "\n    ")
+	}
 	if len(e.Tail) > 0 {
 		msg += "; last lines of its output:\n    " + strings.Join(e.Tail, "\n    ")
 	}
@@ -295,7 +306,7 @@ func (s *sandbox) run(ctx context.Context, deadline time.Time, step, rel, comman
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	ce := &commandError{Step: step, ExitCode: -1, Tail: append([]string(nil), out.tail...)}
+	ce := &commandError{Step: step, ExitCode: -1, Tail: append([]string(nil), out.tail...), Causes: append([]string(nil), out.causes...)}
 	if runCtx.Err() != nil {
 		ce.TimedOut = true
 		return ce
@@ -368,9 +379,6 @@ func (s *sandbox) argv(rel, command string) []string {
 			a = append(a, "--ro-bind", d, d)
 		}
 	}
-	for _, d := range s.binds {
-		a = append(a, "--ro-bind", d, d)
-	}
 	// Only what name resolution and TLS need from /etc, plus a passwd that knows the build user.
 	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf",
 		"/etc/gai.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/alternatives", "/etc/localtime"} {
@@ -388,6 +396,10 @@ func (s *sandbox) argv(rel, command string) []string {
 	)
 	if s.egress != nil {
 		a = append(a, "--bind", s.egress.sock, insideEgressSock, "--ro-bind", s.egress.forwarder, insideForwarder)
+	}
+	// After the private /tmp, so that a toolchain under /tmp (setup-node's, a tool cache) stays visible.
+	for _, d := range s.binds {
+		a = append(a, "--ro-bind", d, d)
 	}
 	a = append(a,
 		"--remount-ro", "/",

@@ -1,0 +1,2 @@
+import { greeting } from '@mono/greeting'
+document.getElementById('app').textContent = greeting
