@@ -244,6 +244,7 @@ func (p *Proxy) deployment(ctx context.Context, project, id string) (*deployment
 		if err != nil {
 			return nil, err
 		}
+		d.prot = p.protEntryFor(project)
 		p.depsMu.Lock()
 		if len(p.deps) >= maxDeployments {
 			for k := range p.deps { // evict an arbitrary one; hosts that use it keep their pointer
@@ -268,6 +269,8 @@ type deployment struct {
 	files       map[string]*file
 	cfg         siteconfig.Serving
 	rules       *siteconfig.Rules
+	// prot is the project's protection, shared by its deployments.
+	prot *protEntry
 
 	routesMu sync.RWMutex
 	routes   map[string]*route

@@ -79,9 +79,28 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	rt := r.dep.route(path)
-	if r.dep.rules.HasQueryRules() && len(ctx.URI().QueryString()) > 0 {
-		if qr := r.dep.queryRoute(path, queryArgs{ctx.QueryArgs()}); qr != nil {
+	if pe := r.dep.prot; pe != nil {
+		s, ok := p.protection(pe)
+		if !ok {
+			page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
+			return
+		}
+		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) {
+			if p.gate(ctx, host, s) {
+				p.serveSite(ctx, r.dep, path)
+			}
+			markPrivate(ctx)
+			return
+		}
+	}
+	p.serveSite(ctx, r.dep, path)
+}
+
+// serveSite answers a request for a deployment's path by its rules.
+func (p *Proxy) serveSite(ctx *fasthttp.RequestCtx, dep *deployment, path []byte) {
+	rt := dep.route(path)
+	if dep.rules.HasQueryRules() && len(ctx.URI().QueryString()) > 0 {
+		if qr := dep.queryRoute(path, queryArgs{ctx.QueryArgs()}); qr != nil {
 			rt = qr
 		}
 	}
@@ -92,7 +111,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case rt.upstream != "":
-		p.proxyTo(ctx, r.dep, rt)
+		p.proxyTo(ctx, dep, rt)
 	case rt.location != "":
 		p.redirect(ctx, rt)
 	case rt.file == nil:
