@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type oauthFake struct {
 	srv   *httptest.Server
 	mu    sync.Mutex
 	repos []string
+	// authorizes counts visits of the authorize page: each is one sign-in.
+	authorizes atomic.Int32
 }
 
 func (f *oauthFake) setRepos(r ...string) { f.mu.Lock(); f.repos = r; f.mu.Unlock() }
@@ -39,6 +42,7 @@ func newOAuthFake(t *testing.T, login string) *oauthFake {
 	const code, token = "the-code", "ghu_member"
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login/oauth/authorize", func(w http.ResponseWriter, r *http.Request) {
+		f.authorizes.Add(1)
 		q := r.URL.Query()
 		if q.Get("client_id") != "Iv1.client" || q.Get("state") == "" {
 			http.Error(w, "bad authorize request", http.StatusBadRequest)
@@ -147,6 +151,9 @@ func TestBrowserProtectedPreview(t *testing.T) {
 	)
 	if h1, href := b.text("h1"), b.evalString("location.href"); h1 != "deep preview" || href != pr+"/deep/page?x=1#top" {
 		t.Fatalf("after signing in: %q at %s", h1, href)
+	}
+	if n := gh.authorizes.Load(); n != 1 {
+		t.Fatalf("the anonymous visitor went through GitHub's sign-in %d times, want 1", n)
 	}
 	// 2. Production stays public.
 	b.do("production", chromedp.Navigate("http://mine.localhost:"+s.proxyPort+"/"), chromedp.WaitVisible(chromedp.CSS("h1")))
