@@ -64,7 +64,7 @@ func (p *Proxy) protEntryFor(project string) *protEntry {
 	return e
 }
 
-// protection returns a project's settings, or nil when it is public. It reads protection.json again once the
+// protection returns a project's settings, or nil when it has none. It reads protection.json again once the
 // alias TTL has passed, one request at a time; while storage fails, the last settings stay in force, and a
 // project never read is closed (503) rather than opened.
 func (p *Proxy) protection(e *protEntry) (*protect.Settings, bool) {
@@ -123,9 +123,6 @@ func (p *Proxy) readProtection(ctx context.Context, e *protEntry) (*protState, e
 		p.metrics.storageErrors.Inc()
 		p.log.Error("storage failed; cannot read protection", "project", e.project, "err", err)
 		return nil, err
-	}
-	if s != nil && s.Mode == protect.Public {
-		s = nil
 	}
 	st := &protState{s: s, expires: p.now() + int64(p.cfg.AliasTTL)}
 	e.cur.Store(st)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/protect"
+	"github.com/ferryhq/ferry/internal/siteconfig"
+	"github.com/ferryhq/ferry/internal/storage"
 )
 
 var testHandoffKey = []byte("handoff-key-for-tests-0123456789abcdef")
@@ -258,4 +260,43 @@ func (e *testEnv) doBody(t *testing.T, method, host, path, body string, headers 
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return resp{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+// TestProtectedByFerryJSON: a deployment whose ferry.json says "protection": "previews" is protected even when
+// the project's settings say public (a deployment may ask for more, never less), and closed while the project
+// has no protection.json to sign access with.
+func TestProtectedByFerryJSON(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{AliasTTL: 50 * time.Millisecond})
+	e.publish(t, "docs", webSite(), &siteconfig.File{Protection: "previews"}, "production", "pr-1")
+	if r := e.do(t, "GET", "pr-1--docs."+testDomain, "/about"); r.status != 403 || strings.Contains(r.body, "about page") {
+		t.Fatalf("protected by ferry.json, no protection.json: %d", r.status)
+	}
+	if r := e.do(t, "GET", "docs."+testDomain, "/about"); r.status != 200 {
+		t.Fatalf("production: %d", r.status)
+	}
+	hash, _ := protect.HashPassword("open sesame")
+	s := &protect.Settings{Mode: protect.Public, PasswordHash: hash}
+	s.Rotate()
+	if err := protect.Put(context.Background(), e.st, "docs", s); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(120 * time.Millisecond)
+	e.do(t, "GET", "pr-1--docs."+testDomain, "/")
+	if r := e.do(t, "GET", "pr-1--docs."+testDomain, "/about"); r.status != 401 || !strings.Contains(r.body, "password") {
+		t.Fatalf("ferry.json previews, project public with a password: %d", r.status)
+	}
+}
+
+// TestProtectedInvalidSettingsClose: a protection.json that does not parse closes the project's sites.
+func TestProtectedInvalidSettingsClose(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	e.publish(t, "web", webSite(), nil, "production")
+	if err := e.st.Put(context.Background(), protect.Key("web"), strings.NewReader(`{"version":1,"mode":"all"}`), 26, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(t, "GET", "web."+testDomain, "/"); r.status != 403 {
+		t.Fatalf("broken protection.json: %d, want 403", r.status)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 )
@@ -271,6 +272,8 @@ type deployment struct {
 	rules       *siteconfig.Rules
 	// prot is the project's protection, shared by its deployments.
 	prot *protEntry
+	// mode is the protection the deployment's own ferry.json asks for, on top of the project's.
+	mode protect.Mode
 
 	routesMu sync.RWMutex
 	routes   map[string]*route
@@ -298,7 +301,12 @@ func compileDeployment(project, id string, m *site.Manifest) (*deployment, error
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINTERNAL, "compile serving config of deployment %s of project %s: %w", id, project, err)
 	}
+	mode, err := protect.ParseMode(m.Config.Protection)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "deployment %s of project %s: %w", id, project, err)
+	}
 	d := &deployment{
+		mode:    mode,
 		project: project,
 		id:      id,
 		files:   make(map[string]*file, len(m.Files)),

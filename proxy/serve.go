@@ -85,7 +85,13 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 			page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 			return
 		}
-		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) {
+		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) || r.dep.mode.Protects(alias) {
+			if s == nil || len(s.Key) < 32 {
+				// ferry.json asks for protection, but the project has no protection.json (so no key to
+				// sign access with): closed rather than open.
+				page(ctx, fasthttp.StatusForbidden, pageClosed)
+				return
+			}
 			if p.gate(ctx, host, s) {
 				p.serveSite(ctx, r.dep, path)
 			}
