@@ -27,10 +27,41 @@ type protEntry struct {
 	cur        atomic.Pointer[protState]
 }
 
-// protState is a project's settings at one moment: nil settings means public.
+// protState is a project's settings at one moment: nil settings means none.
 type protState struct {
 	s       *protect.Settings
 	expires int64
+	ok      okCookies
+}
+
+// okCookies remembers access cookies whose signature checked, so that a visitor's later requests cost a map
+// lookup instead of an HMAC. It belongs to one Settings value (a key rotation brings a new, empty one).
+type okCookies struct {
+	mu sync.RWMutex
+	m  map[string]okCookie
+}
+
+type okCookie struct {
+	host string
+	exp  int64 // Unix seconds
+}
+
+const maxOKCookies = 4096
+
+func (c *okCookies) check(v, host []byte, now int64) bool {
+	c.mu.RLock()
+	e, ok := c.m[string(v)]
+	c.mu.RUnlock()
+	return ok && now < e.exp && string(host) == e.host
+}
+
+func (c *okCookies) add(v []byte, host string, exp int64) {
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxOKCookies {
+		c.m = map[string]okCookie{}
+	}
+	c.m[string(v)] = okCookie{host: host, exp: exp}
+	c.mu.Unlock()
 }
 
 // Paths that protected hosts answer themselves.
@@ -38,6 +69,7 @@ var (
 	pathAuth     = []byte("/__ferry/auth")
 	pathPassword = []byte("/__ferry/password")
 	pathLogout   = []byte("/__ferry/logout")
+	pathFerry    = []byte("/__ferry/")
 	argShare     = []byte("ferry_share")
 	ccPrivate    = []byte("private, no-cache")
 	vCookie      = []byte("Cookie")
@@ -64,20 +96,20 @@ func (p *Proxy) protEntryFor(project string) *protEntry {
 	return e
 }
 
-// protection returns a project's settings, or nil when it has none. It reads protection.json again once the
-// alias TTL has passed, one request at a time; while storage fails, the last settings stay in force, and a
-// project never read is closed (503) rather than opened.
-func (p *Proxy) protection(e *protEntry) (*protect.Settings, bool) {
+// protection returns a project's settings (st.s is nil when it has none), or nil when they cannot be read. It
+// reads protection.json again once the alias TTL has passed, one request at a time; while storage fails, the
+// last settings stay in force, and a project never read is closed (503) rather than opened.
+func (p *Proxy) protection(e *protEntry) *protState {
 	st := e.cur.Load()
 	if st != nil && p.now() < st.expires {
-		return st.s, true
+		return st
 	}
 	if st != nil && !e.refreshing.CompareAndSwap(false, true) {
-		return st.s, true
+		return st
 	}
 	if st != nil {
 		defer e.refreshing.Store(false)
-		return p.refreshProtection(e), true
+		return p.refreshProtection(e)
 	}
 	v, _, _ := p.flight.Do("protection\x00"+e.project, func() (any, error) {
 		if s := e.cur.Load(); s != nil {
@@ -92,21 +124,21 @@ func (p *Proxy) protection(e *protEntry) (*protect.Settings, bool) {
 		return s, nil
 	})
 	if v == nil {
-		return nil, false
+		return nil
 	}
-	return v.(*protState).s, true
+	return v.(*protState)
 }
 
-func (p *Proxy) refreshProtection(e *protEntry) *protect.Settings {
+func (p *Proxy) refreshProtection(e *protEntry) *protState {
 	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
 	defer cancel()
 	st, err := p.readProtection(ctx, e)
 	if err != nil {
 		old := e.cur.Load()
-		e.cur.Store(&protState{s: old.s, expires: p.now() + int64(time.Second)})
-		return old.s
+		st = &protState{s: old.s, expires: p.now() + int64(time.Second)}
+		e.cur.Store(st)
 	}
-	return st.s
+	return st
 }
 
 // readProtection reads protection.json; a missing one is public. A broken one closes the project (its owner
@@ -136,15 +168,20 @@ func siteOf(e *hostEntry, dep *deployment) (project, alias string) { return dep.
 
 // gate decides whether a request to a protected host goes on. It answers the request itself (a redirect to
 // sign in, the password page, a refusal) and returns false when it does not.
-func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings) bool {
+func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings, ok *okCookies) bool {
 	now := time.Now()
-	h := string(host)
 	secure := ctx.IsTLS() || p.cfg.SecureCookies
 	name := cookiePlain
 	if secure {
 		name = cookieSecure
 	}
 	path := ctx.Path()
+	special := bytes.HasPrefix(path, pathFerry)
+	v := ctx.Request.Header.Cookie(name)
+	if !special && len(v) > 0 && ok.check(v, host, now.Unix()) {
+		return true
+	}
+	h := string(host)
 	switch {
 	case bytes.Equal(path, pathAuth):
 		login, ok := "", false
@@ -174,7 +211,10 @@ func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings)
 		page(ctx, fasthttp.StatusOK, pageSignedOut)
 		return false
 	}
-	if v := ctx.Request.Header.Cookie(name); len(v) > 0 && protect.CheckCookie(s.Key, s.KeyID, h, v, now) {
+	if len(v) > 0 && protect.CheckCookie(s.Key, s.KeyID, h, v, now) {
+		if exp, ok2 := protect.CookieExpiry(v); ok2 {
+			ok.add(v, h, exp)
+		}
 		return true
 	}
 	if tok := ctx.QueryArgs().PeekBytes(argShare); len(tok) > 0 {

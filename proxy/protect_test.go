@@ -5,11 +5,16 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/ferryhq/ferry/internal/protect"
+	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -298,5 +303,43 @@ func TestProtectedInvalidSettingsClose(t *testing.T) {
 	}
 	if r := e.do(t, "GET", "web."+testDomain, "/"); r.status != 403 {
 		t.Fatalf("broken protection.json: %d, want 403", r.status)
+	}
+}
+
+// BenchmarkHandleProtected serves the small page of a protected preview to a visitor with a valid access
+// cookie; BenchmarkHandleSmall is the same page unprotected.
+func BenchmarkHandleProtected(b *testing.B) {
+	p := benchProxy(b)
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(indexHTML), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := site.NewStore(p.cfg.Storage).Publish(context.Background(), site.PublishParams{Project: "web", Dir: dir, Aliases: []string{"pr-1"}}); err != nil {
+		b.Fatal(err)
+	}
+	s := &protect.Settings{Mode: protect.Previews, Members: true}
+	s.Rotate()
+	if err := protect.Put(context.Background(), p.cfg.Storage, "web", s); err != nil {
+		b.Fatal(err)
+	}
+	host := "pr-1--web." + testDomain
+	cookie := protect.Cookie(s.Key, s.KeyID, host, protect.KindMember, time.Now().Add(time.Hour))
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/")
+	ctx.Request.Header.SetHost(host)
+	ctx.Request.Header.SetCookie(cookiePlain, cookie)
+	p.Handle(&ctx)
+	if ctx.Response.StatusCode() != 200 {
+		b.Fatalf("status %d", ctx.Response.StatusCode())
+	}
+	ctx.Response.Reset()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p.Handle(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatalf("status %d", ctx.Response.StatusCode())
+		}
+		ctx.Response.Reset()
 	}
 }

@@ -80,11 +80,12 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if pe := r.dep.prot; pe != nil {
-		s, ok := p.protection(pe)
-		if !ok {
+		st := p.protection(pe)
+		if st == nil {
 			page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
 			return
 		}
+		s := st.s
 		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) || r.dep.mode.Protects(alias) {
 			if s == nil || len(s.Key) < 32 {
 				// ferry.json asks for protection, but the project has no protection.json (so no key to
@@ -92,7 +93,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 				page(ctx, fasthttp.StatusForbidden, pageClosed)
 				return
 			}
-			if p.gate(ctx, host, s) {
+			if p.gate(ctx, host, s, &st.ok) {
 				p.serveSite(ctx, r.dep, path)
 			}
 			markPrivate(ctx)

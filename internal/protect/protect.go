@@ -287,6 +287,20 @@ func CheckCookie(key []byte, keyID, host string, v []byte, now time.Time) bool {
 	return ok && id == keyID && parseExp(e, now) && macEqual(sig, mac(key, "cookie", host, kind, e, id))
 }
 
+// CookieExpiry reads an access cookie's expiry (Unix seconds) without checking it; call it after CheckCookie.
+func CookieExpiry(v []byte) (int64, bool) {
+	_, rest, ok := bytes.Cut(v, []byte("."))
+	if !ok {
+		return 0, false
+	}
+	e, _, ok := bytes.Cut(rest, []byte("."))
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(e), 10, 64)
+	return n, err == nil
+}
+
 // LoadKeyFile reads the hand-off key (at least 32 bytes; surrounding white space is dropped).
 func LoadKeyFile(data []byte) ([]byte, error) {
 	k := bytes.TrimSpace(data)
