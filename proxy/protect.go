@@ -297,7 +297,7 @@ func (p *Proxy) setAccess(ctx *fasthttp.RequestCtx, name string, secure bool, s 
 }
 
 // passwordPost checks a password form, at most passwordTries wrong guesses per client address and host a
-// minute.
+// minute (a right one is not counted).
 func (p *Proxy) passwordPost(ctx *fasthttp.RequestCtx, name string, secure bool, s *protect.Settings, host string, now time.Time) {
 	next := protect.LocalNext(string(ctx.PostArgs().Peek("next")))
 	if s.PasswordHash == "" {
@@ -305,17 +305,17 @@ func (p *Proxy) passwordPost(ctx *fasthttp.RequestCtx, name string, secure bool,
 		return
 	}
 	key := ctx.RemoteIP().String() + "|" + host
-	if !p.guesses.allow(key, now) {
+	if !p.guesses.take(key, now) {
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "60")
 		p.passwordPage(ctx, fasthttp.StatusTooManyRequests, s, next, "Too many wrong passwords from your address. Wait a minute and try again.")
 		return
 	}
 	if !protect.CheckPassword(s.PasswordHash, string(ctx.PostArgs().Peek("password"))) {
-		p.guesses.fail(key, now)
 		p.log.Warn("wrong password for a protected site", "host", host, "ip", ctx.RemoteIP().String())
 		p.passwordPage(ctx, fasthttp.StatusUnauthorized, s, next, "Wrong password.")
 		return
 	}
+	p.guesses.refund(key)
 	p.setAccess(ctx, name, secure, s, host, protect.KindPassword, now.Add(p.cfg.AccessTTL))
 	p.seeOther(ctx, next)
 }
@@ -374,23 +374,31 @@ type guessWindow struct {
 
 const passwordTries = 5
 
-func (g *guesses) allow(key string, now time.Time) bool {
+// take counts one password attempt and reports whether it may go on. Counting before the (slow) check, under
+// the lock, means parallel guesses cannot all slip in before the first failure is recorded.
+func (g *guesses) take(key string, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := g.m[key]
-	return w == nil || now.Sub(w.start) >= time.Minute || w.n < passwordTries
-}
-
-func (g *guesses) fail(key string, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.m == nil || len(g.m) >= maxHosts {
-		g.m = map[string]*guessWindow{} // hostile traffic: start over rather than grow
-	}
 	w := g.m[key]
 	if w == nil || now.Sub(w.start) >= time.Minute {
+		if g.m == nil || len(g.m) >= maxHosts {
+			g.m = map[string]*guessWindow{} // hostile traffic: start over rather than grow
+		}
 		w = &guessWindow{start: now}
 		g.m[key] = w
 	}
+	if w.n >= passwordTries {
+		return false
+	}
 	w.n++
+	return true
+}
+
+// refund gives back the attempt of a right password, so that people who type it right never run out.
+func (g *guesses) refund(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w := g.m[key]; w != nil && w.n > 0 {
+		w.n--
+	}
 }

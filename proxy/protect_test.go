@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -341,5 +342,31 @@ func BenchmarkHandleProtected(b *testing.B) {
 			b.Fatalf("status %d", ctx.Response.StatusCode())
 		}
 		ctx.Response.Reset()
+	}
+}
+
+// TestProtectedPasswordParallelGuesses: guesses sent at once cannot all pass the limit before the first failure
+// is counted.
+func TestProtectedPasswordParallelGuesses(t *testing.T) {
+	t.Parallel()
+	e, _ := protectedEnv(t)
+	host := "pr-1--web." + testDomain
+	body := url.Values{"password": {"wrong guess"}}.Encode()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.doBody(t, "POST", host, "/__ferry/password", body, "Content-Type", "application/x-www-form-urlencoded")
+			mu.Lock()
+			counts[r.status]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if counts[401] != passwordTries || counts[429] != 20-passwordTries {
+		t.Fatalf("20 parallel wrong guesses: %v, want %d checked and the rest 429", counts, passwordTries)
 	}
 }
