@@ -370,3 +370,35 @@ func TestProtectedPasswordParallelGuesses(t *testing.T) {
 		t.Fatalf("20 parallel wrong guesses: %v, want %d checked and the rest 429", counts, passwordTries)
 	}
 }
+
+// TestProtectedSecureCookie: behind TLS (or --secure-cookies) the access cookie is __Host-ferry_access, Secure,
+// and the plain-http name opens nothing.
+func TestProtectedSecureCookie(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{HandoffKey: testHandoffKey, SignInURL: "https://app.ferry.test", SecureCookies: true})
+	e.publish(t, "api", map[string]string{"index.html": "<!doctype html>api"}, nil, "pr-1")
+	a := &protect.Settings{Mode: protect.Previews, Members: true}
+	a.Rotate()
+	if err := protect.Put(context.Background(), e.st, "api", a); err != nil {
+		t.Fatal(err)
+	}
+	host := "pr-1--api." + testDomain
+	r := e.do(t, "GET", host, "/")
+	if u, _ := url.Parse(r.header.Get("Location")); r.status != 302 || u.Query().Get("site") != "https://"+host {
+		t.Fatalf("sign-in redirect %d %q", r.status, r.header.Get("Location"))
+	}
+	r = e.do(t, "GET", host, "/__ferry/auth?token="+url.QueryEscape(protect.HandoffToken(testHandoffKey, host, "octocat", time.Now())))
+	var ck *http.Cookie
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		ck = c
+	}
+	if ck == nil || ck.Name != cookieSecure || !ck.Secure || !ck.HttpOnly || ck.Domain != "" || ck.Path != "/" {
+		t.Fatalf("access cookie %+v", ck)
+	}
+	if r := e.do(t, "GET", host, "/", "Cookie", cookiePlain+"="+ck.Value); r.status != 302 {
+		t.Fatalf("the value under the plain name: %d", r.status)
+	}
+	if r := e.do(t, "GET", host, "/", "Cookie", cookieSecure+"="+ck.Value); r.status != 200 {
+		t.Fatalf("with the __Host- cookie: %d", r.status)
+	}
+}
