@@ -30,6 +30,10 @@ func (r *run) deploy(ctx context.Context) error {
 	r.log.InfoContext(ctx, "deploying", "project", r.project, "deployment", id, "aliases", strings.Join(r.aliases, ","),
 		"environment", r.env, "production", r.prod, "commit", r.ev.SHA)
 
+	// Protection goes first, so that a new preview is never public for a moment.
+	if err := r.applyProtection(ctx, o); err != nil {
+		return err
+	}
 	ghID, err := r.reportStart(ctx, id)
 	if err != nil {
 		if ghID != 0 {

@@ -7,6 +7,7 @@ import (
 	"github.com/sethvargo/go-githubactions"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/protect"
 )
 
 // Inputs are the step's `with:` values, as action.yml declares them. The runner passes each as INPUT_<NAME>
@@ -29,12 +30,17 @@ type Inputs struct {
 	GitHubToken           string
 	Comment               bool
 	DeploymentEnvironment string
+	// Protection is "" (leave the project's protection as it is), public, previews or all.
+	Protection protect.Mode
+	// ProtectionPassword is the shared password (from a secret); "" keeps the one set before.
+	ProtectionPassword string
 }
 
 // inputNames lists every input in action.yml, in the order `ferry action -h` shows them.
 var inputNames = []string{
 	"directory", "build-command", "install-command", "root-directory", "project", "storage", "role-to-assume",
 	"aws-region", "domain", "alias", "production", "production-branch", "github-token", "comment", "deployment-environment",
+	"protection", "protection-password",
 }
 
 // readInputs reads and validates the inputs. Every error names the input and says what to write instead.
@@ -70,6 +76,18 @@ func readInputs(gha *githubactions.Action) (*Inputs, error) {
 		return nil, err
 	}
 	in.Comment = comment
+	if v := gha.GetInput("protection"); v != "" {
+		if in.Protection, err = protect.ParseMode(v); err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "input protection is %q: want public, previews or all", v)
+		}
+	}
+	in.ProtectionPassword = gha.GetInput("protection-password")
+	if in.ProtectionPassword != "" {
+		gha.AddMask(in.ProtectionPassword)
+		if in.Protection == "" {
+			return nil, ferry.Errorf(ferry.EINVALID, "input protection-password is set but protection is not: add `protection: previews` (or all)")
+		}
+	}
 	return in, nil
 }
 

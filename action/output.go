@@ -18,6 +18,7 @@ type outcome struct {
 	DeploymentURL string
 	Result        *site.PublishResult
 	Cleanup       string // set instead of Result when a closed pull request was cleaned up
+	ShareURL      string // a signed link to URL, when it is protected
 }
 
 // writeOutputs sets the outputs action.yml declares. Each is always set, empty when unknown, so that later
@@ -27,6 +28,7 @@ func writeOutputs(gha *githubactions.Action, o *outcome) {
 	gha.SetOutput("deployment-id", o.Deployment)
 	gha.SetOutput("url", o.URL)
 	gha.SetOutput("deployment-url", o.DeploymentURL)
+	gha.SetOutput("share-url", o.ShareURL)
 }
 
 // summary renders the job summary in Markdown: what people look for first on the run's page.

@@ -62,6 +62,9 @@ type Config struct {
 	// SecretKeyFile holds the key that encrypts projects' env vars: 32 random bytes, raw or base64
 	// (store.LoadSecretKey; `ferry dev` makes one with store.EnsureSecretKeyFile). Empty: env vars are off.
 	SecretKeyFile string
+	// ProtectionKeyFile holds the key (32+ bytes) that signs members' hand-offs to protected sites; ferry proxy
+	// gets the same file. Empty: members cannot sign in to protected sites (passwords and share links still work).
+	ProtectionKeyFile string
 	// AllowLocalRepos lets users create projects from local paths and file:// URLs (`ferry dev` only), inside
 	// LocalReposDir when that is set.
 	AllowLocalRepos bool
@@ -243,6 +246,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.Signup, "signup", "closed", "who may create an account (`mode`): closed, nobody (the first account of an empty server signs up with a one-time link the log shows); invite, people with a one-time link that a signed-in user makes on the account page; open, anyone within the allow-lists below. Exposed to the internet, use closed or invite, or open with an allow-list")
 	domains := fs.String("signup-email-domains", "", "comma-separated email `domains` that open sign-up accepts (example.com,corp.example); with only --signup-github-orgs, email sign-up is off")
 	orgs := fs.String("signup-github-orgs", "", "comma-separated GitHub `organizations` whose active members may sign up with GitHub (checked with the user's token; needs --github-client-id)")
+	fs.StringVar(&c.ProtectionKeyFile, "protection-key-file", "", "`file` with the key (32+ bytes; openssl rand -hex 32) that signs members' sign-ins to protected sites; give ferry proxy the same file (default: none, members cannot sign in)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer `token` that /metrics on --listen requires (prefer FERRY_METRICS_TOKEN_FILE); without it and --metrics-listen, /metrics is off")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "`address` that serves /metrics without a token, for a private interface (for example 127.0.0.1:9090)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
+	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/netpolicy"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -32,7 +35,17 @@ import (
 // check runs' buttons use too.
 func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) (*projects.Service, error) {
 	st := store.New(pool)
-	a, err := auth.New(auth.Config{Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
+	var protectionKey []byte
+	if cfg.ProtectionKeyFile != "" {
+		data, err := os.ReadFile(cfg.ProtectionKeyFile)
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "read --protection-key-file: %w", err)
+		}
+		if protectionKey, err = protect.LoadKeyFile(data); err != nil {
+			return nil, err
+		}
+	}
+	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
 		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL,
 		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
@@ -41,8 +42,22 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	proxyOrigins := fs.String("proxy-origins", "", "comma-separated `origins` (https://api.example.com,...) that sites' _redirects proxy rules (status 200 to a full URL) may fetch from; other origins get 502 (default: none)")
 	proxyTimeout := fs.Duration("proxy-timeout", 30*time.Second, "time limit for one request to a proxy rule's origin")
 	tlsf := addTLSFlags(fs)
+	keyFile := fs.String("protection-key-file", "", "`file` with the key (32+ bytes) that checks the dashboard's sign-in hand-offs to protected sites; the same file as ferry app's (default: none, members cannot sign in)")
+	signInURL := fs.String("sign-in-url", "", "public `URL` of the dashboard (ferry app --public-url) that visitors of members-only sites are sent to (default: none)")
+	secureCookies := fs.Bool("secure-cookies", false, "mark protected sites' access cookies Secure on plain-HTTP requests too (behind a TLS-terminating load balancer)")
+	memberTTL := fs.Duration("member-ttl", 10*time.Minute, "how long a member's access to a protected site lasts before the dashboard checks it again")
 	if err := flagenv.Parse(fs, args, os.Getenv); err != nil {
 		return err
+	}
+	var handoffKey []byte
+	if *keyFile != "" {
+		data, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return ferry.Errorf(ferry.EINVALID, "read --protection-key-file: %w", err)
+		}
+		if handoffKey, err = protect.LoadKeyFile(data); err != nil {
+			return err
+		}
 	}
 	if fs.NArg() > 0 {
 		return ferry.Errorf(ferry.EINVALID, "unexpected arguments %q; ferry proxy takes flags only (see ferry proxy -h)", fs.Args())
@@ -65,6 +80,10 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		SignalInterval: signalOff(*signalInterval),
 		ProxyOrigins:   strings.Split(*proxyOrigins, ","),
 		ProxyTimeout:   *proxyTimeout,
+		HandoffKey:     handoffKey,
+		SignInURL:      *signInURL,
+		SecureCookies:  *secureCookies,
+		MemberTTL:      *memberTTL,
 		Log:            log,
 	})
 	if err != nil {

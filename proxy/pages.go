@@ -27,6 +27,15 @@ var (
 	pageTooLong = htmlPage("Path too long", "The request path is longer than 2048 bytes.")
 	pageMethod  = htmlPage("Method not allowed", "Sites are read-only: use GET or HEAD.")
 	pageRange   = htmlPage("Range not satisfiable", "The requested byte range is outside the file.")
+
+	pageSignIn         = htmlPage("Sign in", "This site is for its team only. You are being sent to sign in with GitHub.")
+	pageHandoffRefused = htmlPage("Sign-in link refused", "This sign-in link has expired (they last 60 seconds), "+
+		"was made for another site, or was altered. Open the site again to sign in anew.")
+	pageShareRefused = htmlPage("Link expired", "This share link has expired, was revoked, or was altered. Ask the "+
+		"person who sent it for a new one.")
+	pageClosed = htmlPage("Protected site", "This site is open to its team only, and no way in is set up here. "+
+		"Ask the team for a share link.")
+	pageSignedOut = htmlPage("Signed out", "You no longer have access to this site in this browser.")
 )
 
 func htmlPage(title, text string) []byte {

@@ -73,6 +73,20 @@ type Config struct {
 	// ProxyNetPolicy decides which addresses proxy rules may connect to. Default (the zero value): public
 	// addresses only; loopback, private and link-local ones are refused before connecting.
 	ProxyNetPolicy netpolicy.Policy
+	// HandoffKey checks the app's sign-in hand-off tokens (--protection-key-file, the same file as ferry app's).
+	// Default nil: members of a protected project cannot sign in through this proxy.
+	HandoffKey []byte
+	// SignInURL is the dashboard's public URL ("https://ferry.example.com") that visitors of members-only sites
+	// are sent to. Default "": no sign-in.
+	SignInURL string
+	// SecureCookies marks access cookies Secure (and names them __Host-ferry_access) on plain-HTTP requests too,
+	// for a proxy behind a TLS-terminating load balancer. HTTPS requests always get them. Default false.
+	SecureCookies bool
+	// MemberTTL is how long a member's access cookie lasts before the dashboard checks their repository access
+	// again (which also ends access after they log out or lose access on GitHub). Default 10m.
+	MemberTTL time.Duration
+	// AccessTTL caps a password or share-link access cookie. Default 24h.
+	AccessTTL time.Duration
 	// Registry receives the proxy's metrics and is what /metrics serves. Default: a new registry with the Go and
 	// process collectors.
 	Registry *prometheus.Registry
@@ -98,7 +112,10 @@ type Proxy struct {
 	deps   map[string]*deployment
 
 	// gen counts the alias change signal's changes; a resolution read under an older gen is stale.
-	gen atomic.Int64
+	gen     atomic.Int64
+	protsMu sync.Mutex
+	prots   map[string]*protEntry
+	guesses guesses
 
 	flight   singleflight.Group
 	blobs    *blobCache
@@ -153,6 +170,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.ProxyMaxRequestBytes <= 0 {
 		cfg.ProxyMaxRequestBytes = 1 << 20
 	}
+	if cfg.MemberTTL <= 0 {
+		cfg.MemberTTL = 10 * time.Minute
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 24 * time.Hour
+	}
+	cfg.SignInURL = strings.TrimSuffix(cfg.SignInURL, "/")
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -183,6 +207,7 @@ func New(cfg Config) (*Proxy, error) {
 		start:  time.Now(),
 		hosts:  map[string]*hostEntry{},
 		deps:   map[string]*deployment{},
+		prots:  map[string]*protEntry{},
 
 		upstream: up,
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/siteconfig"
 )
@@ -283,6 +284,7 @@ func (p *Proxy) deployment(ctx context.Context, project, id string) (*deployment
 		if err != nil {
 			return nil, err
 		}
+		d.prot = p.protEntryFor(project)
 		p.depsMu.Lock()
 		if len(p.deps) >= maxDeployments {
 			for k := range p.deps { // evict an arbitrary one; hosts that use it keep their pointer
@@ -307,6 +309,10 @@ type deployment struct {
 	files       map[string]*file
 	cfg         siteconfig.Serving
 	rules       *siteconfig.Rules
+	// prot is the project's protection, shared by its deployments.
+	prot *protEntry
+	// mode is the protection the deployment's own ferry.json asks for, on top of the project's.
+	mode protect.Mode
 
 	routesMu sync.RWMutex
 	routes   map[string]*route
@@ -334,7 +340,12 @@ func compileDeployment(project, id string, m *site.Manifest) (*deployment, error
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EINTERNAL, "compile serving config of deployment %s of project %s: %w", id, project, err)
 	}
+	mode, err := protect.ParseMode(m.Config.Protection)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "deployment %s of project %s: %w", id, project, err)
+	}
 	d := &deployment{
+		mode:    mode,
 		project: project,
 		id:      id,
 		files:   make(map[string]*file, len(m.Files)),

@@ -82,9 +82,35 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	rt := r.dep.route(path)
-	if r.dep.rules.HasQueryRules() && len(ctx.URI().QueryString()) > 0 {
-		if qr := r.dep.queryRoute(path, queryArgs{ctx.QueryArgs()}); qr != nil {
+	if pe := r.dep.prot; pe != nil {
+		st := p.protection(pe)
+		if st == nil {
+			page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
+			return
+		}
+		s := st.s
+		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) || r.dep.mode.Protects(alias) {
+			if s == nil || len(s.Key) < 32 {
+				// ferry.json asks for protection, but the project has no protection.json (so no key to
+				// sign access with): closed rather than open.
+				page(ctx, fasthttp.StatusForbidden, pageClosed)
+				return
+			}
+			if p.gate(ctx, host, s, &st.ok) {
+				p.serveSite(ctx, r.dep, path)
+			}
+			markPrivate(ctx)
+			return
+		}
+	}
+	p.serveSite(ctx, r.dep, path)
+}
+
+// serveSite answers a request for a deployment's path by its rules.
+func (p *Proxy) serveSite(ctx *fasthttp.RequestCtx, dep *deployment, path []byte) {
+	rt := dep.route(path)
+	if dep.rules.HasQueryRules() && len(ctx.URI().QueryString()) > 0 {
+		if qr := dep.queryRoute(path, queryArgs{ctx.QueryArgs()}); qr != nil {
 			rt = qr
 		}
 	}
@@ -95,7 +121,7 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case rt.upstream != "":
-		p.proxyTo(ctx, r.dep, rt)
+		p.proxyTo(ctx, dep, rt)
 	case rt.location != "":
 		p.redirect(ctx, rt)
 	case rt.file == nil:

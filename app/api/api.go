@@ -63,6 +63,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 	h("GET /api/v1/projects/{project}/env", a.envList)
 	h("PUT /api/v1/projects/{project}/env/{environment}/{key}", a.envSet)
 	h("DELETE /api/v1/projects/{project}/env/{environment}/{key}", a.envDelete)
+	h("GET /api/v1/projects/{project}/protection", a.protectionGet)
+	h("PATCH /api/v1/projects/{project}/protection", a.protectionSet)
+	h("POST /api/v1/projects/{project}/share-links", a.shareLinkCreate)
 	h("GET /api/v1/projects/{project}/deployments", a.deploymentList)
 	h("POST /api/v1/projects/{project}/deployments", a.deployNow)
 	h("GET /api/v1/deployments/{id}", a.deploymentGet)
@@ -245,6 +248,29 @@ func (a *API) projectDelete(r *http.Request, userID int64) (int, any, error) {
 func (a *API) aliasList(r *http.Request, userID int64) (int, any, error) {
 	as, err := a.svc.ProjectAliases(r.Context(), userID, r.PathValue("project"))
 	return http.StatusOK, map[string]any{"aliases": as}, err
+}
+
+func (a *API) protectionGet(r *http.Request, userID int64) (int, any, error) {
+	p, err := a.svc.ProtectionGet(r.Context(), userID, r.PathValue("project"))
+	return http.StatusOK, p, err
+}
+
+func (a *API) protectionSet(r *http.Request, userID int64) (int, any, error) {
+	var body projects.ProtectionSetParams
+	if err := decode(r, &body); err != nil {
+		return 0, nil, err
+	}
+	p, err := a.svc.ProtectionSet(r.Context(), userID, r.PathValue("project"), body)
+	return http.StatusOK, p, err
+}
+
+func (a *API) shareLinkCreate(r *http.Request, userID int64) (int, any, error) {
+	var body projects.ShareLinkParams
+	if err := decode(r, &body); err != nil {
+		return 0, nil, err
+	}
+	l, err := a.svc.ShareLinkCreate(r.Context(), userID, r.PathValue("project"), body)
+	return http.StatusCreated, l, err
 }
 
 func (a *API) envList(r *http.Request, userID int64) (int, any, error) {

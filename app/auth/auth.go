@@ -91,6 +91,11 @@ type Config struct {
 	// the user's token). With only one list set, the other way of signing up is refused. Invites pass both.
 	SignupEmailDomains []string
 	SignupGitHubOrgs   []string
+	// Domain is the preview domain D (ferry app --domain): /protect/start only sends members back to its hosts.
+	Domain string
+	// ProtectionKey signs the hand-off tokens that let members into protected sites (--protection-key-file, the
+	// same file as ferry proxy's). nil: members cannot sign in to protected sites.
+	ProtectionKey []byte
 }
 
 // Auth signs people in and tells handlers who is calling.

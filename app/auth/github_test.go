@@ -22,6 +22,7 @@ type fakeGitHub struct {
 	login         string
 	installations []int64
 	orgs          []string // organizations the user is an active member of
+	repos         []string // repositories ("owner/name") the user can read
 	exchanges     atomic.Int32
 	memberChecks  atomic.Int32
 }
@@ -94,6 +95,17 @@ func newFakeGitHub(t *testing.T, userID int64, login string, installations ...in
 		}
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, `{"message":"Not Found","documentation_url":"https://docs.github.com/rest/orgs/members"}`)
+	}))
+	mux.HandleFunc("GET /repos/{owner}/{repo}", authed(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("owner") + "/" + r.PathValue("repo")
+		for _, rp := range f.repos {
+			if strings.EqualFold(rp, name) {
+				fmt.Fprintf(w, `{"id":1,"full_name":%q,"private":true}`, rp)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, `{"message":"Not Found","documentation_url":"https://docs.github.com/rest/repos/repos#get-a-repository"}`)
 	}))
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)

@@ -36,6 +36,7 @@ func (a *Auth) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /auth/github", a.githubStart)
 	mux.HandleFunc("GET /auth/github/callback", a.githubCallback)
 	mux.HandleFunc("GET /auth/link", a.useLink)
+	a.ProtectRoutes(mux)
 }
 
 // requireUser sends anonymous browsers to the log-in page and back.

@@ -27,6 +27,7 @@ import (
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/pgcluster"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/storage"
 	"github.com/ferryhq/ferry/proxy"
 )
@@ -224,6 +225,15 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	if _, err := store.EnsureSecretKeyFile(keyFile); err != nil {
 		return err
 	}
+	// Protected sites: the app signs members' hand-offs with this key and the proxy checks them.
+	protectionKeyFile := filepath.Join(dir, "protection.key")
+	if _, err := store.EnsureSecretKeyFile(protectionKeyFile); err != nil {
+		return err
+	}
+	protectionKey, err := os.ReadFile(protectionKeyFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", protectionKeyFile, err)
+	}
 	// Scripts (ferry deploy, webhook forwarders) call the API on the address itself; browsers use the
 	// dashboard's own host name, app.localhost, which the App sends them to (CanonicalHost).
 	appURL := "http://" + displayAddr(appLn.Addr())
@@ -244,7 +254,12 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	if err != nil {
 		return err
 	}
-	px, err := proxy.New(proxy.Config{Storage: st, Domain: cfg.Domain, Log: logger.With("component", "proxy")})
+	handoffKey, err := protect.LoadKeyFile(protectionKey)
+	if err != nil {
+		return err
+	}
+	px, err := proxy.New(proxy.Config{Storage: st, Domain: cfg.Domain, Log: logger.With("component", "proxy"),
+		HandoffKey: handoffKey, SignInURL: dashURL})
 	if err != nil {
 		return err
 	}
@@ -262,7 +277,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
 			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
-			SecretKeyFile: keyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
+			SecretKeyFile: keyFile, ProtectionKeyFile: protectionKeyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
 			GitAllowLoopback: true, GitAllowHTTP: true,
 			Build:     devBuild(cfg.Build),
 			DevSignIn: func(link string) { signIn = link },

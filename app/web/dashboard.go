@@ -56,6 +56,8 @@ func (d *Dashboard) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /projects/{name}/deploy", d.signedIn(d.deployNow))
 	mux.HandleFunc("GET /projects/{name}/settings", d.signedIn(d.settingsPage))
 	mux.HandleFunc("POST /projects/{name}/settings", d.signedIn(d.saveSettings))
+	mux.HandleFunc("POST /projects/{name}/protection", d.signedIn(d.saveProtection))
+	mux.HandleFunc("POST /projects/{name}/share-links", d.signedIn(d.createShareLink))
 	mux.HandleFunc("POST /projects/{name}/env", d.signedIn(d.setEnv))
 	mux.HandleFunc("POST /projects/{name}/env/delete", d.signedIn(d.deleteEnv))
 	mux.HandleFunc("POST /projects/{name}/delete", d.signedIn(d.deleteProject))
@@ -442,6 +444,11 @@ func (d *Dashboard) settingsData(w http.ResponseWriter, r *http.Request, u *stor
 		d.fail(w, r, err)
 		return nil, false
 	}
+	prot, err := d.svc.ProtectionGet(ctx, u.ID, p.Name)
+	if err != nil {
+		d.fail(w, r, err)
+		return nil, false
+	}
 	o := p.Settings.Overrides
 	ret, err := d.svc.RetentionGet(ctx, u.ID, p.Name)
 	if err != nil {
@@ -450,7 +457,7 @@ func (d *Dashboard) settingsData(w http.ResponseWriter, r *http.Request, u *stor
 	}
 	return map[string]any{
 		"Retention": ret, "RetentionSet": p.Settings.Retention, "HumanBytes": humanBytes,
-		"Title": "Settings · " + p.Name, "Project": p, "Env": env, "Mask": projects.Mask,
+		"Title": "Settings · " + p.Name, "Project": p, "Env": env, "Mask": projects.Mask, "Protection": prot,
 		"RootDirectory": deref(o.RootDirectory), "InstallCommand": deref(o.InstallCommand),
 		"BuildCommand": deref(o.BuildCommand), "OutputDirectory": deref(o.OutputDirectory),
 	}, true
@@ -573,6 +580,39 @@ func (d *Dashboard) afterSettings(w http.ResponseWriter, r *http.Request, u *sto
 		data["EnvKey"], data["EnvEnvironment"] = r.PostFormValue("key"), r.PostFormValue("environment")
 	}
 	Render(w, r, status, "project_settings", data)
+}
+
+// saveProtection applies the "Protection" section: the mode, a new or removed password, a key rotation.
+func (d *Dashboard) saveProtection(w http.ResponseWriter, r *http.Request, u *store.User) {
+	name := r.PathValue("name")
+	err := form(r)
+	if err == nil {
+		mode := r.PostFormValue("mode")
+		p := projects.ProtectionSetParams{Mode: &mode, RotateKey: r.PostFormValue("rotate_key") == "on"}
+		if pw := r.PostFormValue("password"); pw != "" {
+			p.Password = &pw
+		} else if r.PostFormValue("remove_password") == "on" {
+			p.Password = &pw
+		}
+		_, err = d.svc.ProtectionSet(r.Context(), u.ID, name, p)
+	}
+	d.afterSettings(w, r, u, err, "protection", func() (string, string) {
+		return "/projects/" + name + "/settings#protection", "Protection saved; the proxy applies it within seconds."
+	})
+}
+
+// createShareLink makes a share link and shows it once, in the notice.
+func (d *Dashboard) createShareLink(w http.ResponseWriter, r *http.Request, u *store.User) {
+	name := r.PathValue("name")
+	err := form(r)
+	var l *projects.ShareLink
+	if err == nil {
+		l, err = d.svc.ShareLinkCreate(r.Context(), u.ID, name, projects.ShareLinkParams{
+			Alias: strings.TrimSpace(r.PostFormValue("alias")), ExpiresIn: r.PostFormValue("expires_in")})
+	}
+	d.afterSettings(w, r, u, err, "protection", func() (string, string) {
+		return "/projects/" + name + "/settings#protection", "Share link (works until " + l.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC") + "): " + l.URL
+	})
 }
 
 func (d *Dashboard) setEnv(w http.ResponseWriter, r *http.Request, u *store.User) {

@@ -43,6 +43,7 @@ type stack struct {
 	st        *store.Store
 	git       *gitserver.Server
 	gitURL    string
+	storage   storage.Storage
 }
 
 func requireTools(t *testing.T) {
@@ -57,7 +58,10 @@ func requireTools(t *testing.T) {
 	}
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { t.Helper(); return newStackWith(t, nil) }
+
+// newStackWith is newStack with a hook that changes the proxy's and the app's configuration before they start.
+func newStackWith(t *testing.T, mod func(appURL string, pc *proxy.Config, ac *app.Config)) *stack {
 	t.Helper()
 	requireTools(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -83,10 +87,6 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	px, err := proxy.New(proxy.Config{Storage: blobs, Domain: "localhost", Log: logger, AliasTTL: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,20 +97,28 @@ func newStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	s.appURL = "http://" + appLn.Addr().String()
+	s.storage = blobs
+	ready := make(chan struct{})
+	pc := proxy.Config{Storage: blobs, Domain: "localhost", Log: logger, AliasTTL: time.Millisecond}
+	ac := app.Config{
+		Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: "localhost:" + s.proxyPort,
+		PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second, Signup: "open",
+		BuildCommand: buildtest.Command(),
+		// The fixture git server is on loopback over http, as under ferry dev.
+		GitAllowLoopback: true, GitAllowHTTP: true,
+		Ready: func(string) { close(ready) },
+	}
+	if mod != nil {
+		mod(s.appURL, &pc, &ac)
+	}
+	px, err := proxy.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	proxyDone, appDone := make(chan error, 1), make(chan error, 1)
 	go func() { proxyDone <- proxy.Serve(ctx, proxyLn, px, time.Second) }()
-	ready := make(chan struct{})
-	go func() {
-		appDone <- app.Run(ctx, app.Config{
-			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: "localhost:" + s.proxyPort,
-			PublicURL: s.appURL, WebhookSecret: "test-secret", ShutdownTimeout: 5 * time.Second, Signup: "open",
-			BuildCommand: buildtest.Command(),
-			// The fixture git server is on loopback over http, as under ferry dev.
-			GitAllowLoopback: true, GitAllowHTTP: true,
-			Ready: func(string) { close(ready) },
-		}, logger)
-	}()
+	go func() { appDone <- app.Run(ctx, ac, logger) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-appDone; err != nil {

@@ -19,6 +19,10 @@ type Serving struct {
 	Redirects []Redirect `json:"redirects,omitempty"`
 	// Headers are the _headers rules, in file order (every matching rule applies).
 	Headers []HeaderRule `json:"headers,omitempty"`
+	// Protection is ferry.json's "protection" ("", "public", "previews" or "all"). The proxy protects a host
+	// when either this or the project's protection.json says so: a deployment can ask for more protection than
+	// the project's settings, never less.
+	Protection string `json:"protection,omitempty"`
 }
 
 // Redirect is one _redirects line: `FROM TO [STATUS][!]`.
@@ -77,4 +81,7 @@ type File struct {
 	CleanURLs       *bool             `json:"cleanUrls,omitempty"`
 	// TrailingSlash: true adds, false removes, unset leaves URLs alone.
 	TrailingSlash *bool `json:"trailingSlash,omitempty"`
+	// Protection is who may open the site: "public", "previews" (previews for members, a password or a share
+	// link only) or "all" (production too). Empty leaves it to the project's settings.
+	Protection string `json:"protection,omitempty"`
 }

@@ -37,6 +37,7 @@ var fileKeys = map[string]string{
 	"spa":             "true or false",
 	"cleanUrls":       "true or false",
 	"trailingSlash":   "true or false",
+	"protection":      `"public", "previews" or "all"`,
 }
 
 // otherToolKeys are keys people bring from other hosts' config files, with where the setting lives in Ferry.
@@ -150,6 +151,15 @@ func setKey(f *File, key string, raw json.RawMessage) error {
 			f.InstallCommand = &s
 		} else {
 			f.BuildCommand = &s
+		}
+	case "protection":
+		if err := str(&f.Protection); err != nil {
+			return err
+		}
+		switch f.Protection {
+		case "public", "previews", "all":
+		default:
+			return fmt.Errorf("must be \"public\", \"previews\" or \"all\", not %q", f.Protection)
 		}
 	case "nodeVersion":
 		if err := str(&f.NodeVersion); err != nil {
@@ -352,6 +362,7 @@ func Resolve(f *File, out Output, redirects []Redirect, headers []HeaderRule) Se
 	if f.CleanURLs != nil {
 		s.CleanURLs = *f.CleanURLs
 	}
+	s.Protection = f.Protection
 	if f.TrailingSlash != nil {
 		s.TrailingSlash = "remove"
 		if *f.TrailingSlash {

@@ -39,7 +39,7 @@ func TestParseFile(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
-	for _, ok := range []string{`{}`, "\xef\xbb\xbf{}", `{"rootDirectory": "."}`, `{"nodeVersion": "v20"}`, `{"nodeVersion": "18.x"}`, `{"nodeVersion": "20.11.1"}`, `{"trailingSlash": true}`} {
+	for _, ok := range []string{`{}`, "\xef\xbb\xbf{}", `{"rootDirectory": "."}`, `{"nodeVersion": "v20"}`, `{"nodeVersion": "18.x"}`, `{"nodeVersion": "20.11.1"}`, `{"trailingSlash": true}`, `{"protection": "previews"}`} {
 		if _, err := ParseFile([]byte(ok)); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
@@ -71,6 +71,8 @@ func TestParseFileErrors(t *testing.T) {
 		{"output unclean", `{"outputDirectory": "./dist/"}`, []string{`"outputDirectory" "./dist/" is not a clean path; write "dist"`}},
 		{"output backslash", `{"outputDirectory": "a\\b"}`, []string{`"outputDirectory"`, "backslash"}},
 		{"output empty", `{"outputDirectory": ""}`, []string{`"outputDirectory" is empty`}},
+		{"protection word", `{"protection": "private"}`, []string{`"protection" must be "public", "previews" or "all", not "private"`}},
+		{"protection bool", `{"protection": true}`, []string{`"protection" must be "public", "previews" or "all", not a boolean`}},
 		{"node lts", `{"nodeVersion": "lts/*"}`, []string{`"nodeVersion" must be a version`}},
 		{"node garbage", `{"nodeVersion": "20; rm -rf /"}`, []string{`"nodeVersion" must be a version`}},
 		{"command nul", `{"buildCommand": "a\u0000"}`, []string{`"buildCommand" contains a NUL byte`}},
