@@ -215,8 +215,10 @@ func (e *commandError) Error() string {
 		what = "was stopped: the build ran past its timeout"
 	}
 	msg := fmt.Sprintf("step %s %s", e.Step, what)
-	if len(e.Tail) > 0 {
-		msg += "; last lines of its output:\n    " + strings.Join(e.Tail, "\n    ")
+	// The error lines alone: the whole output is in the log just above, and printing its tail again made
+	// the failure appear twice (issue 18).
+	if lines := ErrorLines(e.Tail); len(lines) > 0 {
+		msg += ":\n    " + strings.Join(lines, "\n    ")
 	}
 	return msg
 }
