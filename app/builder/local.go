@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -316,6 +317,9 @@ func parseLogLine(b []byte) (LogLine, bool) {
 		switch k {
 		case "time", "level", "msg", "step":
 			continue
+		}
+		if f, ok := v.(float64); ok { // JSON numbers: 1000000, not 1e+06
+			v = strconv.FormatFloat(f, 'f', -1, 64)
 		}
 		extra = append(extra, fmt.Sprintf("%s=%v", k, v))
 	}
