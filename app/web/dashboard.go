@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry/app/auth"
 	"github.com/ferryhq/ferry/app/events"
@@ -345,7 +346,9 @@ func (d *Dashboard) renderDeployment(w http.ResponseWriter, r *http.Request, u *
 	if len(lines) > 0 {
 		last = lines[len(lines)-1].Seq
 	}
-	data["Lines"], data["LastSeq"], data["Error"] = lines, last, errMsg
+	dep := data["D"].(*projects.Deployment)
+	steps, total := buildLog(lines, dep.Error)
+	data["Lines"], data["Steps"], data["Total"], data["LastSeq"], data["Error"] = lines, steps, total, last, errMsg
 	Render(w, r, status, "deployment", data)
 }
 
@@ -560,6 +563,13 @@ func init() {
 			return ""
 		}
 		return strings.ToUpper(string(s[:1])) + string(s[1:])
+	}
+	// clock is a log line's time of day (UTC), which the build log shows in front of each line.
+	Funcs["clock"] = func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("15:04:05")
 	}
 	// shortSHA is a commit's first 7 characters, as git shows them.
 	Funcs["shortSHA"] = func(sha string) string {
