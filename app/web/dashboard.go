@@ -113,7 +113,22 @@ func (d *Dashboard) projectsPage(w http.ResponseWriter, r *http.Request, u *stor
 		d.fail(w, r, err)
 		return
 	}
-	Render(w, r, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": ps})
+	// Each card shows its latest deployment, as people check it first: status, source, when, where.
+	type card struct {
+		*projects.Project
+		Latest *projects.Deployment
+	}
+	cards := make([]card, 0, len(ps))
+	for _, p := range ps {
+		c := card{Project: p}
+		if p.Deletion == nil {
+			if list, err := d.svc.DeploymentList(r.Context(), u.ID, projects.DeploymentListParams{Project: p.Name, Limit: 1}); err == nil && len(list.Deployments) > 0 {
+				c.Latest = list.Deployments[0]
+			}
+		}
+		cards = append(cards, c)
+	}
+	Render(w, r, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": cards})
 }
 
 func (d *Dashboard) newProjectPage(w http.ResponseWriter, r *http.Request, u *store.User) {
@@ -172,7 +187,9 @@ func (d *Dashboard) afterCreate(w http.ResponseWriter, r *http.Request, u *store
 	if r.PostFormValue("deploy") != "no" {
 		if _, err := d.svc.DeployNow(r.Context(), u.ID, p.Name, projects.DeployParams{}); err != nil {
 			// The project exists; say why nothing builds.
-			d.auth.Flash(w, "Project created, but its first build did not start: "+ferry.ErrorMessage(err))
+			// In the error style (a "!" flash), never a green box (issue 18).
+			d.auth.Flash(w, "!Project created, but its first build did not start: "+ferry.ErrorMessage(err)+
+				" Fix the git URL in Settings, then deploy again.")
 		}
 	}
 	http.Redirect(w, r, "/projects/"+p.Name, http.StatusSeeOther)
@@ -564,6 +581,16 @@ func init() {
 		}
 		return strings.ToUpper(string(s[:1])) + string(s[1:])
 	}
+	// took is how long a deployment's build ran, "" before it finished.
+	Funcs["took"] = func(d *projects.Deployment) string {
+		if d == nil || d.StartedAt == nil || d.FinishedAt == nil {
+			return ""
+		}
+		return span(*d.StartedAt, *d.FinishedAt)
+	}
+	// flashIsError tells a flash that reports a problem ("!" first) from a plain notice; flashText is its text.
+	Funcs["flashIsError"] = func(f string) bool { return strings.HasPrefix(f, "!") }
+	Funcs["flashText"] = func(f string) string { return strings.TrimPrefix(f, "!") }
 	// clock is a log line's time of day (UTC), which the build log shows in front of each line.
 	Funcs["clock"] = func(t time.Time) string {
 		if t.IsZero() {
