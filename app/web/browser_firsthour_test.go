@@ -187,4 +187,19 @@ func TestFirstHour(t *testing.T) {
 	b.waitJS(`document.getElementById("deployment-production").textContent.trim() === "production"`, 20*time.Second)
 	b.waitJS(`document.getElementById("build-log").textContent.indexOf("production rolled back to this deployment") >= 0`, 20*time.Second)
 	both("8-rolled-back")
+
+	// Settings: the name is fixed now, and says why; no fork options without a GitHub App.
+	b.do("settings", chromedp.Navigate(s.appURL+"/projects/firsthour/settings"), chromedp.WaitVisible(chromedp.CSS("#name")))
+	if !b.eval(`document.getElementById("name").disabled && document.getElementById("name-hint").textContent.indexOf("cannot change") >= 0`) {
+		t.Error("the name field is not disabled with its reason once deployments exist")
+	}
+	if b.eval(`document.getElementById("build_forks") !== null`) {
+		t.Error("fork options shown for a project without a GitHub App")
+	}
+	both("9-settings")
+	b.do("projects list", chromedp.Navigate(s.appURL+"/projects"), chromedp.WaitVisible(chromedp.CSS(".card .latest")))
+	if got := b.text(".card .latest"); !strings.Contains(got, "Ready") || !strings.Contains(got, "main @") {
+		t.Errorf("the project card's latest deployment reads %q", got)
+	}
+	both("10-projects")
 }

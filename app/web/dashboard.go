@@ -460,8 +460,15 @@ func (d *Dashboard) settingsData(w http.ResponseWriter, r *http.Request, u *stor
 		return nil, false
 	}
 	o := p.Settings.Overrides
+	// The name is the site's host name and storage prefix: fixed once a deployment exists, and the form says so.
+	list, err := d.svc.DeploymentList(ctx, u.ID, projects.DeploymentListParams{Project: p.Name, Limit: 1})
+	if err != nil {
+		d.fail(w, r, err)
+		return nil, false
+	}
 	return map[string]any{
 		"Title": "Settings · " + p.Name, "Project": p, "Env": env, "Mask": projects.Mask,
+		"NameFixed": len(list.Deployments) > 0, "GitHubApp": p.InstallationID != 0,
 		"RootDirectory": deref(o.RootDirectory), "InstallCommand": deref(o.InstallCommand),
 		"BuildCommand": deref(o.BuildCommand), "OutputDirectory": deref(o.OutputDirectory),
 	}, true
@@ -505,6 +512,12 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 				RootDirectory: optional(r.PostFormValue("root_directory")), InstallCommand: optional(r.PostFormValue("install_command")),
 				BuildCommand: optional(r.PostFormValue("build_command")), OutputDirectory: optional(r.PostFormValue("output_directory")),
 			},
+		}
+		// Without a GitHub App the fork options are not shown (nothing can fork): what was set stays.
+		if r.PostFormValue("fork_options") != "shown" {
+			if cur, gerr := d.svc.ProjectGet(r.Context(), u.ID, name); gerr == nil {
+				s.BuildForks, s.RequireForkApproval = cur.Settings.BuildForks, cur.Settings.RequireForkApproval
+			}
 		}
 		p, err = d.svc.ProjectUpdateSettings(r.Context(), u.ID, name, projects.ProjectUpdateParams{Name: &newName, ProductionBranch: &branch, Settings: &s})
 	}
