@@ -212,8 +212,9 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 	if err != nil {
 		return nil, err
 	}
-	if rcfg.Logger == nil {
-		rcfg.Logger = logger
+	if rcfg.Logger == nil || rcfg.Logger == logger {
+		// Marked, so that a handler can tell River's own lines from Ferry's (ferry dev shows them from warn).
+		rcfg.Logger = logger.With("component", "river")
 	}
 	return rcfg, nil
 }

@@ -133,6 +133,9 @@ func TestFirstHour(t *testing.T) {
 		t.Errorf("searching for frame: %q, want 6 matches", got)
 	}
 	b.eval(`var q = document.getElementById("log-search"); q.value = ""; q.dispatchEvent(new Event("input")); true`)
+	if !b.eval(`document.querySelector('details[data-step="clone"]').open === false && document.querySelector('details[data-step="build"]').open`) {
+		t.Error("a cleared search does not fold the log back to its error")
+	}
 	both("3-deployment-failed")
 
 	// The fix: a second commit, deployed from the project page, ready.

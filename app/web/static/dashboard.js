@@ -152,6 +152,10 @@
     }
     function open() {
       log.querySelectorAll(".log-line").forEach(function (el) { ansiInto(el, el.textContent); });
+      fold();
+    }
+    // fold shows the log as it opens: at the error when there is one, else at the end while following.
+    function fold() {
       var err = document.getElementById("log-error");
       if (err) {
         // Open at the error: the steps that passed fold away, the failed one scrolls into view, highlighted.
@@ -186,6 +190,7 @@
         if (hit) hits.push(li);
       });
       count.textContent = q === "" ? "" : hits.length === 1 ? "1 match" : hits.length + " matches";
+      if (q === "") { fold(); return; } // a cleared search puts the log back as it opened
       next();
     }
     function next() {
