@@ -37,7 +37,7 @@ import (
 )
 
 // About is the one line `ferry -h` shows for `ferry app`.
-const About = "the GitHub App server: webhooks, build queue and workers"
+const About = "the GitHub App server: dashboard, REST API, webhooks, build queue and workers"
 
 // Command is `ferry app`.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {

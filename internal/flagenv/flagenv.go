@@ -23,7 +23,14 @@ func NewFlagSet(name, usage, about string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: %s\n\n%s\n\nFlags (each also read from FERRY_<FLAG_NAME>, secrets from FERRY_<FLAG_NAME>_FILE):\n", usage, about)
+		fmt.Fprintf(out, "Usage: %s\n\n%s\n", usage, about)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 { // ferry action: its inputs are in about; an empty "Flags:" list read as missing docs
+			fmt.Fprintln(out, "\nIt takes no flags.")
+			return
+		}
+		fmt.Fprintln(out, "\nFlags (each also read from FERRY_<FLAG_NAME>, secrets from FERRY_<FLAG_NAME>_FILE):")
 		fs.PrintDefaults()
 	}
 	return fs

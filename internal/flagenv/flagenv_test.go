@@ -152,3 +152,16 @@ func TestParseErrorsAreOneLine(t *testing.T) {
 		t.Errorf("-h: %v, usage %q", err, out.String())
 	}
 }
+
+// TestUsageWithoutFlags: a command without flags says so instead of an empty "Flags:" list.
+func TestUsageWithoutFlags(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	fs := NewFlagSet("action", "ferry action", "Inputs: a, b.", &out)
+	if err := Parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Inputs: a, b.") || !strings.Contains(out.String(), "It takes no flags.") || strings.Contains(out.String(), "Flags (") {
+		t.Errorf("usage %q", out.String())
+	}
+}
