@@ -205,4 +205,17 @@ func TestFirstHour(t *testing.T) {
 		t.Errorf("the project card's latest deployment reads %q", got)
 	}
 	both("10-projects")
+
+	// A token, with its copy button; the page fits 390px.
+	b.do("create a token",
+		chromedp.Navigate(s.appURL+"/account/tokens"),
+		chromedp.WaitVisible(chromedp.CSS("#token-name")),
+		chromedp.SendKeys(chromedp.CSS("#token-name"), "laptop"),
+		chromedp.Click(chromedp.CSS(`form[action="/account/tokens"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-copy="new-token"]`)),
+		chromedp.Click(chromedp.CSS(`button[data-copy="new-token"]`)),
+	)
+	b.waitJS(`document.querySelector('button[data-copy="new-token"]').textContent === "Copied" ||
+		window.getSelection().toString() === document.getElementById("new-token").textContent.trim()`, 5*time.Second)
+	both("11-tokens")
 }

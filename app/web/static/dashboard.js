@@ -382,8 +382,32 @@
     return tr;
   }
 
+  // Copy buttons: data-copy names the element whose text goes to the clipboard.
+  function copyButtons() {
+    document.querySelectorAll("[data-copy]").forEach(function (btn) {
+      btn.addEventListener("click", function () {
+        var el = document.getElementById(btn.dataset.copy);
+        if (!el) return;
+        var done = function () { btn.textContent = "Copied"; setTimeout(function () { btn.textContent = "Copy"; }, 2000); };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(el.textContent.trim()).then(done, function () { selectText(el); });
+        } else {
+          selectText(el);
+        }
+      });
+    });
+  }
+  function selectText(el) {
+    var r = document.createRange();
+    r.selectNodeContents(el);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(r);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     confirmations();
+    copyButtons();
     if (!window.EventSource) {
       var l = document.getElementById("build-log");
       if (l) logView(l, false);
