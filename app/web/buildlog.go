@@ -71,7 +71,9 @@ func buildLog(lines []projects.LogLine, depError string) ([]logStep, string) {
 		if i+1 < len(steps) {
 			end = steps[i+1].Lines[0].Time
 		}
-		steps[i].Duration = span(start, end)
+		if steps[i].Name != "ferry" { // Ferry's own lines (ready, rolled back) are events, not a step that ran
+			steps[i].Duration = span(start, end)
+		}
 	}
 	total := ""
 	if len(lines) > 1 {
