@@ -177,8 +177,8 @@ func TestFirstHour(t *testing.T) {
 	}
 	b.shot(out, "7-rollback-confirm.png")
 	b.do("cancel", chromedp.Click(chromedp.CSS("#confirm-cancel")))
-	time.Sleep(300 * time.Millisecond)
-	if b.eval(`document.querySelector("dialog#confirm").open`) || b.text("#deployment-production") != "" ||
+	b.waitJS(`!document.querySelector("dialog#confirm").open`, 5*time.Second)
+	if b.text("#deployment-production") != "" ||
 		!b.eval(`document.querySelector('`+rollback+`') !== null && location.pathname === "/deployments/`+v1.ID+`"`) {
 		t.Fatal("canceling the dialog did not leave production alone")
 	}
