@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/ferryhq/ferry/action"
@@ -51,7 +53,48 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// version is set at release time: go build -ldflags "-X main.version=v1.2.3". Without it, ferry version
+// reads what the Go toolchain recorded (the module version, or the commit a checkout was built from).
+var version = ""
+
+// versionString is what ferry version prints: "ferry v1.2.3", with the commit and whether the tree was
+// modified when the build recorded them.
+func versionString() string {
+	v := version
+	var rev, dirty string
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = ", modified"
+				}
+			}
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	out := "ferry " + v
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		out += " (commit " + rev + dirty + ")"
+	}
+	return out + " " + runtime.Version()
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, versionString())
+		return ferry.ExitOK
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -86,5 +129,6 @@ func usage(w io.Writer) {
 			fmt.Fprintf(w, "  %-8s %s\n", name, c.about)
 		}
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "prints the version (also --version)")
 	fmt.Fprintln(w, "\nRun 'ferry <command> -h' for the flags of one command.")
 }

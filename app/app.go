@@ -37,7 +37,7 @@ import (
 )
 
 // About is the one line `ferry -h` shows for `ferry app`.
-const About = "the GitHub App server: webhooks, build queue and workers"
+const About = "the GitHub App server: dashboard, REST API, webhooks, build queue and workers"
 
 // Command is `ferry app`.
 func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -224,8 +224,9 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 	if err != nil {
 		return nil, err
 	}
-	if rcfg.Logger == nil {
-		rcfg.Logger = logger
+	if rcfg.Logger == nil || rcfg.Logger == logger {
+		// Marked, so that a handler can tell River's own lines from Ferry's (ferry dev shows them from warn).
+		rcfg.Logger = logger.With("component", "river")
 	}
 	return rcfg, nil
 }

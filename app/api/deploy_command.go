@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ansi"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/site"
@@ -65,6 +67,10 @@ func deployCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			return ferry.Errorf(ferry.EINVALID, "local repository %s: %w", repo, err)
 		}
 		repo = abs
+		// Checked here, before anything is created: a project that cannot clone would only fail its build.
+		if out, err := exec.CommandContext(ctx, "git", "-C", abs, "rev-parse", "--verify", "--quiet", "HEAD").Output(); err != nil || len(out) == 0 {
+			return ferry.Errorf(ferry.EINVALID, "%s is not a git repository with a commit; Ferry builds commits: run git init, git add -A and git commit there first, or pass a git URL", fs.Arg(0))
+		}
 	}
 	name := *project
 	if name == "" {
@@ -108,7 +114,7 @@ func deployCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 			return waitError(ctx, err, d.ID)
 		}
 		for _, l := range logs.Lines {
-			fmt.Fprintf(stderr, "%-8s %s\n", l.Step, l.Line)
+			fmt.Fprintf(stderr, "%-8s %s\n", l.Step, ansi.Strip(l.Line))
 		}
 		after = logs.Next
 		if d.Status.Finished() && len(logs.Lines) == 0 {

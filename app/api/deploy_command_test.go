@@ -27,6 +27,15 @@ func TestDeployCommandArguments(t *testing.T) {
 	if ferry.ErrorCode(err) != ferry.EUNAVAILABLE || !strings.Contains(err.Error(), "is it running?") {
 		t.Errorf("no server: %v", err)
 	}
+	// A folder that is not a git repository is refused before anything is asked of the server: a server that
+	// counts requests sees none.
+	var asked int
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked++ }))
+	defer counting.Close()
+	err = deployCommand(context.Background(), []string{"--server", counting.URL, "--token", "t", t.TempDir()}, &out, &errOut, noEnv)
+	if ferry.ErrorCode(err) != ferry.EINVALID || !strings.Contains(err.Error(), "is not a git repository") || asked != 0 {
+		t.Errorf("a plain folder: %v (server asked %d times)", err, asked)
+	}
 	// A server that is not Ferry.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("<html>")) }))
 	defer srv.Close()

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -42,8 +43,14 @@ func TestDeployCommand(t *testing.T) {
 	if err != nil || out != "http://git-feature--site.localhost:8081\n" || strings.Contains(logs, "created project") {
 		t.Fatalf("second deploy = %q, %v\n%s", out, err, logs)
 	}
-	// The name is taken by another repository.
-	_, _, err = run("--project", "site", t.TempDir())
+	// The name is taken by another repository (a real one: a folder without commits is refused first).
+	other := t.TempDir()
+	for _, args := range [][]string{{"init", "-q"}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty", "-m", "x"}} {
+		if out, err := exec.Command("git", append([]string{"-C", other}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+	}
+	_, _, err = run("--project", "site", other)
 	if ferry.ErrorCode(err) != ferry.ECONFLICT || !strings.Contains(err.Error(), "pass --project with another name") {
 		t.Fatalf("name of another repository: %v", err)
 	}

@@ -268,12 +268,15 @@ func envFile(env map[string]string) ([]byte, error) {
 }
 
 // tailLines is how many of the runner's plain (non-JSON) stderr lines are kept for the error message: the
-// runner prints its final error as "ferry build: ..." in plain text.
-const tailLines = 5
+// runner prints its final error as "ferry build: ..." in plain text, possibly over a few indented lines.
+const tailLines = 20
 
 // readLog turns the runner's JSON log records into LogLines as they arrive, and returns its last plain lines.
+// Plain lines go to the log too (a runner that crashes says why there), except the runner's final error
+// from its "ferry build: " line on: that becomes the deployment's error, which the worker logs once.
 func readLog(r io.Reader, sink func(LogLine)) []string {
 	var tail []string
+	final := false
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -284,16 +287,17 @@ func readLog(r io.Reader, sink func(LogLine)) []string {
 			}
 			continue
 		}
-		s := strings.TrimSpace(string(line))
-		if s == "" {
+		s := strings.TrimRight(string(line), " \t\r")
+		if strings.TrimSpace(s) == "" {
 			continue
 		}
+		final = final || strings.HasPrefix(s, "ferry build: ")
 		tail = append(tail, s)
 		if len(tail) > tailLines {
 			tail = tail[1:]
 		}
-		if sink != nil {
-			sink(LogLine{Time: time.Now(), Level: "ERROR", Step: "ferry", Message: s})
+		if sink != nil && !final {
+			sink(LogLine{Time: time.Now(), Level: "ERROR", Step: "ferry", Message: strings.TrimSpace(s)})
 		}
 	}
 	_, _ = io.Copy(io.Discard, r) // a line over the cap: drain, so the runner never blocks on a full pipe
@@ -333,6 +337,9 @@ func parseLogLine(b []byte) (LogLine, bool) {
 		case "time", "level", "msg", "step":
 			continue
 		}
+		if f, ok := v.(float64); ok { // JSON numbers: 1000000, not 1e+06
+			v = strconv.FormatFloat(f, 'f', -1, 64)
+		}
 		extra = append(extra, fmt.Sprintf("%s=%v", k, v))
 	}
 	sort.Strings(extra)
@@ -342,15 +349,15 @@ func parseLogLine(b []byte) (LogLine, bool) {
 	return l, true
 }
 
-// failureMessage is the runner's own error line without its "ferry build: " prefix.
+// failureMessage is the runner's own error, from its "ferry build: " line to the end, without that prefix.
 func failureMessage(tail []string, fallback string) string {
 	for i := len(tail) - 1; i >= 0; i-- {
 		if _, msg, ok := strings.Cut(tail[i], "ferry build: "); ok {
-			return msg
+			return strings.Join(append([]string{msg}, tail[i+1:]...), "\n")
 		}
 	}
 	if len(tail) > 0 {
-		return tail[len(tail)-1]
+		return strings.TrimSpace(tail[len(tail)-1])
 	}
 	return fallback
 }

@@ -208,7 +208,12 @@ func TestLocalBuildUserFailureIsFinal(t *testing.T) {
 	buildtest.RequireBwrap(t)
 	e := newEnv(t)
 	r := e.repo(t, "acme/broken", map[string]string{
-		"ferry.json": `{"buildCommand": "echo the build broke >&2; exit 3"}`,
+		// A Vite-like failure: the error, then a code frame and more stack lines than the runner's old
+		// five-line tail, ending in a coloured closing brace (issue 18: the red box showed "}\x1b[39m").
+		"ferry.json": `{"buildCommand": "sh fail.sh"}`,
+		"fail.sh": "echo the build broke >&2\nprintf '\\033[31m[builtin:vite-transform] Error:\\033[0m Unexpected token\\n' >&2\n" +
+			"echo '   ╭─[ src/App.jsx:123:28 ]' >&2\nfor i in 1 2 3 4 5 6 7 8; do echo \"    at frame$i (x.js:$i:1)\" >&2; done\n" +
+			"printf '}\\033[39m\\n' >&2\nexit 3\n",
 		"index.html": "x",
 	})
 	var log lines
@@ -224,6 +229,14 @@ func TestLocalBuildUserFailureIsFinal(t *testing.T) {
 	}
 	if !strings.Contains(log.text(), "the build broke") {
 		t.Errorf("log lacks the command's output:\n%s", log.text())
+	}
+	msg := ferry.ErrorMessage(err)
+	if !strings.Contains(msg, "[builtin:vite-transform] Error: Unexpected token") || !strings.Contains(msg, "src/App.jsx:123:28") ||
+		strings.Contains(msg, "\x1b") || strings.Contains(msg, "frame8") {
+		t.Errorf("error %q should name the error line and its location, without colours or stack frames", msg)
+	}
+	if n := strings.Count(log.text(), "Unexpected token"); n != 1 {
+		t.Errorf("the error line is in the log %d times, want once:\n%s", n, log.text())
 	}
 }
 

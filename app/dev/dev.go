@@ -85,6 +85,9 @@ type Config struct {
 	// Build is passed on to every build (--build-* flags). Its clones may always reach loopback, where a
 	// local git server runs; the builds themselves may not (the dashboard is there).
 	Build app.BuildConfig
+	// LogLevel is the least level of Ferry's own log lines that ferry dev prints (debug, info, warn, error).
+	// Default info; River's own lines (its queue's periodic job counts) show from warn, or all with debug.
+	LogLevel slog.Level
 }
 
 // Command is `ferry dev`.
@@ -93,7 +96,8 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return Run(ctx, cfg, stdout, slog.Default())
+	logger := slog.New(newLevelHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}), cfg.LogLevel))
+	return Run(ctx, cfg, stdout, logger)
 }
 
 func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
@@ -114,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
 	fs.IntVar(&c.Concurrency, "concurrency", 2, "`number` of builds run at once")
 	buildFlagsDone := app.BuildFlags(fs, &c.Build)
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "least `level` of log lines shown: debug, info, warn or error (River's queue logs from warn unless debug)")
 	if err := flagenv.Parse(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -416,7 +421,10 @@ reaches it can try to sign in, and the sign-in link below signs in whoever opens
 		fmt.Fprintf(w, `
 Sign in as dev@localhost (the link works once, for 15 minutes; restart for a new one):
   %s
-Then create an API token at %s/account/tokens for: ferry deploy --server %s --token TOKEN <git-url|path>
+Then create an API token at %s/account/tokens and deploy from a terminal, with the token in FERRY_TOKEN
+(kept out of your shell history and ps):
+  export FERRY_TOKEN=...   # or FERRY_TOKEN_FILE=path
+  ferry deploy --server %s <git-url|path>
 `, b.signIn, b.dashboard, b.app)
 	}
 	secret := "the one given with --webhook-secret"

@@ -547,7 +547,7 @@ func TestProductionMovesReachPages(t *testing.T) {
 		for ev := c.next(); ev.Name != "project" && ev.Name != "status"; ev = c.next() {
 		}
 	}
-	e.log(a.ID, "rolled back to production (was "+b.ID+")")
+	e.log(a.ID, "production rolled back to this deployment (it was serving "+b.ID+")")
 	for ev := proj.next(); ev.Name != "project"; ev = proj.next() {
 		if ev.Name != "deployment" {
 			t.Fatalf("project stream after a rollback: %+v", ev)

@@ -112,7 +112,11 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	if err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("start build: %w", err))
 	}
-	w.logLine(ctx, log, id, fmt.Sprintf("attempt %d of %d", job.Attempt, job.MaxAttempts))
+	// Only a retry says which attempt it is: a first attempt that fails through the user's code is final, and
+	// "attempt 1 of 3" on it promised retries that never come (issue 18).
+	if job.Attempt > 1 {
+		w.logLine(ctx, log, id, fmt.Sprintf("attempt %d of %d (the last one failed on an infrastructure error)", job.Attempt, job.MaxAttempts))
+	}
 
 	req := builder.Request{DeploymentID: id, Project: p.Name, CloneURL: p.CloneURL, Ref: d.CommitSHA,
 		Domain: w.deps.Domain, Storage: w.deps.StorageURL, Overrides: buildOverrides(ctx, log, p)}
@@ -395,11 +399,11 @@ func (w *deployWorker) fail(ctx context.Context, log *slog.Logger, job *river.Jo
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("record the failure: %w", err))
 	}
 	if err == nil {
-		w.logLine(ctx, log, id, "build failed: "+msg)
 		desc := msg
 		if !strings.HasPrefix(strings.ToLower(desc), "build failed") {
 			desc = "Build failed: " + desc
 		}
+		w.logLine(ctx, log, id, desc)
 		if err := w.finalReport(ctx, p, id, ghreport.StateFailure, desc); err != nil {
 			log.WarnContext(ctx, "report failure to GitHub", "err", err)
 		}

@@ -419,11 +419,18 @@ func (s *Service) moveProduction(ctx context.Context, userID int64, id string, r
 	if err := s.cfg.Site.AliasSet(ctx, p.Name, site.ProductionAlias, d.ID); err != nil {
 		return nil, err
 	}
-	from := cur
-	if from == "" {
-		from = "nothing"
+	// Each deployment's log says what happened to it, in its own terms: "rolled back to production (was X)"
+	// on the target read as if this deployment had been rolled back out (issue 18).
+	switch {
+	case rollback:
+		s.logLine(ctx, d.ID, fmt.Sprintf("production rolled back to this deployment (it was serving %s)", cur))
+		s.logLine(ctx, cur, fmt.Sprintf("no longer in production: production was rolled back to the earlier %s", d.ID))
+	case cur != "":
+		s.logLine(ctx, d.ID, fmt.Sprintf("promoted to production (it was serving %s)", cur))
+		s.logLine(ctx, cur, fmt.Sprintf("no longer in production: %s was promoted in its place", d.ID))
+	default:
+		s.logLine(ctx, d.ID, "promoted to production")
 	}
-	s.logLine(ctx, d.ID, fmt.Sprintf("%s to production (was %s)", verb, from))
 	s.cfg.Logger.InfoContext(ctx, "production alias moved", "action", verb, "project", p.Name, "deployment", d.ID, "from", cur, "user", userID)
 	v := s.deploymentView(p, d)
 	v.Production = true

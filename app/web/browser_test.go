@@ -176,7 +176,7 @@ func TestBrowser(t *testing.T) {
 			var n = document.querySelectorAll("#build-log li").length;
 			var st = document.getElementById("deployment-status").textContent;
 			window.__lines.push(n + ":" + st);
-		}).observe(document.getElementById("build-log"), {childList: true}); true`)
+		}).observe(document.getElementById("build-log"), {childList: true, subtree: true}); true`)
 	b.waitJS(`document.getElementById("deployment-status").textContent === "Ready"`, time.Minute)
 	lines := b.evalString(`window.__lines.join(" ")`)
 	logText = b.text("#build-log")
@@ -207,6 +207,8 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(s.appURL+"/deployments/"+v1.ID),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
 		chromedp.Click(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
+		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
 	)
 	other.waitPage(prodURL, "v1")

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferryhq/ferry/app/auth"
 	"github.com/ferryhq/ferry/app/events"
@@ -117,7 +118,22 @@ func (d *Dashboard) projectsPage(w http.ResponseWriter, r *http.Request, u *stor
 		d.fail(w, r, err)
 		return
 	}
-	Render(w, r, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": ps})
+	// Each card shows its latest deployment, as people check it first: status, source, when, where.
+	type card struct {
+		*projects.Project
+		Latest *projects.Deployment
+	}
+	cards := make([]card, 0, len(ps))
+	for _, p := range ps {
+		c := card{Project: p}
+		if p.Deletion == nil {
+			if list, err := d.svc.DeploymentList(r.Context(), u.ID, projects.DeploymentListParams{Project: p.Name, Limit: 1}); err == nil && len(list.Deployments) > 0 {
+				c.Latest = list.Deployments[0]
+			}
+		}
+		cards = append(cards, c)
+	}
+	Render(w, r, http.StatusOK, "projects", map[string]any{"Title": "Projects", "Projects": cards})
 }
 
 func (d *Dashboard) newProjectPage(w http.ResponseWriter, r *http.Request, u *store.User) {
@@ -176,7 +192,9 @@ func (d *Dashboard) afterCreate(w http.ResponseWriter, r *http.Request, u *store
 	if r.PostFormValue("deploy") != "no" {
 		if _, err := d.svc.DeployNow(r.Context(), u.ID, p.Name, projects.DeployParams{}); err != nil {
 			// The project exists; say why nothing builds.
-			d.auth.Flash(w, "Project created, but its first build did not start: "+ferry.ErrorMessage(err))
+			// In the error style (a "!" flash), never a green box (issue 18).
+			d.auth.Flash(w, "!Project created, but its first build did not start: "+ferry.ErrorMessage(err)+
+				" Fix the git URL in Settings, then deploy again.")
 		}
 	}
 	http.Redirect(w, r, "/projects/"+p.Name, http.StatusSeeOther)
@@ -350,7 +368,9 @@ func (d *Dashboard) renderDeployment(w http.ResponseWriter, r *http.Request, u *
 	if len(lines) > 0 {
 		last = lines[len(lines)-1].Seq
 	}
-	data["Lines"], data["LastSeq"], data["Error"] = lines, last, errMsg
+	dep := data["D"].(*projects.Deployment)
+	steps, total := buildLog(lines, dep.Error)
+	data["Lines"], data["Steps"], data["Total"], data["LastSeq"], data["Error"] = lines, steps, total, last, errMsg
 	Render(w, r, status, "deployment", data)
 }
 
@@ -455,9 +475,16 @@ func (d *Dashboard) settingsData(w http.ResponseWriter, r *http.Request, u *stor
 		d.fail(w, r, err)
 		return nil, false
 	}
+	// The name is the site's host name and storage prefix: fixed once a deployment exists, and the form says so.
+	list, err := d.svc.DeploymentList(ctx, u.ID, projects.DeploymentListParams{Project: p.Name, Limit: 1})
+	if err != nil {
+		d.fail(w, r, err)
+		return nil, false
+	}
 	return map[string]any{
 		"Retention": ret, "RetentionSet": p.Settings.Retention, "HumanBytes": humanBytes,
 		"Title": "Settings · " + p.Name, "Project": p, "Env": env, "Mask": projects.Mask, "Protection": prot,
+		"NameFixed": len(list.Deployments) > 0, "GitHubApp": p.InstallationID != 0,
 		"RootDirectory": deref(o.RootDirectory), "InstallCommand": deref(o.InstallCommand),
 		"BuildCommand": deref(o.BuildCommand), "OutputDirectory": deref(o.OutputDirectory),
 	}, true
@@ -549,6 +576,12 @@ func (d *Dashboard) saveSettings(w http.ResponseWriter, r *http.Request, u *stor
 				RootDirectory: optional(r.PostFormValue("root_directory")), InstallCommand: optional(r.PostFormValue("install_command")),
 				BuildCommand: optional(r.PostFormValue("build_command")), OutputDirectory: optional(r.PostFormValue("output_directory")),
 			},
+		}
+		// Without a GitHub App the fork options are not shown (nothing can fork): what was set stays.
+		if r.PostFormValue("fork_options") != "shown" {
+			if cur, gerr := d.svc.ProjectGet(r.Context(), u.ID, name); gerr == nil {
+				s.BuildForks, s.RequireForkApproval = cur.Settings.BuildForks, cur.Settings.RequireForkApproval
+			}
 		}
 		if err == nil {
 			p, err = d.svc.ProjectUpdateSettings(r.Context(), u.ID, name, projects.ProjectUpdateParams{Name: &newName, ProductionBranch: &branch, Settings: &s})
@@ -660,6 +693,23 @@ func init() {
 			return ""
 		}
 		return strings.ToUpper(string(s[:1])) + string(s[1:])
+	}
+	// took is how long a deployment's build ran, "" before it finished.
+	Funcs["took"] = func(d *projects.Deployment) string {
+		if d == nil || d.StartedAt == nil || d.FinishedAt == nil {
+			return ""
+		}
+		return span(*d.StartedAt, *d.FinishedAt)
+	}
+	// flashIsError tells a flash that reports a problem ("!" first) from a plain notice; flashText is its text.
+	Funcs["flashIsError"] = func(f string) bool { return strings.HasPrefix(f, "!") }
+	Funcs["flashText"] = func(f string) string { return strings.TrimPrefix(f, "!") }
+	// clock is a log line's time of day (UTC), which the build log shows in front of each line.
+	Funcs["clock"] = func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("15:04:05")
 	}
 	// shortSHA is a commit's first 7 characters, as git shows them.
 	Funcs["shortSHA"] = func(sha string) string {

@@ -133,17 +133,20 @@ func TestCommandBinary(t *testing.T) {
 			}
 		}
 	})
-	t.Run("failing build exits 2 with the log tail", func(t *testing.T) {
+	t.Run("failing build exits 2 with the error line", func(t *testing.T) {
 		bad := e.repo(map[string]string{"ferry.json": `{"buildCommand": "echo rendering page 7; echo 'TypeError: x is undefined' >&2; exit 1"}`})
 		_, stderr, code := runFerry(t, nil, "--repo", e.url+bad.Path, "--token-file", tokenFile, "--project", "web", "--storage", e.stURL)
 		if code != ferry.ExitUser {
 			t.Errorf("exit %d, want 2", code)
 		}
 		last := stderr[strings.LastIndex(stderr, "ferry build:"):]
-		for _, want := range []string{"step build", "exited with code 1", "rendering page 7", "TypeError: x is undefined"} {
+		for _, want := range []string{"step build", "exited with code 1", "TypeError: x is undefined"} {
 			if !strings.Contains(last, want) {
 				t.Errorf("final error lacks %q:\n%s", want, last)
 			}
+		}
+		if strings.Contains(last, "rendering page 7") {
+			t.Errorf("final error repeats output that is not an error:\n%s", last)
 		}
 	})
 	t.Run("flags override ferry.json and detection", func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/site"
 )
 
 // NewLogHandler returns the handler that `ferry build` logs through. Format "text" writes one compact line per
@@ -22,7 +24,7 @@ func NewLogHandler(w io.Writer, format string) (slog.Handler, error) {
 	case "", "text":
 		return &textHandler{w: w, mu: &sync.Mutex{}}, nil
 	case "json":
-		return slog.NewJSONHandler(w, nil), nil
+		return slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: site.HumanAttr}), nil
 	}
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
@@ -68,7 +70,7 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	b.WriteString(r.Message)
 	for _, a := range rest {
-		v := a.Value.String()
+		v := site.HumanAttr(nil, a).Value.String()
 		if strings.ContainsAny(v, " \t\"=") || v == "" {
 			v = fmt.Sprintf("%q", v)
 		}

@@ -244,11 +244,15 @@ func (e *commandError) Error() string {
 			earlier = append(earlier, c)
 		}
 	}
+	sep := ":\n    "
 	if len(earlier) > 0 {
 		msg += "; the cause, from earlier in its output:\n    " + strings.Join(earlier, "\n    ")
+		sep = "; at the end:\n    "
 	}
-	if len(e.Tail) > 0 {
-		msg += "; last lines of its output:\n    " + strings.Join(e.Tail, "\n    ")
+	// The error lines alone: the whole output is in the log just above, and printing its tail again made
+	// the failure appear twice (issue 18).
+	if lines := ErrorLines(e.Tail); len(lines) > 0 {
+		msg += sep + strings.Join(lines, "\n    ")
 	}
 	return msg
 }

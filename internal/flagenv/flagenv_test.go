@@ -109,3 +109,59 @@ func TestHelpListsFlagsAndEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsAfterArguments: ferry publish DIR --project x works as ferry publish --project x DIR; "--" ends
+// the flags.
+func TestFlagsAfterArguments(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	fs, storage, _, _, aliases := newSet(&out)
+	if err := Parse(fs, []string{"dist", "--storage", "file:///x", "--alias", "a", "more", "--", "--alias"}, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if *storage != "file:///x" || len(*aliases) != 1 || strings.Join(fs.Args(), " ") != "dist more --alias" {
+		t.Fatalf("storage %q aliases %q args %q", *storage, *aliases, fs.Args())
+	}
+}
+
+// TestParseErrorsAreOneLine: an unknown flag gets one line naming the nearest flag and -h, not the usage.
+func TestParseErrorsAreOneLine(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--storag", "x"}, "unknown flag --storag (did you mean --storage?); run 'ferry publish -h' for its flags"},
+		{[]string{"--webhook", "x"}, "did you mean --webhook-secret?"},
+		{[]string{"--zzzzzz"}, "unknown flag --zzzzzz; run 'ferry publish -h'"},
+		{[]string{"--alias-ttl", "soon"}, `invalid value "soon" for flag --alias-ttl`},
+	} {
+		var out bytes.Buffer
+		fs, _, _, _, _ := newSet(&out)
+		err := Parse(fs, c.args, env(nil))
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error %v, want one line with %q", c.args, err, c.want)
+		}
+		if out.Len() != 0 {
+			t.Errorf("%q: printed %q; the caller prints the error once", c.args, out.String())
+		}
+	}
+	var out bytes.Buffer
+	fs, _, _, _, _ := newSet(&out)
+	if err := Parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "-storage") {
+		t.Errorf("-h: %v, usage %q", err, out.String())
+	}
+}
+
+// TestUsageWithoutFlags: a command without flags says so instead of an empty "Flags:" list.
+func TestUsageWithoutFlags(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	fs := NewFlagSet("action", "ferry action", "Inputs: a, b.", &out)
+	if err := Parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Inputs: a, b.") || !strings.Contains(out.String(), "It takes no flags.") || strings.Contains(out.String(), "Flags (") {
+		t.Errorf("usage %q", out.String())
+	}
+}

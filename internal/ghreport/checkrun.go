@@ -2,13 +2,13 @@ package ghreport
 
 import (
 	"context"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-github/v66/github"
 
+	"github.com/ferryhq/ferry/internal/ansi"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -150,16 +150,13 @@ func (r *Reporter) CheckRunUpsert(ctx context.Context, p CheckRunParams) (int64,
 	return id, err
 }
 
-// ansi matches terminal escape sequences: CSI (colours, cursor moves) and OSC (titles, hyperlinks).
-var ansi = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]|\x1b\\][^\x07\x1b]*(?:\x07|\x1b\\\\)|\x1b[@-Z\\\\-_]")
-
 // StripANSI removes terminal escape sequences (npm's and bundlers' colours), which GitHub shows as garbage,
-// and any escape or control byte left over (a sequence cut at a line's end, a carriage return).
+// through the one stripper (internal/ansi), and any control byte left over (a carriage return).
 func StripANSI(s string) string {
 	if !strings.ContainsFunc(s, isControl) {
 		return s
 	}
-	s = ansi.ReplaceAllString(s, "")
+	s = ansi.Strip(s)
 	return strings.Map(func(r rune) rune {
 		if isControl(r) {
 			return -1

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/ansi"
 )
 
 // CommentMarker identifies Ferry's sticky PR comment. It is an HTML comment, so GitHub does not show it.
@@ -149,9 +151,9 @@ func shortSHA(s string) string {
 }
 
 // truncate cuts s to at most n characters (runes), ending with an ellipsis when it cut: GitHub rejects longer
-// deployment and commit status descriptions.
+// deployment and commit status descriptions. Terminal colours go first: GitHub shows text, not escapes.
 func truncate(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(ansi.Strip(s)), " ")
 	r := []rune(s)
 	if len(r) <= n {
 		return s

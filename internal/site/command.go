@@ -114,7 +114,7 @@ func dropTimeAndLevel(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
 		return slog.Attr{}
 	}
-	return a
+	return HumanAttr(groups, a)
 }
 
 // hashCacheFlag maps --hash-cache to PublishParams.HashCache.

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"net/url"
+	"path/filepath"
 
 	"github.com/ferryhq/ferry/internal/ferry"
 )
@@ -13,6 +14,13 @@ import (
 //	s3://BUCKET/PREFIX?region=R&endpoint=http://127.0.0.1:7070&path_style=true
 func Open(ctx context.Context, rawURL string) (Storage, error) {
 	u, err := url.Parse(rawURL)
+	if err == nil && u.Scheme == "" && rawURL != "" {
+		// A folder where a URL belongs (--storage .ferry/storage): say which URL that folder is.
+		abs, aerr := filepath.Abs(rawURL)
+		if aerr == nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "storage URL %q is a path, not a URL: for that folder pass file://%s", rawURL, filepath.ToSlash(abs))
+		}
+	}
 	if err != nil || rawURL == "" {
 		return nil, ferry.Errorf(ferry.EINVALID, "storage URL %q: want file:///path or s3://bucket/prefix", rawURL)
 	}
