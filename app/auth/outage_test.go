@@ -68,7 +68,7 @@ func TestOutageHidesDatabaseDetails(t *testing.T) {
 		if res.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("%s %s: %d, want 503:\n%s", req.Method, path, res.StatusCode, body)
 		}
-		for _, leak := range []string{"ferrysecret", "ferrydb", sock, "user=", "database=", ".s.PGSQL", "dial"} {
+		for _, leak := range []string{"ferrysecret", "ferrydb", sock, "user=", "database=", ".s.PGSQL", "dial unix", "dial tcp", "dial error"} {
 			if strings.Contains(body, leak) {
 				t.Errorf("%s %s shows %q to the visitor:\n%s", req.Method, path, leak, body)
 			}
