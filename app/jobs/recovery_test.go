@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/pgtest"
 )
@@ -62,8 +63,25 @@ func TestRecover(t *testing.T) {
 		t.Fatalf("a live instance's job became %s", s)
 	}
 	twin.Release()
+	var holderPID int32
+	if err := holder.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&holderPID); err != nil {
+		t.Fatal(err)
+	}
 	holder.Conn().Close(ctx) // the holder "dies": its session lock goes with its connection
 	holder.Release()
+	// The server ends the backend (and frees its locks) a moment after the client hangs up.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var alive bool
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, holderPID).Scan(&alive); err != nil {
+			t.Fatal(err)
+		}
+		if !alive {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder's backend outlived its connection by 10 s")
+		}
+	}
 
 	inst, err := Recover(ctx, pool, name, quiet)
 	if err != nil {

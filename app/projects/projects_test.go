@@ -546,7 +546,7 @@ func TestPromoteRollback(t *testing.T) {
 		t.Errorf("DeploymentGet of the live deployment: %+v", d)
 	}
 	logs, _ := e.svc.DeploymentLogs(e.ctx, alice, first.ID, 0, 0)
-	if len(logs) != 1 || logs[0].Line != "rolled back to production (was "+second.ID+")" {
+	if len(logs) != 1 || logs[0].Line != "production rolled back to this deployment (it was serving "+second.ID+")" {
 		t.Errorf("log of the rollback: %+v", logs)
 	}
 }
