@@ -206,7 +206,10 @@ func TestBrowser(t *testing.T) {
 	other.do("roll back",
 		chromedp.Navigate(s.appURL+"/deployments/"+v1.ID),
 		chromedp.WaitVisible(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
-		chromedp.Click(chromedp.CSS(`form[action="/deployments/`+v1.ID+`/rollback"] button`)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`document.querySelector('form[action="/deployments/`+v1.ID+`/rollback"] button').click(), true`)(ctx, tg)
+			return err
+		}),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-ok")),
 		chromedp.Click(chromedp.CSS("#confirm-ok")),
 		chromedp.WaitVisible(chromedp.CSS(".flash")),
@@ -226,7 +229,12 @@ func TestBrowser(t *testing.T) {
 	// becomes production there when it is ready.
 	other.do("redeploy", chromedp.Navigate(s.appURL+"/deployments/"+v1.ID),
 		chromedp.WaitVisible(chromedp.CSS(`form[action$="/redeploy"] button`)),
-		chromedp.Click(chromedp.CSS(`form[action$="/redeploy"] button`)),
+		// A click by script finds the button in the DOM as it is now: the live actions fragment may have been
+		// swapped in since WaitVisible found it, which leaves a node id that no longer exists.
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`document.querySelector('form[action$="/redeploy"] button').click(), true`)(ctx, tg)
+			return err
+		}),
 		chromedp.WaitVisible(chromedp.CSS(".flash")))
 	v3 := s.latest("browser")
 	if v3.ID == v2.ID || v3.ID == v1.ID {
