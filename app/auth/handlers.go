@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/protect"
 )
 
 // FlashCookie carries a one-line notice across a redirect ("Password changed."); app/web's Render shows it
@@ -68,24 +69,7 @@ func (a *Auth) Flash(w http.ResponseWriter, msg string) {
 // next must then parse as a bare path without scheme or host that starts with one slash, and what is returned
 // is re-encoded from the parsed parts, never the raw input.
 func LocalPath(next string) string {
-	if next == "" || next[0] != '/' || len(next) > 2048 {
-		return "/"
-	}
-	for i := 0; i < len(next); i++ {
-		if c := next[i]; c <= ' ' || c == 0x7f || c == '\\' {
-			return "/"
-		}
-	}
-	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
-		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(next, "//") {
-		return "/"
-	}
-	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery, Fragment: u.Fragment, RawFragment: u.RawFragment}).String()
-	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") || strings.ContainsAny(out, "\\\t\r\n") || len(out) > 2048 {
-		return "/"
-	}
-	return out
+	return protect.LocalNext(next) // one rule for the dashboard and the protected sites' hand-off
 }
 
 // validEmail normalises an email address and says what is wrong with a bad one.

@@ -311,8 +311,8 @@ func LoadKeyFile(data []byte) ([]byte, error) {
 }
 
 // LocalNext is the path a visitor goes back to after signing in or entering the password: a path on the same
-// host and nothing else, by the same rules as the dashboard's auth.LocalPath (TestLocalNextMatchesLocalPath
-// and FuzzLocalNext compare the two). Anything else is "/".
+// host and nothing else. It is also the dashboard's auth.LocalPath, so the log-in page and the protected sites'
+// hand-off refuse the same open redirects. Anything else is "/".
 func LocalNext(next string) string {
 	if next == "" || next[0] != '/' || len(next) > 2048 {
 		return "/"
