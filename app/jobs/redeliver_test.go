@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/riverqueue/river"
@@ -16,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/ghreport/ghfake"
+	"github.com/ferryhq/ferry/internal/ghwebhooks"
 )
 
 const webhookSecret = "redelivery-test-secret"
@@ -23,10 +22,7 @@ const webhookSecret = "redelivery-test-secret"
 // realPayload reads a real delivery (octokit/webhooks examples) and changes it through a JSON map.
 func realPayload(t *testing.T, name string, f func(m map[string]any)) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("../../../shared/realdata/github-webhooks", name))
-	if err != nil {
-		t.Fatalf("read real payload: %v", err)
-	}
+	b := ghwebhooks.Payload(t, name)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
