@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/url"
 
-	"github.com/google/go-github/v66/github"
-
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -16,26 +14,9 @@ func (r *Reporter) DeploymentsDelete(ctx context.Context, owner, repo, environme
 	if _, err := r.DeploymentsDeactivate(ctx, owner, repo, environment); err != nil {
 		return 0, err
 	}
-	var ids []int64
-	opts := &github.DeploymentsListOptions{Environment: environment, ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		var page []*github.Deployment
-		var resp *github.Response
-		err := r.retry(ctx, "list GitHub deployments", permDeployments, func(ctx context.Context) error {
-			var err error
-			page, resp, err = r.client.Repositories.ListDeployments(ctx, owner, repo, opts)
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		for _, d := range page {
-			ids = append(ids, d.GetID())
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+	ids, err := r.deploymentIDs(ctx, owner, repo, environment)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, id := range ids {

@@ -161,26 +161,9 @@ func (r *Reporter) DeploymentsDeactivate(ctx context.Context, owner, repo, envir
 	if environment == "" {
 		return 0, ferry.Errorf(ferry.EINVALID, "deactivate GitHub deployments: environment is required")
 	}
-	var ids []int64
-	opts := &github.DeploymentsListOptions{Environment: environment, ListOptions: github.ListOptions{PerPage: 100}}
-	for {
-		var page []*github.Deployment
-		var resp *github.Response
-		err := r.retry(ctx, "list GitHub deployments", permDeployments, func(ctx context.Context) error {
-			var err error
-			page, resp, err = r.client.Repositories.ListDeployments(ctx, owner, repo, opts)
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		for _, d := range page {
-			ids = append(ids, d.GetID())
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+	ids, err := r.deploymentIDs(ctx, owner, repo, environment)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for _, id := range ids {
@@ -342,4 +325,29 @@ func (r *Reporter) CommitStatusCreate(ctx context.Context, p CommitStatusCreateP
 		_, _, err := r.client.Repositories.CreateStatus(ctx, p.Owner, p.Repo, p.SHA, st)
 		return err
 	})
+}
+
+// deploymentIDs lists the ids of every deployment of environment, following GitHub's pages.
+func (r *Reporter) deploymentIDs(ctx context.Context, owner, repo, environment string) ([]int64, error) {
+	var ids []int64
+	opts := &github.DeploymentsListOptions{Environment: environment, ListOptions: github.ListOptions{PerPage: 100}}
+	for {
+		var page []*github.Deployment
+		var resp *github.Response
+		err := r.retry(ctx, "list GitHub deployments", permDeployments, func(ctx context.Context) error {
+			var err error
+			page, resp, err = r.client.Repositories.ListDeployments(ctx, owner, repo, opts)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page {
+			ids = append(ids, d.GetID())
+		}
+		if resp.NextPage == 0 {
+			return ids, nil
+		}
+		opts.Page = resp.NextPage
+	}
 }
