@@ -54,8 +54,9 @@ func deployCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fs.Usage()
 		return ferry.Errorf(ferry.EINVALID, "give exactly one repository: a git URL (https://github.com/owner/site.git) or, with ferry dev, a local path")
 	}
-	if *token == "" {
-		return ferry.Errorf(ferry.EINVALID, "no API token: pass --token or set FERRY_TOKEN (create one at %s/account/tokens)", strings.TrimSuffix(*server, "/"))
+	c, err := newClient(*server, *token)
+	if err != nil {
+		return err
 	}
 	if *poll <= 0 {
 		*poll = time.Second
@@ -80,12 +81,11 @@ func deployCommand(ctx context.Context, args []string, stdout, stderr io.Writer,
 		}
 		name = site.ProjectNameFromRepo(strings.TrimSuffix(strings.TrimRight(filepath.ToSlash(base), "/"), ".git"))
 	}
-	c := &client{base: strings.TrimSuffix(*server, "/") + "/api/v1", token: *token, http: &http.Client{Timeout: time.Minute}}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	var p projects.Project
-	err := c.do(ctx, "GET", "/projects/"+url.PathEscape(name), nil, &p)
+	err = c.do(ctx, "GET", "/projects/"+url.PathEscape(name), nil, &p)
 	switch {
 	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
 		if err := c.do(ctx, "POST", "/projects", projects.ProjectCreateParams{GitURL: repo, Name: name}, &p); err != nil {
@@ -161,6 +161,16 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+}
+
+// newClient is the REST API client of the command-line subcommands (ferry deploy, ferry domains): the app's
+// URL and an API token, which it requires with a message saying where to make one.
+func newClient(server, token string) (*client, error) {
+	server = strings.TrimSuffix(server, "/")
+	if token == "" {
+		return nil, ferry.Errorf(ferry.EINVALID, "no API token: pass --token or set FERRY_TOKEN (create one at %s/account/tokens)", server)
+	}
+	return &client{base: server + "/api/v1", token: token, http: &http.Client{Timeout: time.Minute}}, nil
 }
 
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {

@@ -6,12 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/internal/ferry"
@@ -53,10 +50,10 @@ func domainsCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *project == "" {
 		return ferry.Errorf(ferry.EINVALID, "no project: pass --project NAME")
 	}
-	if *token == "" {
-		return ferry.Errorf(ferry.EINVALID, "no API token: pass --token or set FERRY_TOKEN (create one at %s/account/tokens)", strings.TrimSuffix(*server, "/"))
+	c, err := newClient(*server, *token)
+	if err != nil {
+		return err
 	}
-	c := &client{base: strings.TrimSuffix(*server, "/") + "/api/v1", token: *token, http: &http.Client{Timeout: time.Minute}}
 	base := "/projects/" + url.PathEscape(*project) + "/domains"
 	var d projects.Domain
 	switch verb {
