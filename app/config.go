@@ -238,7 +238,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS `server` (host:port) that custom-domain ownership checks ask (default: the system's resolver)")
 	fs.DurationVar(&c.DomainCheckInterval, "domain-check-interval", 30*time.Second, "how often custom domains still waiting for their DNS record are checked again")
 	fs.StringVar(&c.PublicURL, "public-url", "", "this server's public `URL`, for build log links on GitHub (default: no links)")
-	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key. Without it, the server's owner can create the App from the dashboard (/settings/github-app); flags win over that App")
 	privateKey := GitHubKeyFlags(fs)
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required with --github-app-id; prefer FERRY_WEBHOOK_SECRET_FILE); wins over the App created from the dashboard")
 	fs.StringVar(&c.GitHubClientID, "github-client-id", "", "the GitHub App's OAuth client `id`, for \"Sign in with GitHub\"; with --github-client-secret")
@@ -382,6 +382,6 @@ func splitList(s string) []string {
 
 // String hides the secrets, so that a Config can be logged.
 func (c Config) String() string {
-	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s public_url=%s signup=%s metrics_listen=%s metrics_token=%t",
-		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.PublicURL, c.Signup, c.MetricsListen, c.MetricsToken != "")
+	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s github_url=%s public_url=%s signup=%s metrics_listen=%s metrics_token=%t",
+		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.GitHubURL, c.PublicURL, c.Signup, c.MetricsListen, c.MetricsToken != "")
 }

@@ -42,8 +42,9 @@ Env vars are encrypted with a key kept in DIR/secret.key. Data survives restarts
 PostgreSQL included. The banner prints a one-time link that signs in as dev@localhost.
 
 Without a GitHub App it still deploys a git URL or a local repository (from the dashboard, or with ferry
-deploy and an API token from the tokens page). With one, give its
---github-app-id and --github-private-key-file, and forward its webhooks to /webhooks/github.`
+deploy and an API token from the tokens page). Create the GitHub App in three
+clicks from the dashboard's /settings/github-app page (the banner links it), or give an existing App's
+--github-app-id and --github-private-key-file; either way, forward its webhooks to /webhooks/github.`
 
 // databaseName is the database `ferry dev` creates in its private cluster.
 const databaseName = "ferry"
