@@ -25,8 +25,10 @@ import (
 
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/buildevents"
+	"github.com/ferryhq/ferry/app/githubapp"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/app/web"
 	"github.com/ferryhq/ferry/app/webhook"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
@@ -80,10 +82,15 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	gh, err := githubApp(ctx, cfg, logger)
+	cipher, err := envCipher(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
+	gh, err := githubApp(ctx, cfg, pool, cipher, logger)
+	if err != nil {
+		return err
+	}
+	go gh.Run(ctx, 0) // other replicas pick up an App created through this one's dashboard, and vice versa
 	// Local builds keep their workspaces in a folder of this process's own, and what a crashed run left in
 	// the temp folder ($TMPDIR/ferry-work) is removed first (issue 11).
 	work, err := build.OpenWorkRoot("", logger)
@@ -91,7 +98,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 		return err
 	}
 	defer work.Close()
-	riverCfg, err := workers(ctx, cfg, pool, events, gh, reg, work.Dir, logger)
+	riverCfg, err := workers(ctx, cfg, pool, cipher, events, gh, reg, work.Dir, logger)
 	if err != nil {
 		return err
 	}
@@ -128,14 +135,14 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	if err := serveMetrics(ctx, cfg, metrics, logger); err != nil {
 		return err
 	}
-	svc, err := mountWeb(ctx, cfg, pool, rc, gh, mux, logger)
+	svc, err := mountWeb(ctx, cfg, pool, cipher, rc, gh, mux, logger)
 	if err != nil {
 		return err
 	}
 	intake, err := webhook.New(webhook.Config{
-		Secret: []byte(cfg.WebhookSecret), Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
+		SecretFunc: gh.WebhookSecret, Pool: pool, River: rc, Site: site.NewStore(intakeStorage), MaxBodyBytes: cfg.MaxBodyBytes,
 		PendingBytes: cfg.WebhookPendingBytes,
-		GitHubURL:    webURL(cfg.GitHubAPIURL), Logger: logger, Registerer: reg, Actions: svc,
+		GitHubURL:    cfg.GitHubURL, Logger: logger, Registerer: reg, Actions: svc,
 	})
 	if err != nil {
 		return err
@@ -178,26 +185,32 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	return nil
 }
 
-// githubApp is the one GitHub App client of this process, shared by the workers (reports, clone tokens) and
-// the projects service (deploy now on private repositories). nil when no App is configured.
-func githubApp(ctx context.Context, cfg Config, logger *slog.Logger) (*ghreport.App, error) {
-	if cfg.GitHubAppID == 0 {
-		logger.WarnContext(ctx, "no GitHub App configured (--github-app-id): nothing is reported to GitHub")
-		return nil, nil
-	}
-	return ghreport.NewApp(ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger}, cfg.GitHubAppID, cfg.GitHubPrivateKey)
-}
-
-// workers builds the River configuration with every worker registered (app/jobs). app may be nil.
-func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *buildevents.Service, app *ghreport.App, reg prometheus.Registerer, workDir string, logger *slog.Logger) (*river.Config, error) {
-	st, err := storage.Open(ctx, cfg.Storage)
+// githubApp is the one GitHub App of this process, as it is now: flags, or the App created from the dashboard
+// (app/githubapp), shared by the webhook verifier, the workers (reports, clone tokens), the projects service
+// (deploy now on private repositories) and GitHub sign-in. Saving an App from the dashboard swaps it in.
+func githubApp(ctx context.Context, cfg Config, pool *pgxpool.Pool, cipher *store.EnvCipher, logger *slog.Logger) (*githubapp.Live, error) {
+	live, err := githubapp.New(ctx, githubapp.Config{Store: store.New(pool), Cipher: cipher, Logger: logger,
+		GitHub: ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger},
+		Static: githubapp.Static{AppID: cfg.GitHubAppID, PrivateKey: cfg.GitHubPrivateKey, WebhookSecret: cfg.WebhookSecret,
+			ClientID: cfg.GitHubClientID, ClientSecret: cfg.GitHubClientSecret, FallbackWebhookSecret: cfg.FallbackWebhookSecret}})
 	if err != nil {
 		return nil, err
 	}
-	var gh jobs.GitHub
-	var deliveries jobs.HookDeliveries
-	if app != nil { // a nil *ghreport.App in the interface would not compare equal to nil
-		gh, deliveries = app, app
+	if live.Current().App == nil {
+		setup := cfg.PublicURL + web.GitHubAppPath
+		logger.WarnContext(ctx, "no GitHub App configured: nothing is reported to GitHub; the server's owner can create the App from the dashboard, or pass --github-app-id", "page", setup)
+		if cfg.NoGitHubApp != nil {
+			cfg.NoGitHubApp(setup)
+		}
+	}
+	return live, nil
+}
+
+// workers builds the River configuration with every worker registered (app/jobs).
+func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, cipher *store.EnvCipher, events *buildevents.Service, gh *githubapp.Live, reg prometheus.Registerer, workDir string, logger *slog.Logger) (*river.Config, error) {
+	st, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
 	}
 	var b builder.Builder
 	if cfg.Builder == "ecs" {
@@ -212,12 +225,8 @@ func workers(ctx context.Context, cfg Config, pool *pgxpool.Pool, events *builde
 		MaxDiskMiB: cfg.Build.MaxDiskMiB, MaxTotalMemoryMiB: cfg.Build.MaxTotalMemoryMiB}); err != nil {
 		return nil, err
 	}
-	cipher, err := envCipher(ctx, cfg, logger)
-	if err != nil {
-		return nil, err
-	}
 	rcfg, err := jobs.ClientConfig(jobs.Deps{EnvCipher: cipher,
-		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, Deliveries: deliveries,
+		Store: store.New(pool), Site: site.NewStore(st), Builder: b, GitHub: gh, Deliveries: gh,
 		StorageURL: cfg.Storage, Domain: cfg.Domain, PublicURL: cfg.PublicURL, Logger: logger, Metrics: reg,
 		Retention: cfg.Retention, RetentionInterval: cfg.RetentionInterval,
 	}, cfg.Concurrency)

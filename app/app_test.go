@@ -99,7 +99,8 @@ func TestFlags(t *testing.T) {
 	}{
 		{"no database", nil, without("FERRY_DATABASE_URL"), []string{"--database-url", "FERRY_DATABASE_URL"}},
 		{"no storage", nil, without("FERRY_STORAGE"), []string{"--storage", "FERRY_STORAGE"}},
-		{"no secret", nil, without("FERRY_WEBHOOK_SECRET_FILE"), []string{"--webhook-secret", "FERRY_WEBHOOK_SECRET", "FERRY_WEBHOOK_SECRET_FILE"}},
+		{"app id without secret", []string{"--github-app-id", "7", "--github-private-key-file", keyFile}, without("FERRY_WEBHOOK_SECRET_FILE"), []string{"--webhook-secret", "FERRY_WEBHOOK_SECRET", "FERRY_WEBHOOK_SECRET_FILE"}},
+		{"bad GitHub URL", []string{"--github-url", "github.com"}, full, []string{"--github-url"}},
 		{"app id without key", []string{"--github-app-id", "7"}, full, []string{"--github-private-key-file", "FERRY_GITHUB_PRIVATE_KEY_FILE"}},
 		{"key without app id", []string{"--github-private-key-file", keyFile}, full, []string{"--github-app-id", "FERRY_GITHUB_APP_ID"}},
 		{"missing key file", []string{"--github-app-id", "7", "--github-private-key-file", filepath.Join(dir, "nope")}, full, []string{"--github-private-key-file"}},
@@ -110,7 +111,6 @@ func TestFlags(t *testing.T) {
 		{"extra argument", []string{"serve"}, full, []string{"flags only"}},
 		{"bad number", []string{"--concurrency", "two"}, full, []string{"concurrency"}},
 		{"unknown sign-up mode", []string{"--signup", "yes"}, full, []string{"--signup", "closed", "invite", "open"}},
-		{"orgs without GitHub sign-in", []string{"--signup-github-orgs", "acme"}, full, []string{"--github-client-id"}},
 	} {
 		_, err := parseFlags(c.args, io.Discard, envOf(c.env))
 		if ferry.ErrorCode(err) != ferry.EINVALID || ferry.ExitCode(err) != ferry.ExitUser {

@@ -42,10 +42,20 @@ type Config struct {
 	// reported to GitHub and clones go without a token (`ferry dev` with a bare git URL).
 	GitHubAppID      int64
 	GitHubPrivateKey []byte
-	// WebhookSecret is the App's webhook secret. Required.
+	// WebhookSecret is the App's webhook secret. Required with GitHubAppID; without either, the server starts
+	// with no App and refuses webhooks until one is created from the dashboard (app/githubapp).
 	WebhookSecret string
+	// FallbackWebhookSecret checks deliveries when neither WebhookSecret nor an App created from the dashboard
+	// gives one: ferry dev's generated secret.
+	FallbackWebhookSecret string
 	// GitHubAPIURL is the REST API root. Default https://api.github.com.
 	GitHubAPIURL string
+	// GitHubURL is GitHub's web root: the OAuth pages and the App manifest form. Default: derived from
+	// GitHubAPIURL (https://github.com, or https://HOST for https://HOST/api/v3).
+	GitHubURL string
+	// NoGitHubApp, when set, is called once at start with the dashboard page that creates the GitHub App, when
+	// no App is configured (`ferry dev` prints it).
+	NoGitHubApp func(setupURL string)
 	// GitHubClientID and GitHubClientSecret are the App's OAuth credentials for "Sign in with GitHub". Both or
 	// neither: with neither, people sign in with a password only.
 	GitHubClientID     string
@@ -180,8 +190,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, missing("database-url", "postgres://USER@HOST:5432/DB")
 	case c.Storage == "":
 		return c, missing("storage", "file:///var/lib/ferry or s3://BUCKET/PREFIX?region=R")
-	case c.WebhookSecret == "":
-		return c, ferry.Errorf(ferry.EINVALID, "no webhook secret: pass --webhook-secret, or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE (the secret set in the GitHub App's settings)")
+	case c.GitHubAppID != 0 && c.WebhookSecret == "":
+		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no webhook secret: pass --webhook-secret, or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE (the secret set in the GitHub App's settings)")
 	case c.GitHubAppID != 0 && len(c.GitHubPrivateKey) == 0:
 		return c, ferry.Errorf(ferry.EINVALID, "--github-app-id is set but no private key: pass --github-private-key-file FILE (FERRY_GITHUB_PRIVATE_KEY_FILE) or the PEM itself with --github-private-key (FERRY_GITHUB_PRIVATE_KEY)")
 	case (c.GitHubClientID == "") != (c.GitHubClientSecret == ""):
@@ -192,11 +202,16 @@ func (c Config) withDefaults() (Config, error) {
 		return c, ferry.Errorf(ferry.EINVALID, "unknown --builder %q (use local or ecs)", c.Builder)
 	case c.Signup != "" && c.Signup != "closed" && c.Signup != "invite" && c.Signup != "open":
 		return c, ferry.Errorf(ferry.EINVALID, "unknown --signup %q: use closed (nobody signs up), invite (with a link a user makes) or open (anyone, within --signup-email-domains and --signup-github-orgs)", c.Signup)
-	case len(c.SignupGitHubOrgs) > 0 && c.GitHubClientID == "":
-		return c, ferry.Errorf(ferry.EINVALID, "--signup-github-orgs needs GitHub sign-in: pass --github-client-id and --github-client-secret")
 	case c.Builder == "ecs" && c.PublicURL == "":
 		return c, ferry.Errorf(ferry.EINVALID, "--builder ecs needs --public-url: build tasks send their logs to this server")
 	}
+	if c.GitHubURL == "" {
+		c.GitHubURL = webURL(c.GitHubAPIURL)
+	}
+	if u, err := url.Parse(c.GitHubURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return c, ferry.Errorf(ferry.EINVALID, "--github-url %q is not an http(s) URL (https://github.com, or https://HOST for GitHub Enterprise Server)", c.GitHubURL)
+	}
+	c.GitHubURL = strings.TrimSuffix(c.GitHubURL, "/")
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -223,12 +238,13 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (Co
 	fs.StringVar(&c.DNSServer, "dns-server", "", "DNS `server` (host:port) that custom-domain ownership checks ask (default: the system's resolver)")
 	fs.DurationVar(&c.DomainCheckInterval, "domain-check-interval", 30*time.Second, "how often custom domains still waiting for their DNS record are checked again")
 	fs.StringVar(&c.PublicURL, "public-url", "", "this server's public `URL`, for build log links on GitHub (default: no links)")
-	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key")
+	fs.Int64Var(&c.GitHubAppID, "github-app-id", 0, "the GitHub App's `id` (from its settings page); with --github-private-key-file or --github-private-key. Without it, the server's owner can create the App from the dashboard (/settings/github-app); flags win over that App")
 	privateKey := GitHubKeyFlags(fs)
-	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required; prefer FERRY_WEBHOOK_SECRET_FILE)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "the GitHub App's webhook `secret` (required with --github-app-id; prefer FERRY_WEBHOOK_SECRET_FILE); wins over the App created from the dashboard")
 	fs.StringVar(&c.GitHubClientID, "github-client-id", "", "the GitHub App's OAuth client `id`, for \"Sign in with GitHub\"; with --github-client-secret")
 	fs.StringVar(&c.GitHubClientSecret, "github-client-secret", "", "the GitHub App's OAuth client `secret` (prefer FERRY_GITHUB_CLIENT_SECRET_FILE)")
 	fs.StringVar(&c.GitHubAPIURL, "github-api-url", "https://api.github.com", "GitHub REST API root `URL` (https://HOST/api/v3 for GitHub Enterprise Server)")
+	fs.StringVar(&c.GitHubURL, "github-url", "", "GitHub's web root `URL`, for sign-in and the App manifest form (default: from --github-api-url, https://github.com or https://HOST)")
 	fs.StringVar(&c.Builder, "builder", "local", "where builds run (`kind`): local, a sandboxed ferry build sub-process; ecs, one ECS task per build (--ecs-* flags)")
 	fs.StringVar(&c.ECS.Cluster, "ecs-cluster", "", "ECS `cluster` name or ARN for build tasks (--builder ecs)")
 	fs.StringVar(&c.ECS.TaskDefinition, "ecs-task-definition", "", "build task `definition` (family, family:revision or ARN)")
@@ -366,6 +382,6 @@ func splitList(s string) []string {
 
 // String hides the secrets, so that a Config can be logged.
 func (c Config) String() string {
-	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s public_url=%s signup=%s metrics_listen=%s metrics_token=%t",
-		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.PublicURL, c.Signup, c.MetricsListen, c.MetricsToken != "")
+	return fmt.Sprintf("listen=%s domain=%s builder=%s concurrency=%d github_app_id=%d github_api_url=%s github_url=%s public_url=%s signup=%s metrics_listen=%s metrics_token=%t",
+		c.Listen, c.Domain, c.Builder, c.Concurrency, c.GitHubAppID, c.GitHubAPIURL, c.GitHubURL, c.PublicURL, c.Signup, c.MetricsListen, c.MetricsToken != "")
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/auth"
 	"github.com/ferryhq/ferry/app/events"
+	"github.com/ferryhq/ferry/app/githubapp"
 	"github.com/ferryhq/ferry/app/projects"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
@@ -33,7 +34,7 @@ import (
 // Routes mux already has (webhooks, /healthz, /metrics) stay outside the middleware. It starts the one
 // LISTEN connection of this process, which stops when ctx ends. It returns the projects service, which the
 // check runs' buttons use too.
-func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Client[pgx.Tx], gh *ghreport.App, mux *http.ServeMux, logger *slog.Logger) (*projects.Service, error) {
+func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, cipher *store.EnvCipher, rc *river.Client[pgx.Tx], gh *githubapp.Live, mux *http.ServeMux, logger *slog.Logger) (*projects.Service, error) {
 	st := store.New(pool)
 	var protectionKey []byte
 	if cfg.ProtectionKeyFile != "" {
@@ -46,8 +47,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 		}
 	}
 	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
-		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
-		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL,
+		GitHubClient: gh.OAuthClient, GitHubURL: cfg.GitHubURL, GitHubAPIURL: cfg.GitHubAPIURL,
 		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})
 	if err != nil {
 		return nil, err
@@ -69,15 +69,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if err != nil {
 		return nil, err
 	}
-	cipher, err := envCipher(ctx, cfg, logger)
-	if err != nil {
-		return nil, err
-	}
-	var tokens tokenSource
-	if gh != nil { // a nil *ghreport.App in the interface would not compare equal to nil
-		tokens = gh
-	}
-	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, tokens, logger)
+	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, gh, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -92,9 +84,15 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if err != nil {
 		return nil, err
 	}
+	appPage, err := web.NewGitHubAppPage(web.GitHubAppConfig{Setup: gh, Owner: st.UserFirstID, PublicURL: cfg.PublicURL,
+		GitHubURL: cfg.GitHubURL, GitHub: ghreport.Config{APIURL: cfg.GitHubAPIURL, Logger: logger}, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
 	ui := http.NewServeMux()
 	a.Routes(ui)
 	dash.Routes(ui)
+	appPage.Routes(ui)
 	if err := mountAPI(ui, svc, logger); err != nil {
 		return nil, err
 	}

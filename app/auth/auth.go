@@ -59,6 +59,10 @@ type Config struct {
 	// GitHub" is hidden.
 	GitHubClientID     string
 	GitHubClientSecret string
+	// GitHubClient, when set, gives the OAuth client id and secret per sign-in instead of GitHubClientID and
+	// GitHubClientSecret, so that a GitHub App created from the dashboard signs people in without a restart
+	// (app/githubapp). An empty id hides "Sign in with GitHub".
+	GitHubClient func() (id, secret string)
 	// GitHubURL is GitHub's web root, for the OAuth endpoints. Default https://github.com.
 	GitHubURL string
 	// GitHubAPIURL is the REST API root. Default https://api.github.com.
@@ -133,7 +137,7 @@ func New(cfg Config) (*Auth, error) {
 	}
 	cfg.Signup = mode
 	cfg.SignupEmailDomains, cfg.SignupGitHubOrgs = normList(cfg.SignupEmailDomains), normList(cfg.SignupGitHubOrgs)
-	if len(cfg.SignupGitHubOrgs) > 0 && cfg.GitHubClientID == "" {
+	if len(cfg.SignupGitHubOrgs) > 0 && cfg.GitHubClientID == "" && cfg.GitHubClient == nil {
 		return nil, ferry.Errorf(ferry.EINVALID, "--signup-github-orgs needs GitHub sign-in: pass --github-client-id and --github-client-secret")
 	}
 	if cfg.MaxConcurrentHashes <= 0 {
@@ -225,7 +229,18 @@ func (a *Auth) Run(ctx context.Context, interval time.Duration) {
 func (a *Auth) SecureCookies() bool { return a.secure }
 
 // GitHubEnabled reports whether "Sign in with GitHub" is configured.
-func (a *Auth) GitHubEnabled() bool { return a.cfg.GitHubClientID != "" }
+func (a *Auth) GitHubEnabled() bool {
+	id, _ := a.githubClient()
+	return id != ""
+}
+
+// githubClient is the OAuth client id and secret now in force (Config.GitHubClient).
+func (a *Auth) githubClient() (id, secret string) {
+	if a.cfg.GitHubClient != nil {
+		return a.cfg.GitHubClient()
+	}
+	return a.cfg.GitHubClientID, a.cfg.GitHubClientSecret
+}
 
 func isLocalhost(host string) bool {
 	if host == "localhost" || strings.HasSuffix(host, ".localhost") {

@@ -44,7 +44,8 @@ func (a *Auth) githubStart(w http.ResponseWriter, r *http.Request) {
 		invite = ""
 	}
 	a.setCookie(w, stateCookie, state+"|"+url.QueryEscape(LocalPath(r.URL.Query().Get("next")))+"|"+invite, 10*time.Minute)
-	q := url.Values{"client_id": {a.cfg.GitHubClientID}, "redirect_uri": {a.callbackURL(r)}, "state": {state}}
+	clientID, _ := a.githubClient()
+	q := url.Values{"client_id": {clientID}, "redirect_uri": {a.callbackURL(r)}, "state": {state}}
 	http.Redirect(w, r, a.cfg.GitHubURL+"/login/oauth/authorize?"+q.Encode(), http.StatusFound)
 }
 
@@ -164,7 +165,8 @@ func (a *Auth) githubCallback(w http.ResponseWriter, r *http.Request) {
 
 // exchangeCode trades an OAuth code for a user access token (POST /login/oauth/access_token).
 func (a *Auth) exchangeCode(ctx context.Context, code, redirectURI string) (string, error) {
-	form := url.Values{"client_id": {a.cfg.GitHubClientID}, "client_secret": {a.cfg.GitHubClientSecret},
+	clientID, clientSecret := a.githubClient()
+	form := url.Values{"client_id": {clientID}, "client_secret": {clientSecret},
 		"code": {code}, "redirect_uri": {redirectURI}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.GitHubURL+"/login/oauth/access_token", strings.NewReader(form.Encode()))
 	if err != nil {

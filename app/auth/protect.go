@@ -69,7 +69,8 @@ func (a *Auth) protectStart(w http.ResponseWriter, r *http.Request) {
 	}
 	state := randomToken("")
 	a.setCookie(w, protectStateCookie, state+"|"+url.QueryEscape(origin)+"|"+url.QueryEscape(protect.LocalNext(q.Get("path"))), 10*time.Minute)
-	v := url.Values{"client_id": {a.cfg.GitHubClientID}, "redirect_uri": {a.protectCallbackURL(r)}, "state": {state}}
+	clientID, _ := a.githubClient()
+	v := url.Values{"client_id": {clientID}, "redirect_uri": {a.protectCallbackURL(r)}, "state": {state}}
 	http.Redirect(w, r, a.cfg.GitHubURL+"/login/oauth/authorize?"+v.Encode(), http.StatusFound)
 }
 

@@ -42,8 +42,9 @@ Env vars are encrypted with a key kept in DIR/secret.key. Data survives restarts
 PostgreSQL included. The banner prints a one-time link that signs in as dev@localhost.
 
 Without a GitHub App it still deploys a git URL or a local repository (from the dashboard, or with ferry
-deploy and an API token from the tokens page). With one, give its
---github-app-id and --github-private-key-file, and forward its webhooks to /webhooks/github.`
+deploy and an API token from the tokens page). Create the GitHub App in three
+clicks from the dashboard's /settings/github-app page (the banner links it), or give an existing App's
+--github-app-id and --github-private-key-file; either way, forward its webhooks to /webhooks/github.`
 
 // databaseName is the database `ferry dev` creates in its private cluster.
 const databaseName = "ferry"
@@ -276,17 +277,23 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	ready := make(chan struct{})
 	appDone := make(chan error, 1)
 	// The App makes the link before it serves, in its own goroutine; close(ready) publishes it to this one.
-	var signIn string
+	var signIn, appSetup string
+	webhookSecret, fallbackSecret := secret, ""
+	if cfg.WebhookSecret == "" && cfg.GitHubAppID == 0 {
+		// The generated secret must not win over the secret of an App created from the dashboard.
+		webhookSecret, fallbackSecret = "", secret
+	}
 	go func() {
 		appDone <- app.Run(rctx, app.Config{
 			Listener: appLn, DatabaseURL: dbURL, Storage: storageURL, Domain: siteDomain, PublicURL: publicURL,
 			GitHubAppID: cfg.GitHubAppID, GitHubPrivateKey: cfg.GitHubPrivateKey, GitHubAPIURL: cfg.GitHubAPIURL,
-			WebhookSecret: secret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
+			WebhookSecret: webhookSecret, FallbackWebhookSecret: fallbackSecret, Concurrency: cfg.Concurrency, ShutdownTimeout: 10 * time.Second,
 			SecretKeyFile: keyFile, ProtectionKeyFile: protectionKeyFile, AllowLocalRepos: true, LocalReposDir: localRepos, Signup: cfg.Signup, CanonicalHost: true,
 			GitAllowLoopback: true, GitAllowHTTP: true,
-			Build:     devBuild(cfg.Build),
-			DevSignIn: func(link string) { signIn = link },
-			Ready:     func(string) { close(ready) },
+			Build:       devBuild(cfg.Build),
+			DevSignIn:   func(link string) { signIn = link },
+			NoGitHubApp: func(setupURL string) { appSetup = setupURL },
+			Ready:       func(string) { close(ready) },
 		}, logger)
 		cancel()
 	}()
@@ -300,7 +307,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, logger *slog.Logger)
 	case <-ready:
 		printBanner(stdout, banner{app: appURL, dashboard: dashURL, localRepos: localRepos, exposed: !loopback(appLn.Addr()) || !loopback(proxyLn.Addr()), proxyAddr: proxyLn.Addr(), domain: cfg.Domain, dir: dir, dbURL: dbURL,
 			ownDB: cfg.DatabaseURL == "", storage: storageURL, secretFile: secretFile, keyFile: keyFile,
-			github: cfg.GitHubAppID != 0, signIn: signIn})
+			github: appSetup == "", appFromDashboard: appSetup == "" && cfg.GitHubAppID == 0, appSetup: appSetup, signIn: signIn})
 	case <-rctx.Done():
 	}
 	<-rctx.Done()
@@ -386,7 +393,10 @@ type banner struct {
 	secretFile string
 	keyFile    string
 	github     bool
-	signIn     string
+	appSetup   string // the dashboard page that creates the GitHub App, when none is configured
+	// appFromDashboard: the App was created from the dashboard, and deliveries are signed with its own secret.
+	appFromDashboard bool
+	signIn           string
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -431,6 +441,9 @@ Then create an API token at %s/account/tokens and deploy from a terminal, with t
 	if b.secretFile != "" {
 		secret = b.secretFile
 	}
+	if b.appFromDashboard {
+		secret = "the App's own, stored when the dashboard created it"
+	}
 	if b.github {
 		fmt.Fprintf(w, `
 GitHub App: deliveries must reach %s/webhooks/github, signed with the webhook secret (%s).
@@ -442,9 +455,11 @@ smee.io channel) and run its client here, for example:
 		fmt.Fprintf(w, `
 No GitHub App configured: nothing is reported to GitHub. Deploy a public git URL or a local folder from the
 dashboard, or with: ferry deploy <git-url|path>
-To connect a GitHub App, restart with --github-app-id and --github-private-key-file, set the App's webhook
+Create the GitHub App in three clicks (signed in as dev@localhost), no restart needed:
+  %s
+Or connect an existing App: restart with --github-app-id and --github-private-key-file, set the App's webhook
 secret to the one in %s, and forward its webhooks to %s/webhooks/github (see ferry dev -h).
-`, secret, b.app)
+`, b.appSetup, secret, b.app)
 	}
 	fmt.Fprintln(w, "\nPress Ctrl-C to stop.")
 }

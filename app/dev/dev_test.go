@@ -221,7 +221,8 @@ func startDev(t *testing.T, bin, work string) *devProcess {
 	if !strings.HasPrefix(d.dash, "http://app.localhost:") || strings.Contains(out, "WARNING") {
 		t.Errorf("dashboard at %s, want http://app.localhost:PORT, and no exposure warning on loopback:\n%s", d.dash, out)
 	}
-	for _, want := range []string{".localhost:", "webhook-secret", "/webhooks/github", "secret.key", "/account/tokens"} {
+	// No GitHub App: the banner links the dashboard page that creates one.
+	for _, want := range []string{".localhost:", "webhook-secret", "/webhooks/github", "secret.key", "/account/tokens", d.dash + "/settings/github-app\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner lacks %q:\n%s", want, out)
 		}

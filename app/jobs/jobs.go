@@ -126,6 +126,7 @@ func InsertPRClose(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx,
 // GitHub is what the workers need of the GitHub App: a reporter and a clone token per installation.
 // *ghreport.App satisfies it.
 type GitHub interface {
+	// Reporter acts as the App's installation; nil while no App is configured (nothing is reported then).
 	Reporter(installationID int64) *ghreport.Reporter
 	InstallationToken(ctx context.Context, installationID int64) (string, error)
 }

@@ -36,7 +36,11 @@ func (w *workerBase) github(p *store.Project) *repo {
 	if !ok || owner == "" || name == "" {
 		return nil
 	}
-	return &repo{r: w.deps.GitHub.Reporter(p.InstallationID), owner: owner, name: name, inst: p.InstallationID}
+	r := w.deps.GitHub.Reporter(p.InstallationID)
+	if r == nil { // no App yet (app/githubapp.Live before one is created)
+		return nil
+	}
+	return &repo{r: r, owner: owner, name: name, inst: p.InstallationID}
 }
 
 // withLock runs fn on a fresh copy of the deployment while holding its reporting lock (store.DeploymentLock) in

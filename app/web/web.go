@@ -172,6 +172,9 @@ func Render(w http.ResponseWriter, r *http.Request, status int, page string, dat
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	setSecurityHeaders(h)
+	if fa := formActionFor(r); fa != "" {
+		h.Set("Content-Security-Policy", strings.Replace(ContentSecurityPolicy, "form-action 'self'", "form-action 'self' "+fa, 1))
+	}
 	if h.Get("Cache-Control") == "" {
 		h.Set("Cache-Control", "no-store") // pages carry the user's data and CSRF token
 	}

@@ -70,8 +70,13 @@ const (
 
 // Config configures the intake handler; New turns it into an http.Handler.
 type Config struct {
-	// Secret is the App's webhook secret. Required: with no secret, go-github would accept unsigned payloads.
+	// Secret is the App's webhook secret. Required unless SecretFunc is set: with no secret, go-github would
+	// accept unsigned payloads.
 	Secret []byte
+	// SecretFunc, when set, gives the secret per delivery instead of Secret, so that a GitHub App created from
+	// the dashboard is checked with its own secret without a restart (app/githubapp). While it returns nothing,
+	// deliveries get 503 (GitHub keeps them, and the redelivery job asks for them once the App exists).
+	SecretFunc func() []byte
 	// Pool is the database the deliveries, projects and deployments live in. Required.
 	Pool *pgxpool.Pool
 	// River inserts jobs inside the intake transaction (an insert-only client is enough). Required.
@@ -152,7 +157,7 @@ var _ http.Handler = (*Handler)(nil)
 
 // New checks cfg and returns the intake handler.
 func New(cfg Config) (*Handler, error) {
-	if len(cfg.Secret) == 0 {
+	if cfg.SecretFunc == nil && len(cfg.Secret) == 0 {
 		return nil, ferry.Errorf(ferry.EINVALID, "webhook intake: no webhook secret (pass --webhook-secret or set FERRY_WEBHOOK_SECRET or FERRY_WEBHOOK_SECRET_FILE)")
 	}
 	if cfg.Pool == nil || cfg.River == nil || cfg.Site == nil {
@@ -169,6 +174,10 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.SecretFunc == nil {
+		secret := cfg.Secret
+		cfg.SecretFunc = func() []byte { return secret }
 	}
 	if cfg.GitHubURL == "" {
 		cfg.GitHubURL = "https://github.com"
@@ -250,8 +259,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, event, delivery 
 		log.Warn("webhook refused: no valid X-Hub-Signature-256")
 		return http.StatusUnauthorized, OutcomeUnauthorized, "missing or malformed X-Hub-Signature-256"
 	}
+	secret := h.cfg.SecretFunc()
+	if len(secret) == 0 {
+		log.Warn("webhook refused: no GitHub App configured yet, so no secret to check it with")
+		return http.StatusServiceUnavailable, OutcomeUnauthorized, "no GitHub App is configured on this server yet; create it from the dashboard"
+	}
 	// The signature comes first: nothing about an unsigned request is trusted, not even its headers.
-	body, err := h.readSigned(w, r, wantMAC)
+	body, err := h.readSigned(w, r, secret, wantMAC)
 	var tooLarge *http.MaxBytesError
 	var netErr net.Error
 	switch {
@@ -381,15 +395,15 @@ func (p *chunkPool) put(c []byte) {
 	<-p.tokens
 }
 
-// readSigned reads the body in budgeted chunks under a short read deadline, computing its HMAC as it goes, and
-// returns it only when the HMAC is wantMAC. It never sizes a buffer from the sender's Content-Length. A body
-// over MaxBodyBytes is an *http.MaxBytesError (and the server closes the connection rather than read the rest);
-// a spent budget is errBusy.
-func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, wantMAC []byte) ([]byte, error) {
+// readSigned reads the body in budgeted chunks under a short read deadline, computing its HMAC with secret as it
+// goes, and returns it only when the HMAC is wantMAC. It never sizes a buffer from the sender's Content-Length.
+// A body over MaxBodyBytes is an *http.MaxBytesError (and the server closes the connection rather than read the
+// rest); a spent budget is errBusy.
+func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, secret, wantMAC []byte) ([]byte, error) {
 	// Unsupported only off a real connection (tests' recorders); the server's own ReadTimeout still holds.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout))
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	mac := hmac.New(sha256.New, h.cfg.Secret)
+	mac := hmac.New(sha256.New, secret)
 	type held struct {
 		pool *chunkPool
 		b    []byte

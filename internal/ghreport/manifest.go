@@ -27,7 +27,8 @@ type Manifest struct {
 }
 
 // AppManifest is Ferry's App for a server at publicURL: the permissions and events the README lists, the
-// webhook at /webhooks/github, GitHub sign-in's callback, and redirectPath for the code GitHub hands back.
+// webhook at /webhooks/github, GitHub sign-in's callback, redirectPath for the code GitHub hands back, and the
+// dashboard's projects page as the setup URL, where GitHub sends the operator after installing the App.
 func AppManifest(publicURL, name, redirectPath string, public bool) (Manifest, error) {
 	u, err := url.Parse(publicURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -39,6 +40,7 @@ func AppManifest(publicURL, name, redirectPath string, public bool) (Manifest, e
 		HookAttributes: map[string]any{"url": root + "/webhooks/github", "active": true},
 		RedirectURL:    root + redirectPath,
 		CallbackURLs:   []string{root + "/auth/github/callback"},
+		SetupURL:       root + "/projects",
 		Public:         public,
 		DefaultPermissions: map[string]string{
 			"contents": "read", "metadata": "read", "deployments": "write", "pull_requests": "write",

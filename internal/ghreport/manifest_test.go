@@ -28,6 +28,7 @@ func TestManifestFlow(t *testing.T) {
 	hook := wire["hook_attributes"].(map[string]any)
 	perms := wire["default_permissions"].(map[string]any)
 	if hook["url"] != "https://ferry.example.test/webhooks/github" || wire["redirect_url"] != "https://ferry.example.test/github/app/created" ||
+		wire["setup_url"] != "https://ferry.example.test/projects" ||
 		perms["checks"] != "write" || perms["deployments"] != "write" || perms["contents"] != "read" || wire["public"] != false {
 		t.Fatalf("manifest: %s", m.JSON())
 	}
@@ -60,6 +61,14 @@ func TestManifestFlow(t *testing.T) {
 	}
 	if _, err := app.HookDeliveries(ctx, ghreport.HookDeliveriesParams{}); err != nil {
 		t.Fatalf("list deliveries with the new App: %v", err)
+	}
+	// ... and only the new key does: the fake's App key was replaced by the conversion.
+	old, err := ghreport.NewApp(ghreport.Config{APIURL: gh.URL, Attempts: 1}, creds.ID, gh.PrivateKeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.HookDeliveries(ctx, ghreport.HookDeliveriesParams{}); ferry.ErrorCode(err) != ferry.EUNAUTHORIZED {
+		t.Errorf("the key from before the conversion still works: %v", err)
 	}
 	// A code converts once; a malformed one is refused before any call.
 	if _, err := ghreport.ManifestConvert(ctx, ghreport.Config{APIURL: gh.URL, Attempts: 1}, code); ferry.ErrorCode(err) != ferry.ENOTFOUND {

@@ -4,7 +4,7 @@
 // (docs/architecture.md, "Testing").
 //
 // Auth rules, as on GitHub: paths under /app need the App JWT (RS256, signed with PrivateKeyPEM, iss = AppID);
-// paths under /login/ and /app-manifests/ need nothing; every other path needs an installation token issued by this server or a token
+// paths under /login/ and /app-manifests/ and the manifest form's pages (POST /settings/apps/new) need nothing; every other path needs an installation token issued by this server or a token
 // added with AddToken, and /repos/{owner}/{repo}/... answers 404 when that token cannot see the repository.
 //
 // Routes the fake does not know fail the test. Add more with Handle (GET /user/installations, OAuth, check runs).
@@ -23,8 +23,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -524,7 +526,19 @@ func (s *Server) serve(rw http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Auth: AuthNone}
-	badJSON := len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &call.Body) != nil
+	var badJSON bool
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" {
+		// A browser's form post (the manifest form) or an OAuth token exchange: the body is the form's fields.
+		if form, err := url.ParseQuery(string(raw)); err == nil {
+			fields := map[string]any{}
+			for k, v := range form {
+				fields[k] = v[0]
+			}
+			call.Body = fields
+		}
+	} else {
+		badJSON = len(bytes.TrimSpace(raw)) > 0 && json.Unmarshal(raw, &call.Body) != nil
+	}
 	ti, status, msg := s.authenticate(r)
 	if ti != nil {
 		call.Auth, call.Installation = ti.kind, ti.installation
@@ -590,7 +604,7 @@ func (s *Server) takeFault(line string) *Fault {
 // authenticate applies the package's auth rules. It returns the caller, or a status and message to refuse with.
 func (s *Server) authenticate(r *http.Request) (*tokenInfo, int, string) {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/login/") || strings.HasPrefix(p, "/app-manifests/") {
+	if strings.HasPrefix(p, "/login/") || strings.HasPrefix(p, "/app-manifests/") || isWebPage(p) {
 		return nil, 0, ""
 	}
 	scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
@@ -617,6 +631,12 @@ func (s *Server) authenticate(r *http.Request) (*tokenInfo, int, string) {
 		return ti, http.StatusNotFound, "Not Found"
 	}
 	return ti, 0, ""
+}
+
+// isWebPage reports whether p is one of GitHub's web pages that the fake serves (the manifest form's target),
+// which a browser reaches with the operator's own GitHub session rather than API credentials.
+func isWebPage(p string) bool {
+	return p == "/settings/apps/new" || (strings.HasPrefix(p, "/organizations/") && strings.HasSuffix(p, "/settings/apps/new"))
 }
 
 func repoOf(p string) (owner, repo string, ok bool) {
@@ -648,7 +668,7 @@ func (s *Server) verifyJWT(tok string) error {
 		return fmt.Errorf("signature: %w", err)
 	}
 	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(&s.key.PublicKey, crypto.SHA256, sum[:], sig); err != nil {
+	if err := rsa.VerifyPKCS1v15(&s.appKey().PublicKey, crypto.SHA256, sum[:], sig); err != nil {
 		return errors.New("signature does not match the App's public key")
 	}
 	var claims struct {
