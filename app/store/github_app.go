@@ -10,7 +10,7 @@ import (
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
-// This file holds the GitHub App that the dashboard created with the App manifest flow (migration 011): one row
+// This file holds the GitHub App that the dashboard created with the App manifest flow (migration 009): one row
 // at most. Its secrets are stored only as EnvCipher ciphertext, each bound to its column (SealAppSecret), and
 // no page or log shows them: GitHubAppGet returns them sealed, for the one reader that opens them
 // (app/githubapp).
