@@ -45,6 +45,9 @@ type Plan struct {
 	// FrameworkNode is engines.node of the framework's own package as the lockfile records it (Nuxt 4 needs
 	// node 22): a build on an older node would fail half-way through its install.
 	FrameworkNode string `json:"frameworkNode,omitempty"`
+	// FrameworkVersion is the version of the framework's package that yarn.lock pins. Yarn's lockfiles do not
+	// record engines, so the build looks up that version's engines.node before installing.
+	FrameworkVersion string `json:"frameworkVersion,omitempty"`
 	// Framework is the detected framework, or nil.
 	Framework *Framework `json:"framework,omitempty"`
 	// outputSet says that Output came from the user (outputDirectory), who may publish any folder.
@@ -208,9 +211,19 @@ func detect(dir string, cfg *siteconfig.File, from origin) (Plan, error) {
 	}
 
 	if p.Framework != nil && p.Lockfile != "" {
-		if r := lockedEngine(dir, p.Lockfile, p.Root, p.Framework.pkg); r != "" {
-			p.FrameworkNode = r
-			why("%s needs node %s (engines.node of %s in %s)", p.Framework.Name, r, p.Framework.pkg, p.Lockfile)
+		spec, _ := pkg.deps()[p.Framework.pkg].(string)
+		d, err := lockedFramework(dir, p.Lockfile, p.Root, p.Framework.pkg, spec)
+		switch {
+		case errors.Is(err, errNotLocked):
+		case err != nil:
+			why("%s's node requirement is unknown: %s: %v", p.Framework.Name, p.Lockfile, err)
+		case d.Node != "":
+			p.FrameworkNode = d.Node
+			why("%s needs node %s (engines.node of %s %s in %s)", p.Framework.Name, d.Node, p.Framework.pkg, d.Version, p.Lockfile)
+		case path.Base(p.Lockfile) == "yarn.lock":
+			p.FrameworkVersion = d.Version
+			why("%s %s %s (%s, which does not record engines: its engines.node is looked up before the install)",
+				p.Framework.Name, p.Framework.pkg, d.Version, p.Lockfile)
 		}
 	}
 

@@ -89,40 +89,6 @@ func detectFramework(dir, root string, pkg *packageJSON) (*Framework, error) {
 	return fw, err
 }
 
-// lockedEngine returns engines.node of the installed dependency dep as package-lock.json records it (lockfile
-// version 2 and 3), looking in the site's node_modules and then the install folder's; "" when unknown.
-func lockedEngine(dir, lockfile, root, dep string) string {
-	if path.Base(lockfile) != "package-lock.json" && path.Base(lockfile) != "npm-shrinkwrap.json" {
-		return ""
-	}
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(lockfile)))
-	if err != nil {
-		return ""
-	}
-	var lock struct {
-		Packages map[string]struct {
-			Engines json.RawMessage `json:"engines"`
-		} `json:"packages"`
-	}
-	if json.Unmarshal(b, &lock) != nil {
-		return ""
-	}
-	lockDir := path.Dir(lockfile)
-	rel := strings.TrimPrefix(strings.TrimPrefix(root, lockDir), "/")
-	if lockDir == "." {
-		rel = root
-	}
-	for _, k := range []string{path.Join(rel, "node_modules", dep), path.Join("node_modules", dep)} {
-		var e struct {
-			Node string `json:"node"`
-		}
-		if pk, ok := lock.Packages[strings.TrimPrefix(k, "./")]; ok && json.Unmarshal(pk.Engines, &e) == nil && e.Node != "" {
-			return e.Node
-		}
-	}
-	return ""
-}
-
 func presetFor(dir, root string, pkg *packageJSON) (*Framework, error) {
 	has := func(dep string) bool { _, ok := pkg.deps()[dep]; return ok }
 	build := pkg.Scripts["build"]

@@ -2,6 +2,7 @@ package build
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -295,8 +296,17 @@ func resolveNode(ctx context.Context, plan Plan, toolCache string, from origin, 
 		if plan.EnginesNode != "" {
 			needs = append(needs, need{what: "package.json engines.node", want: plan.EnginesNode})
 		}
-		if plan.FrameworkNode != "" && plan.Framework != nil {
-			needs = append(needs, need{what: plan.Framework.pkg + "'s engines.node", want: plan.FrameworkNode})
+		frameworkNode := plan.FrameworkNode
+		if frameworkNode == "" && plan.FrameworkVersion != "" && plan.Framework != nil {
+			r, err := lookupEngines(ctx, toolCache, plan.Framework.pkg, plan.FrameworkVersion)
+			if err != nil {
+				// The install still checks what it can (Yarn 1 refuses an engine mismatch), so go on.
+				log.Warn(fmt.Sprintf("could not look up engines.node of %s@%s: %v", plan.Framework.pkg, plan.FrameworkVersion, err))
+			}
+			frameworkNode = r
+		}
+		if frameworkNode != "" && plan.Framework != nil {
+			needs = append(needs, need{what: plan.Framework.pkg + "'s engines.node", want: frameworkNode})
 		}
 	}
 	if len(needs) == 0 {
@@ -428,6 +438,74 @@ func fetchNode(ctx context.Context, toolCache string, r nodeRange, log *slog.Log
 	}
 	return t, nil
 }
+
+// lookupEngines returns engines.node of pkg@version as the npm registry that the builder's npm is configured
+// with publishes it ("" when the package declares none). Yarn's lockfiles pin versions but not engines, so
+// this is how a Yarn site's framework requirement is known before its install. The answer never changes for
+// a published version, so it is kept in toolCache (when there is one) and asked for once.
+func lookupEngines(ctx context.Context, toolCache, pkg, version string) (string, error) {
+	if _, ok := parseSemver(version); !ok || !validPackageName(pkg) {
+		return "", fmt.Errorf("%q@%q is not a package version", pkg, version)
+	}
+	var cached string
+	if toolCache != "" {
+		cached = filepath.Join(toolCache, "engines", strings.ReplaceAll(pkg, "/", "+")+"@"+version+".json")
+		if b, err := os.ReadFile(cached); err == nil {
+			var r string
+			if json.Unmarshal(b, &r) == nil {
+				return r, nil
+			}
+		}
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, npm, "view", pkg+"@"+version, "engines", "--json")
+	cmd.Env = npmHostEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		// With --json, npm reports its error as JSON on stdout ({"error": {"code": "E404", ...}}).
+		var e struct {
+			Error struct{ Code, Summary string } `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error.Code != "" {
+			return "", fmt.Errorf("npm view: %s %s: %w", e.Error.Code, e.Error.Summary, err)
+		}
+		return "", fmt.Errorf("npm view: %w", err)
+	}
+	var engines struct {
+		Node string `json:"node"`
+	}
+	if len(bytes.TrimSpace(out)) > 0 {
+		if err := json.Unmarshal(out, &engines); err != nil {
+			return "", fmt.Errorf("npm view: %w", err)
+		}
+	}
+	r := strings.TrimSpace(engines.Node)
+	if cached != "" {
+		b, _ := json.Marshal(r)
+		// Losing this write only costs another look-up; a partial file is never read as an answer.
+		if os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
+			if tmp, err := os.CreateTemp(filepath.Dir(cached), ".engines-"); err == nil {
+				_, werr := tmp.Write(b)
+				if cerr := tmp.Close(); werr == nil && cerr == nil {
+					_ = os.Rename(tmp.Name(), cached)
+				}
+				os.Remove(tmp.Name())
+			}
+		}
+	}
+	return r, nil
+}
+
+// validPackageName accepts npm package names ("astro", "@sveltejs/kit"): nothing npm would read as a flag,
+// a path or a URL.
+func validPackageName(s string) bool {
+	return packageNameRe.MatchString(s) && len(s) <= 214
+}
+
+var packageNameRe = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*$`)
 
 // npmHostEnv is the environment of ferry's own npm calls: the operator's npm, proxy and CA settings, and
 // nothing else of ferry's environment, which may hold its secrets.
