@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -36,6 +35,11 @@ func (w *deployQueuedWorker) Work(ctx context.Context, job *river.Job[DeployQueu
 	p, err := w.deps.Store.ProjectGetByID(ctx, d.ProjectID)
 	if err != nil {
 		return err
+	}
+	if job.Args.FollowRef {
+		if err := w.supersedeForHead(ctx, w.deps.Logger.With("deployment", d.ID, "project", p.Name), p, d.ID); err != nil {
+			return fmt.Errorf("supersede for %s: %w", d.ID, err)
+		}
 	}
 	if err := w.ensureQueued(ctx, p, d.ID); err != nil {
 		return fmt.Errorf("report %s queued: %w", d.ID, err)
@@ -95,6 +99,13 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 		return w.infra(ctx, log, job, p, id, ferry.Errorf(ferry.EUNAVAILABLE, "the project's clone URL is not known yet (it is read from the GitHub API)"))
 	}
 
+	if job.Args.FollowRef {
+		// Normally done by the fast deploy_queued job already; then nothing else is unfinished and GitHub is
+		// not asked again.
+		if err := w.supersedeForHead(ctx, log, p, id); err != nil {
+			return w.infra(ctx, log, job, p, id, err)
+		}
+	}
 	if err := w.ensureQueued(ctx, p, id); err != nil {
 		return w.infra(ctx, log, job, p, id, fmt.Errorf("report queued: %w", err))
 	}
@@ -288,10 +299,10 @@ func (w *deployWorker) succeed(ctx context.Context, log *slog.Logger, job *river
 		w.m.jobs.WithLabelValues(job.Kind, "canceled").Inc()
 		return nil
 	}
-	if job.Args.FollowRef && d.Alias != "" && d.PRNumber == 0 && d.Ref != "" {
-		head, err := w.branchHead(ctx, p, d.Ref)
+	if job.Args.FollowRef && d.Alias != "" && (d.PRNumber != 0 || d.Ref != "") {
+		head, err := w.headOf(ctx, p, d)
 		if err != nil {
-			return w.infra(ctx, log, job, p, d.ID, fmt.Errorf("ask GitHub where %s points: %w", d.Ref, err))
+			return w.infra(ctx, log, job, p, d.ID, err)
 		}
 		if head != "" && head != d.CommitSHA {
 			return w.stale(ctx, log, job, p, cur, head)
@@ -323,29 +334,21 @@ func (w *deployWorker) succeed(ctx context.Context, log *slog.Logger, job *river
 	return nil
 }
 
-// branchHead asks GitHub which commit branch points at now. "" means no answer to compare with: the project is
-// not on GitHub (no App or installation). A branch that no longer exists is "-", which matches no commit.
-func (w *deployWorker) branchHead(ctx context.Context, p *store.Project, branch string) (string, error) {
-	gh := w.github(p)
-	if gh == nil {
-		return "", nil
-	}
-	ref, resp, err := gh.r.Client().Git.GetRef(ctx, gh.owner, gh.name, "heads/"+branch)
-	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return "-", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return ref.GetObject().GetSHA(), nil
-}
-
-// stale ends a build whose branch has moved on to another commit since its push: the deployment stays
-// reachable by its id, its alias is left on what it shows, and it is recorded as canceled with the reason.
+// stale ends a build whose branch or pull request has moved on to another commit since its push: the
+// deployment stays reachable by its id, its alias is left on what it shows, and it is recorded as canceled
+// with the reason.
 func (w *deployWorker) stale(ctx context.Context, log *slog.Logger, job *river.Job[DeployArgs], p *store.Project, d *store.Deployment, head string) error {
 	msg := fmt.Sprintf("not deployed to %s: branch %s now points at %s, not at this commit; promote this deployment to deploy it anyway",
 		d.Alias, d.Ref, short(head))
-	if head == "-" {
+	moved := d.Ref + " moved on"
+	switch {
+	case d.PRNumber != 0 && head == headGone:
+		msg = fmt.Sprintf("not deployed to %s: pull request #%d is gone; the deployment stays reachable at its own URL", d.Alias, d.PRNumber)
+	case d.PRNumber != 0:
+		msg = fmt.Sprintf("not deployed to %s: the head of pull request #%d is now %s, not this commit; the deployment stays reachable at its own URL",
+			d.Alias, d.PRNumber, short(head))
+		moved = fmt.Sprintf("PR #%d moved on", d.PRNumber)
+	case head == headGone:
 		msg = fmt.Sprintf("not deployed to %s: branch %s no longer exists; promote this deployment to deploy it anyway", d.Alias, d.Ref)
 	}
 	_, err := w.deps.Store.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: store.StatusCanceled,
@@ -354,7 +357,7 @@ func (w *deployWorker) stale(ctx context.Context, log *slog.Logger, job *river.J
 		return w.infra(ctx, log, job, p, d.ID, err)
 	}
 	w.logLine(ctx, log, d.ID, msg)
-	log.WarnContext(ctx, "built commit is not the branch's head; alias left alone", "alias", d.Alias, "sha", d.CommitSHA, "head", head)
+	log.WarnContext(ctx, "built commit is not the head of its "+lineName(d)+"; alias left alone", "alias", d.Alias, "sha", d.CommitSHA, "head", head)
 	w.m.jobs.WithLabelValues(job.Kind, "stale").Inc()
 	gh := w.github(p)
 	if gh == nil {
@@ -370,11 +373,19 @@ func (w *deployWorker) stale(ctx context.Context, log *slog.Logger, job *river.J
 			}
 		}
 		if err := gh.r.CommitStatusCreate(ctx, ghreport.CommitStatusCreateParams{Owner: gh.owner, Repo: gh.name, SHA: d.CommitSHA,
-			Project: p.Name, State: ghreport.StateSuccess, TargetURL: w.logURL(d.ID), Description: "Built; not deployed: " + d.Ref + " moved on"}); err != nil {
+			Project: p.Name, State: ghreport.StateSuccess, TargetURL: w.logURL(d.ID), Description: "Built; not deployed: " + moved}); err != nil {
 			return err
 		}
+		title := "Not deployed: the branch moved on"
+		if d.PRNumber != 0 {
+			title = "Not deployed: the pull request moved on"
+		}
 		w.checkRun(ctx, st, gh, p, d, checkState{status: ghreport.CheckCompleted, conclusion: ghreport.ConclusionNeutral,
-			title: "Not deployed: the branch moved on", summary: msg + "."})
+			title: title, summary: msg + "."})
+		if d.PRNumber != 0 {
+			// The row said "Building" for this commit since its start: show the pull request's current state.
+			return w.commentCurrent(ctx, gh, p, d.PRNumber)
+		}
 		return nil
 	})
 	if err != nil {

@@ -44,9 +44,11 @@ type DeployArgs struct {
 	DeploymentID string `json:"deployment_id"`
 	// Fork marks a pull request from a fork: its build gets none of the project's env vars.
 	Fork bool `json:"fork,omitempty"`
-	// FollowRef (set for pushes) moves the alias only if, when the build ends, GitHub says the branch still
-	// points at the deployment's commit: an older commit never replaces a newer one on a branch's alias, however
-	// its push arrived (a replayed delivery, a late retry). Promote does it on purpose.
+	// FollowRef (set for pushes and pull requests) moves the alias only if, when the build ends, GitHub says the
+	// branch (or the pull request's head) still points at the deployment's commit: an older commit never
+	// replaces a newer one on an alias, however its webhook arrived (a replayed delivery, a late retry, out of
+	// order). Promote does it on purpose. It also makes the deployment supersede the line's other unfinished
+	// ones only once GitHub says its commit is the line's head (supersedeForHead), not at intake.
 	FollowRef bool `json:"follow_ref,omitempty"`
 	// CompareBase, for a monorepo project's push whose payload was too long to list its files, is the commit
 	// before the push: the build first asks GitHub what changed since, and is skipped when nothing under the
@@ -66,6 +68,9 @@ func (DeployArgs) InsertOpts() river.InsertOpts {
 // status), and for the deployments it superseded to be reported inactive, without waiting for a build slot.
 type DeployQueuedArgs struct {
 	DeploymentID string `json:"deployment_id"`
+	// FollowRef is DeployArgs.FollowRef: the report job first supersedes the line's other unfinished
+	// deployments if GitHub says the line points at this one's commit (supersedeForHead).
+	FollowRef bool `json:"follow_ref,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -106,7 +111,7 @@ func InsertDeploy(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, 
 // InsertDeployArgs is InsertDeploy for callers that set more than the id (a fork's pull request).
 func InsertDeployArgs(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, args DeployArgs) error {
 	_, err := client.InsertManyTx(ctx, tx, []river.InsertManyParams{
-		{Args: DeployQueuedArgs{DeploymentID: args.DeploymentID}},
+		{Args: DeployQueuedArgs{DeploymentID: args.DeploymentID, FollowRef: args.FollowRef}},
 		{Args: args},
 	})
 	if err != nil {

@@ -22,8 +22,9 @@ type EnqueueParams struct {
 	Fork bool
 	// AwaitingApproval stores the deployment with no job, until a maintainer approves it.
 	AwaitingApproval bool
-	// FollowRef (pushes) moves the alias at the end of the build only if the branch still points at the commit
-	// on GitHub (jobs.DeployArgs.FollowRef).
+	// FollowRef (pushes and pull requests) moves the alias at the end of the build only if the branch or pull
+	// request still points at the commit on GitHub, and supersedes only once GitHub says the commit is the
+	// newest (jobs.DeployArgs.FollowRef).
 	FollowRef bool
 	// CompareBase asks the build to skip itself when GitHub's compare since this commit shows no change under
 	// the project's root directory (jobs.DeployArgs.CompareBase).
@@ -48,7 +49,10 @@ func Enqueue(ctx context.Context, st *store.Store, tx pgx.Tx, rc *river.Client[p
 			return nil, nil, err
 		}
 	}
-	if dep.PRNumber != 0 || dep.Ref != "" {
+	// A push's or pull request's deployment (FollowRef) supersedes in its deploy_queued job, once GitHub has
+	// said which commit is newest: arrival order is not (jobs.DeployArgs.FollowRef). One waiting for approval
+	// has no job yet, so it supersedes here.
+	if (dep.PRNumber != 0 || dep.Ref != "") && (!p.FollowRef || p.AwaitingApproval) {
 		superseded, err = st.DeploymentSupersede(ctx, store.DeploymentSupersedeParams{
 			NewID: dep.ID, ProjectID: dep.ProjectID, PRNumber: dep.PRNumber, Ref: dep.Ref,
 		})

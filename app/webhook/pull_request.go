@@ -104,7 +104,7 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 			return OutcomeIgnored, nil
 		}
 		for _, id := range ids {
-			if err := jobs.InsertDeployArgs(ctx, d.River, d.Tx, jobs.DeployArgs{DeploymentID: id, Fork: true}); err != nil {
+			if err := jobs.InsertDeployArgs(ctx, d.River, d.Tx, jobs.DeployArgs{DeploymentID: id, Fork: true, FollowRef: true}); err != nil {
 				return "", ferry.Wrap(ferry.EUNAVAILABLE, err)
 			}
 			log.InfoContext(ctx, "fork deployment approved, build queued", "deployment", id, "approved_by", ev.GetSender().GetLogin())
@@ -136,6 +136,9 @@ func (PullRequestHandler) Handle(ctx context.Context, d *Delivery) (string, erro
 		DeploymentCreateParams: store.DeploymentCreateParams{ProjectID: p.ID, CommitSHA: sha,
 			Ref: pr.GetHead().GetRef(), PRNumber: n, Kind: store.KindPreview, Alias: site.PRAlias(n)},
 		Fork: fork, AwaitingApproval: needsApproval,
+		// FollowRef: the build moves pr-<n> only if the pull request's head is still this commit when it ends,
+		// and supersedes the pull request's other builds only once GitHub says this commit is its head.
+		FollowRef: true,
 	})
 	if err != nil {
 		return "", err

@@ -263,6 +263,7 @@ type Server struct {
 	envKnown       map[string]bool   // "owner/repo/env" whose deployments were deleted: the environment stays
 	checkRuns      []*CheckRun
 	compares       map[string][]string // "owner/repo/base...head" -> changed files
+	pulls          map[string]*pull    // "owner/repo#n" (pulls.go)
 	faults         []*fault
 
 	hooks     hooks     // the App's webhook: its URL, secret and delivery attempts (deliveries.go)
