@@ -45,7 +45,12 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 			return nil, err
 		}
 	}
-	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
+	blobs, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	sites := site.NewStore(blobs)
+	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Domains: sites, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClientID: cfg.GitHubClientID, GitHubClientSecret: cfg.GitHubClientSecret,
 		GitHubURL: webURL(cfg.GitHubAPIURL), GitHubAPIURL: cfg.GitHubAPIURL,
 		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})
@@ -65,10 +70,6 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 		// Only the operator reads this log; the link works once, for 7 days.
 		logger.WarnContext(ctx, "no accounts yet and sign-up is not open: the first account signs up with this one-time invite link", "signup", a.Signup(), "link", link)
 	}
-	blobs, err := storage.Open(ctx, cfg.Storage)
-	if err != nil {
-		return nil, err
-	}
 	cipher, err := envCipher(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
@@ -77,7 +78,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, rc *river.Cli
 	if gh != nil { // a nil *ghreport.App in the interface would not compare equal to nil
 		tokens = gh
 	}
-	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, tokens, logger)
+	svc, err := newProjects(cfg, st, rc, sites, cipher, tokens, logger)
 	if err != nil {
 		return nil, err
 	}
