@@ -46,7 +46,12 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, cipher *store
 			return nil, err
 		}
 	}
-	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
+	blobs, err := storage.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	sites := site.NewStore(blobs)
+	a, err := auth.New(auth.Config{Domain: cfg.Domain, ProtectionKey: protectionKey, Domains: sites, Store: st, PublicURL: cfg.PublicURL, Logger: logger, Render: web.Render,
 		GitHubClient: gh.OAuthClient, GitHubURL: cfg.GitHubURL, GitHubAPIURL: cfg.GitHubAPIURL,
 		Signup: cfg.Signup, SignupEmailDomains: cfg.SignupEmailDomains, SignupGitHubOrgs: cfg.SignupGitHubOrgs})
 	if err != nil {
@@ -65,11 +70,7 @@ func mountWeb(ctx context.Context, cfg Config, pool *pgxpool.Pool, cipher *store
 		// Only the operator reads this log; the link works once, for 7 days.
 		logger.WarnContext(ctx, "no accounts yet and sign-up is not open: the first account signs up with this one-time invite link", "signup", a.Signup(), "link", link)
 	}
-	blobs, err := storage.Open(ctx, cfg.Storage)
-	if err != nil {
-		return nil, err
-	}
-	svc, err := newProjects(cfg, st, rc, site.NewStore(blobs), cipher, gh, logger)
+	svc, err := newProjects(cfg, st, rc, sites, cipher, gh, logger)
 	if err != nil {
 		return nil, err
 	}

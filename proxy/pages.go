@@ -30,7 +30,7 @@ var (
 
 	pageSignIn         = htmlPage("Sign in", "This site is for its team only. You are being sent to sign in with GitHub.")
 	pageHandoffRefused = htmlPage("Sign-in link refused", "This sign-in link has expired (they last 60 seconds), "+
-		"was made for another site, or was altered. Open the site again to sign in anew.")
+		"was used already (each works once), was made for another site, or was altered. Open the site again to sign in anew.")
 	pageShareRefused = htmlPage("Link expired", "This share link has expired, was revoked, or was altered. Ask the "+
 		"person who sent it for a new one.")
 	pageClosed = htmlPage("Protected site", "This site is open to its team only, and no way in is set up here. "+

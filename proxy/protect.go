@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"html"
 	"net/url"
 	"strconv"
@@ -161,14 +162,15 @@ func (p *Proxy) readProtection(ctx context.Context, e *protEntry) (*protState, e
 	return st, nil
 }
 
-// siteOf is the one host → (project, alias) lookup that protection uses. For a preview host it is what
-// site.ParseHost found; a custom domain (domains/<host>.json) resolves to its project's deployment and the alias
-// its mapping names, and dep.project is that project in both cases.
-func siteOf(e *hostEntry, dep *deployment) (project, alias string) { return dep.project, e.name }
+// siteOf is the one host → (project, alias) lookup that protection uses. For a preview host the alias is what
+// site.ParseHost found; for a custom domain (domains/<host>.json) it is the alias its mapping names, so a
+// domain on production stays public when only previews are protected. r.dep.project is the project in both
+// cases.
+func siteOf(r *resolution) (project, alias string) { return r.dep.project, r.alias }
 
 // gate decides whether a request to a protected host goes on. It answers the request itself (a redirect to
 // sign in, the password page, a refusal) and returns false when it does not.
-func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings, ok *okCookies) bool {
+func (p *Proxy) gate(ctx *fasthttp.RequestCtx, project string, host []byte, s *protect.Settings, ok *okCookies) bool {
 	now := time.Now()
 	secure := ctx.IsTLS() || p.cfg.SecureCookies
 	name := cookiePlain
@@ -184,15 +186,19 @@ func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings,
 	h := string(host)
 	switch {
 	case bytes.Equal(path, pathAuth):
-		login, ok := "", false
+		var ho protect.Handoff
+		ok := false
 		if p.cfg.HandoffKey != nil && s.Members {
-			login, ok = protect.CheckHandoff(p.cfg.HandoffKey, h, string(ctx.QueryArgs().Peek("token")), now)
+			ho, ok = protect.CheckHandoff(p.cfg.HandoffKey, h, string(ctx.QueryArgs().Peek("token")), now)
 		}
 		if !ok {
 			page(ctx, fasthttp.StatusForbidden, pageHandoffRefused)
 			return false
 		}
-		p.log.Info("member signed in to a protected site", "host", h, "github_login", login)
+		if !p.claimHandoff(ctx, project, h, ho) {
+			return false
+		}
+		p.log.Info("member signed in to a protected site", "host", h, "github_login", ho.Login)
 		p.setAccess(ctx, name, secure, s, h, protect.KindMember, now.Add(p.cfg.MemberTTL))
 		p.seeOther(ctx, protect.LocalNext(string(ctx.QueryArgs().Peek("next"))))
 		return false
@@ -249,6 +255,70 @@ func (p *Proxy) gate(ctx *fasthttp.RequestCtx, host []byte, s *protect.Settings,
 	}
 	p.passwordPage(ctx, fasthttp.StatusUnauthorized, s, next, "")
 	return false
+}
+
+// claimHandoff makes a checked hand-off token good once across every proxy sharing the storage: first this
+// process's memory, then a create-only record in storage (protect.ClaimHandoff). It answers the request itself
+// when the token may not be used.
+func (p *Proxy) claimHandoff(ctx *fasthttp.RequestCtx, project, host string, ho protect.Handoff) bool {
+	if !p.handoffs.add(ho.Nonce, ho.Expires) {
+		p.log.Warn("hand-off token replayed; refused", "host", host, "github_login", ho.Login)
+		page(ctx, fasthttp.StatusForbidden, pageHandoffRefused)
+		return false
+	}
+	sctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
+	defer cancel()
+	switch err := protect.ClaimHandoff(sctx, p.cond, project, ho); {
+	case errors.Is(err, protect.ErrHandoffUsed):
+		p.log.Warn("hand-off token used before at another proxy; refused", "host", host, "github_login", ho.Login)
+		page(ctx, fasthttp.StatusForbidden, pageHandoffRefused)
+		return false
+	case err != nil:
+		p.metrics.storageErrors.Inc()
+		p.log.Error("storage failed; cannot record a member's sign-in", "host", host, "err", err)
+		p.handoffs.forget(ho.Nonce) // the visitor may retry the same link once storage is back
+		page(ctx, fasthttp.StatusServiceUnavailable, pageUnavailable)
+		return false
+	}
+	return true
+}
+
+// usedHandoffs is the nonces of hand-off tokens this process honoured, until they expire.
+type usedHandoffs struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+// add records nonce and reports whether it was new.
+func (u *usedHandoffs) add(nonce string, exp time.Time) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if _, ok := u.m[nonce]; ok {
+		return false
+	}
+	if u.m == nil || len(u.m) >= maxHosts {
+		now := time.Now()
+		if u.m == nil {
+			u.m = map[string]time.Time{}
+		}
+		for k, e := range u.m {
+			if now.After(e) {
+				delete(u.m, k)
+			}
+		}
+		if len(u.m) >= maxHosts {
+			// Hostile volumes of live tokens: forget them here; storage still refuses their replays.
+			clear(u.m)
+		}
+	}
+	u.m[nonce] = exp
+	return true
+}
+
+func (u *usedHandoffs) forget(nonce string) {
+	u.mu.Lock()
+	delete(u.m, nonce)
+	u.mu.Unlock()
 }
 
 // signInURL is the dashboard's /protect/start for this site and path.

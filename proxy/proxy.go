@@ -116,6 +116,11 @@ type Proxy struct {
 	protsMu sync.Mutex
 	prots   map[string]*protEntry
 	guesses guesses
+	// handoffs remembers the hand-off tokens this process honoured; storage (protect.ClaimHandoff) is what
+	// stops a replay at another proxy.
+	handoffs usedHandoffs
+	// cond is cfg.Storage's conditional writes, which claiming hand-off tokens needs (nil without HandoffKey).
+	cond storage.Conditional
 
 	flight   singleflight.Group
 	blobs    *blobCache
@@ -177,6 +182,10 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.AccessTTL = 24 * time.Hour
 	}
 	cfg.SignInURL = strings.TrimSuffix(cfg.SignInURL, "/")
+	cond, _ := cfg.Storage.(storage.Conditional)
+	if cfg.HandoffKey != nil && cond == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "proxy: members' sign-in (--protection-key-file) needs a storage with conditional writes, to use each hand-off once; %T has none", cfg.Storage)
+	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -208,6 +217,7 @@ func New(cfg Config) (*Proxy, error) {
 		hosts:  map[string]*hostEntry{},
 		deps:   map[string]*deployment{},
 		prots:  map[string]*protEntry{},
+		cond:   cond,
 
 		upstream: up,
 	}

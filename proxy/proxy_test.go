@@ -76,6 +76,32 @@ func (s *flakyStorage) List(ctx context.Context, prefix string) ([]storage.Objec
 	return s.Storage.List(ctx, prefix)
 }
 
+// GetTagged, PutIf and DeleteIf pass the file backend's conditional writes through (claiming hand-off tokens
+// needs them), and fail while the storage is down.
+func (s *flakyStorage) GetTagged(ctx context.Context, key string) ([]byte, string, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, "", errDown
+	}
+	return s.Storage.(storage.Conditional).GetTagged(ctx, key)
+}
+
+func (s *flakyStorage) PutIf(ctx context.Context, key string, body []byte, ifTag string) (string, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return "", errDown
+	}
+	return s.Storage.(storage.Conditional).PutIf(ctx, key, body, ifTag)
+}
+
+func (s *flakyStorage) DeleteIf(ctx context.Context, key, tag string) error {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return errDown
+	}
+	return s.Storage.(storage.Conditional).DeleteIf(ctx, key, tag)
+}
+
 // testEnv is a proxy on a real loopback listener over real file storage.
 type testEnv struct {
 	st    *flakyStorage

@@ -38,7 +38,10 @@ type hostEntry struct {
 
 // resolution is a host's deployment at one moment, or why there is none.
 type resolution struct {
-	dep     *deployment
+	dep *deployment
+	// alias is the name the host serves in dep's project: the preview host's alias (or deployment id), or the
+	// alias a custom domain's mapping names. Protection decides by it (siteOf).
+	alias   string
 	err     error  // set when dep is nil: ENOTFOUND (cached for the alias TTL) or an outage (not cached)
 	page    []byte // for ENOTFOUND: which of the "no such site" pages applies
 	expires int64  // Proxy.now() after which the alias is read again
@@ -193,6 +196,7 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	ctx, cancel := context.WithTimeout(p.base, p.cfg.StorageTimeout)
 	defer cancel()
 	project, id := e.project, e.name
+	var customAlias string
 	if e.custom {
 		d, err := p.customDomain(ctx, e.host)
 		if err != nil {
@@ -204,6 +208,7 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 			return r
 		}
 		project, id = d.Project, d.Alias
+		customAlias = d.Alias
 	}
 	if !e.pinned {
 		a, err := p.store.AliasGet(ctx, project, id)
@@ -216,7 +221,11 @@ func (p *Proxy) refresh(e *hostEntry) *resolution {
 	if err != nil {
 		return p.refreshFailed(ctx, e, old, gen, err)
 	}
-	r := &resolution{dep: dep, expires: now + int64(p.cfg.AliasTTL), gen: gen}
+	alias := e.name
+	if e.custom {
+		alias = customAlias
+	}
+	r := &resolution{dep: dep, alias: alias, expires: now + int64(p.cfg.AliasTTL), gen: gen}
 	if e.pinned {
 		r.expires, r.gen = math.MaxInt64, -1
 	}
@@ -238,7 +247,7 @@ func (p *Proxy) refreshFailed(ctx context.Context, e *hostEntry, old *resolution
 	if old != nil && old.dep != nil {
 		// Serve the last known deployment and look again after a short pause rather than on every request.
 		p.log.Warn("storage failed; serving the cached deployment", "project", e.project, "alias", e.name, "deployment", old.dep.id, "err", err)
-		r := &resolution{dep: old.dep, expires: now + int64(min(p.cfg.AliasTTL, time.Second)), gen: gen}
+		r := &resolution{dep: old.dep, alias: old.alias, expires: now + int64(min(p.cfg.AliasTTL, time.Second)), gen: gen}
 		e.cur.Store(r)
 		return r
 	}

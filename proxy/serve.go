@@ -89,14 +89,14 @@ func (p *Proxy) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		s := st.s
-		if _, alias := siteOf(e, r.dep); s != nil && s.Mode.Protects(alias) || r.dep.mode.Protects(alias) {
+		if project, alias := siteOf(r); s != nil && s.Mode.Protects(alias) || r.dep.mode.Protects(alias) {
 			if s == nil || len(s.Key) < 32 {
 				// ferry.json asks for protection, but the project has no protection.json (so no key to
 				// sign access with): closed rather than open.
 				page(ctx, fasthttp.StatusForbidden, pageClosed)
 				return
 			}
-			if p.gate(ctx, host, s, &st.ok) {
+			if p.gate(ctx, project, host, s, &st.ok) {
 				p.serveSite(ctx, r.dep, path)
 			}
 			markPrivate(ctx)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
 )
 
 // Cookie names.
@@ -100,6 +101,14 @@ type Config struct {
 	// ProtectionKey signs the hand-off tokens that let members into protected sites (--protection-key-file, the
 	// same file as ferry proxy's). nil: members cannot sign in to protected sites.
 	ProtectionKey []byte
+	// Domains reads custom-domain mappings (site.Store), so that a project protected on its custom domain
+	// sends its members back there. nil: members sign in on preview hosts only.
+	Domains DomainLookup
+}
+
+// DomainLookup reads one custom domain's mapping (domains/<host>.json); site.Store implements it.
+type DomainLookup interface {
+	DomainGet(ctx context.Context, host string) (*site.Domain, error)
 }
 
 // Auth signs people in and tells handlers who is calling.

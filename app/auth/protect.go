@@ -34,19 +34,28 @@ func (a *Auth) ProtectRoutes(mux *http.ServeMux) {
 }
 
 // protectTarget checks the site origin the proxy sent: http(s)://<host>[:port] and nothing more, whose host is
-// a site host of Ferry's domain. It returns the project and the host name the hand-off token is bound to.
-func (a *Auth) protectTarget(origin string) (project, host string, err error) {
+// a site host of Ferry's domain or a verified custom domain that serves a project (not one that redirects). It
+// returns the project and the host name the hand-off token is bound to.
+func (a *Auth) protectTarget(ctx context.Context, origin string) (project, host string, err error) {
 	u, err := url.Parse(origin)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return "", "", ferry.Errorf(ferry.EINVALID, "the link to sign in to a protected site is broken (site %q); open the site again", origin)
 	}
 	host = strings.ToLower(u.Hostname())
-	project, _, ok := site.ParseHost(host, a.cfg.Domain)
-	if !ok || a.cfg.Domain == "" {
-		return "", "", ferry.Errorf(ferry.EINVALID, "%s is not a site of this Ferry server", host)
+	if project, _, ok := site.ParseHost(host, a.cfg.Domain); ok && a.cfg.Domain != "" {
+		return project, host, nil
 	}
-	return project, host, nil
+	if a.cfg.Domains != nil && host != a.cfg.Domain && !strings.HasSuffix(host, "."+a.cfg.Domain) {
+		d, err := a.cfg.Domains.DomainGet(ctx, host)
+		switch {
+		case err == nil && d.Status == site.DomainVerified && d.RedirectTo == "":
+			return d.Project, host, nil
+		case err != nil && ferry.ErrorCode(err) == ferry.EUNAVAILABLE:
+			return "", "", err
+		}
+	}
+	return "", "", ferry.Errorf(ferry.EINVALID, "%s is not a site of this Ferry server", host)
 }
 
 func (a *Auth) protectStart(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +67,7 @@ func (a *Auth) protectStart(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	origin := strings.TrimSuffix(q.Get("site"), "/")
-	project, _, err := a.protectTarget(origin)
+	project, _, err := a.protectTarget(r.Context(), origin)
 	if err != nil {
 		fail(err)
 		return
@@ -120,7 +129,7 @@ func (a *Auth) protectCallback(w http.ResponseWriter, r *http.Request) {
 		fail(ferry.Errorf(ferry.EUNAUTHORIZED, "GitHub did not sign you in (%s); open the protected site again", e))
 		return
 	}
-	project, host, err := a.protectTarget(origin)
+	project, host, err := a.protectTarget(r.Context(), origin)
 	if err != nil {
 		fail(err)
 		return

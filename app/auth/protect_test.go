@@ -11,6 +11,8 @@ import (
 	"github.com/ferryhq/ferry/app/auth"
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/protect"
+	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/storage"
 )
 
 var protectKey = []byte("protection-key-for-tests-0123456789abcdef")
@@ -59,9 +61,9 @@ func TestProtectMemberSignIn(t *testing.T) {
 	if err != nil || loc.Scheme+"://"+loc.Host != site || loc.Path != "/__ferry/auth" || loc.Query().Get("next") != "/deep/page?x=1" {
 		t.Fatalf("hand-off to %q", a.header.Get("Location"))
 	}
-	login, ok := protect.CheckHandoff(protectKey, "pr-1--web.ferry.test", loc.Query().Get("token"), time.Now())
-	if !ok || login != "octocat" {
-		t.Fatalf("hand-off token: %q %v", login, ok)
+	ho, ok := protect.CheckHandoff(protectKey, "pr-1--web.ferry.test", loc.Query().Get("token"), time.Now())
+	if !ok || ho.Login != "octocat" {
+		t.Fatalf("hand-off token: %+v %v", ho, ok)
 	}
 	// An off-site path comes back as "/".
 	a = protectSignIn(t, e.browser(), site, "//evil.example/")
@@ -99,5 +101,56 @@ func TestProtectStartRefusesOtherSites(t *testing.T) {
 	// A callback without the state cookie of its start is refused.
 	if a := b.get("/protect/callback?code=the-code&state=forged"); a.status != http.StatusForbidden {
 		t.Errorf("forged callback: %d, want 403", a.status)
+	}
+}
+
+// TestProtectCustomDomainSignIn: a verified custom domain of the project gets its members back with a token
+// bound to that host; pending, redirecting and unknown domains are refused before GitHub is asked.
+func TestProtectCustomDomainSignIn(t *testing.T) {
+	t.Parallel()
+	gh := newFakeGitHub(t, 1, "octocat")
+	gh.repos = []string{"org/web"}
+	fst, err := storage.NewFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites := site.NewStore(fst)
+	for _, d := range []site.Domain{
+		{Host: "review.shop.example", Project: "web", Alias: "pr-1", Status: site.DomainVerified},
+		{Host: "pending.shop.example", Project: "web", Status: site.DomainPending},
+		{Host: "shop.example", Project: "web", Status: site.DomainVerified, RedirectTo: "review.shop.example"},
+	} {
+		d.CreatedAt = time.Now()
+		if err := sites.DomainPut(context.Background(), &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t, func(c *auth.Config) {
+		c.GitHubClientID, c.GitHubClientSecret = "Iv1.client", "client-secret"
+		c.GitHubURL, c.GitHubAPIURL = gh.srv.URL, gh.srv.URL
+		c.Domain, c.ProtectionKey, c.Domains = "ferry.test", protectKey, sites
+	})
+	if _, err := e.st.ProjectCreate(context.Background(), store.ProjectCreateParams{Name: "web", Repository: "org/web",
+		CloneURL: "https://github.com/org/web.git", GitHubRepoID: 7}); err != nil {
+		t.Fatal(err)
+	}
+	origin := "https://review.shop.example"
+	a := protectSignIn(t, e.browser(), origin, "/deep")
+	wantStatus(t, a, http.StatusSeeOther)
+	loc, err := url.Parse(a.header.Get("Location"))
+	if err != nil || loc.Scheme+"://"+loc.Host != origin || loc.Path != "/__ferry/auth" {
+		t.Fatalf("hand-off to %q", a.header.Get("Location"))
+	}
+	if ho, ok := protect.CheckHandoff(protectKey, "review.shop.example", loc.Query().Get("token"), time.Now()); !ok || ho.Login != "octocat" {
+		t.Fatalf("the token is not bound to the custom host: %+v %v", ho, ok)
+	}
+	b := e.browser()
+	for _, s := range []string{"https://pending.shop.example", "https://shop.example", "https://unknown.example"} {
+		if a := b.get("/protect/start?" + url.Values{"site": {s}}.Encode()); a.status != http.StatusBadRequest {
+			t.Errorf("site %q: %d, want 400", s, a.status)
+		}
+	}
+	if n := gh.exchanges.Load(); n != 1 {
+		t.Errorf("GitHub exchanged %d codes, want 1 (refused sites never reach it)", n)
 	}
 }

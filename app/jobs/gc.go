@@ -56,7 +56,8 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 	}
 	// A run cut short by its timeout must not starve the same projects every time.
 	rand.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
-	c := &retention.Collector{Storage: w.deps.Site.Storage, Log: w.deps.Logger.With("job", job.ID), Metrics: w.m.retention}
+	c := &retention.Collector{Storage: w.deps.Site.Storage, Log: w.deps.Logger.With("job", job.ID), Metrics: w.m.retention,
+		Gone: w.projectGone}
 	domains, domainsOK := c.DomainAliases(ctx)
 	failed := 0
 	for _, p := range ps {
@@ -74,6 +75,23 @@ func (w *retentionWorker) Work(ctx context.Context, job *river.Job[RetentionArgs
 	}
 	w.m.jobs.WithLabelValues(job.Kind, outcome).Inc()
 	return nil
+}
+
+// projectGone is the collector's Gone: the project's row is gone or marked for deletion, whose job removes
+// (or already removed) its storage.
+func (w *retentionWorker) projectGone(ctx context.Context, name string) (bool, error) {
+	p, err := w.deps.Store.ProjectGetByName(ctx, name)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d, err := w.deps.Store.ProjectDeletionGet(ctx, p.ID)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return true, nil
+	}
+	return d != nil, err
 }
 
 func (w *retentionWorker) project(ctx context.Context, c *retention.Collector, p *store.Project, domains map[string]bool, domainsOK bool) error {

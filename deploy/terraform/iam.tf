@@ -2,7 +2,7 @@
 #   execution role   ECS agent: pulls the image, writes logs, reads the app's secrets. Never seen by containers.
 #   app role         the whole bucket, ECS RunTask/StopTask/DescribeTasks on builds, and AssumeRole of the
 #                    build role with a session policy. (The database is reached through the network.)
-#   proxy role       reads projects/ (GetObject).
+#   proxy role       reads projects/ (GetObject); records used sign-in tokens (projects/*/handoffs/*).
 #   build role       the upper bound of any build's upload rights: projects/*. The app assumes it per build
 #                    with a session policy naming projects/<project>/..., and the effective rights are the
 #                    intersection, so one build's credentials reach one project alone.
@@ -126,6 +126,13 @@ resource "aws_iam_role_policy" "proxy" {
     Version = "2012-10-17"
     Statement = [
       { Sid = "Read", Effect = "Allow", Action = "s3:GetObject", Resource = local.objects_arn },
+      # Protected previews: a used sign-in hand-off token is recorded once (create-only), so it opens a site once.
+      {
+        Sid      = "RecordUsedSignIns"
+        Effect   = "Allow"
+        Action   = "s3:PutObject"
+        Resource = "${aws_s3_bucket.storage.arn}/projects/*/handoffs/*"
+      },
       {
         Sid      = "MissingKeysAre404"
         Effect   = "Allow"

@@ -234,23 +234,90 @@ func CheckShare(key []byte, host, tok string, now time.Time) bool {
 const HandoffTTL = 60 * time.Second
 
 // HandoffToken is what the app sends the browser back to the site with, after checking that login can read the
-// project's repository.
+// project's repository: <exp>.<nonce>.<login>.<sig>. The random nonce makes every token unique, so that the
+// proxy can refuse a second use (ClaimHandoff).
 func HandoffToken(key []byte, host, login string, now time.Time) string {
 	e := strconv.FormatInt(now.Add(HandoffTTL).Unix(), 10)
-	return e + "." + login + "." + mac(key, "handoff", host, login, e)
+	n := make([]byte, 16)
+	_, _ = rand.Read(n) // never fails (Go 1.24+)
+	nonce := base64.RawURLEncoding.EncodeToString(n)
+	return e + "." + nonce + "." + login + "." + mac(key, "handoff", host, login, e, nonce)
 }
 
-// CheckHandoff returns the GitHub login a live hand-off token for host names.
-func CheckHandoff(key []byte, host, tok string, now time.Time) (string, bool) {
+// Handoff is what a checked hand-off token says.
+type Handoff struct {
+	// Login is the GitHub user the app found to be a member.
+	Login string
+	// Nonce names this token alone; ClaimHandoff records it so that the token opens the site once.
+	Nonce string
+	// Expires is when the token stops being good.
+	Expires time.Time
+}
+
+// CheckHandoff reads a live hand-off token for host. It does not tell whether the token was used before: the
+// caller claims it (ClaimHandoff) before honouring it.
+func CheckHandoff(key []byte, host, tok string, now time.Time) (Handoff, bool) {
 	e, rest, ok := strings.Cut(tok, ".")
 	if !ok {
-		return "", false
+		return Handoff{}, false
+	}
+	nonce, rest, ok := strings.Cut(rest, ".")
+	if !ok || !validNonce(nonce) {
+		return Handoff{}, false
 	}
 	login, sig, ok := strings.Cut(rest, ".")
-	if !ok || !validLogin(login) || !parseExp(e, now) || !macEqual(sig, mac(key, "handoff", host, login, e)) {
-		return "", false
+	if !ok || !validLogin(login) || !parseExp(e, now) || !macEqual(sig, mac(key, "handoff", host, login, e, nonce)) {
+		return Handoff{}, false
 	}
-	return login, true
+	exp, _ := strconv.ParseInt(e, 10, 64) // parseExp checked it
+	return Handoff{Login: login, Nonce: nonce, Expires: time.Unix(exp, 0)}, true
+}
+
+// validNonce accepts what HandoffToken makes: 22 characters of unpadded base64url.
+func validNonce(s string) bool {
+	if len(s) != 22 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// HandoffsPrefix is where a project's used hand-off tokens are recorded: one small object per sign-in, named by
+// its nonce. The retention collector deletes records older than HandoffRecordTTL.
+func HandoffsPrefix(project string) string { return site.ProjectPrefix(project) + "handoffs/" }
+
+// HandoffRecordTTL is how long a used token's record must outlive its writing: far beyond HandoffTTL, so that
+// clock skew between the app (which sets a token's expiry) and a proxy (which checks it) cannot bring a token
+// back to life after its record is gone.
+const HandoffRecordTTL = time.Hour
+
+// ErrHandoffUsed is ClaimHandoff's answer to a token that was used before, here or at another proxy.
+var ErrHandoffUsed = ferry.Errorf(ferry.ECONFLICT, "this sign-in link was used already")
+
+// ClaimHandoff records h's nonce in storage with a create-only write, so that of any number of proxies sharing
+// the storage exactly one honours the token. A second claim is ErrHandoffUsed; a storage failure is returned
+// as it is (the caller refuses the token: a sign-in can be retried, a replay must not slip through).
+func ClaimHandoff(ctx context.Context, st storage.Conditional, project string, h Handoff) error {
+	if err := site.ValidateProjectName(project); err != nil {
+		return err
+	}
+	if !validNonce(h.Nonce) {
+		return ferry.Errorf(ferry.EINVALID, "hand-off nonce %q is malformed", h.Nonce)
+	}
+	body := []byte(`{"login":"` + h.Login + `","expiresAt":` + strconv.FormatInt(h.Expires.Unix(), 10) + "}")
+	_, err := st.PutIf(ctx, HandoffsPrefix(project)+h.Nonce, body, "")
+	switch {
+	case ferry.ErrorCode(err) == ferry.ECONFLICT:
+		return ErrHandoffUsed
+	case err != nil:
+		return fmt.Errorf("record the hand-off of %s: %w", project, err)
+	}
+	return nil
 }
 
 func validLogin(s string) bool {

@@ -40,8 +40,17 @@ func TestHandoffToken(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
 	tok := protect.HandoffToken(key, "pr-1--web.localhost", "octocat", now)
-	if login, ok := protect.CheckHandoff(key, "pr-1--web.localhost", tok, now.Add(59*time.Second)); !ok || login != "octocat" {
-		t.Fatalf("CheckHandoff = %q, %v", login, ok)
+	ho, ok := protect.CheckHandoff(key, "pr-1--web.localhost", tok, now.Add(59*time.Second))
+	if !ok || ho.Login != "octocat" || len(ho.Nonce) != 22 || !ho.Expires.Equal(now.Add(protect.HandoffTTL)) {
+		t.Fatalf("CheckHandoff = %+v, %v", ho, ok)
+	}
+	if again := protect.HandoffToken(key, "pr-1--web.localhost", "octocat", now); again == tok {
+		t.Error("two hand-off tokens for one login, host and second are equal: a second sign-in would be refused as a replay")
+	}
+	parts := strings.Split(tok, ".")
+	parts[1] = "AAAAAAAAAAAAAAAAAAAAAA"
+	if _, ok := protect.CheckHandoff(key, "pr-1--web.localhost", strings.Join(parts, "."), now); ok {
+		t.Error("a hand-off token with another nonce is accepted")
 	}
 	if _, ok := protect.CheckHandoff(key, "pr-1--web.localhost", tok, now.Add(61*time.Second)); ok {
 		t.Error("a hand-off token lives longer than 60 s")

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/protect"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
 )
@@ -36,6 +37,11 @@ type Collector struct {
 	Metrics *Metrics
 	// Parallel bounds concurrent manifest and alias reads. Default 16.
 	Parallel int
+	// Gone reports whether a project was deleted (or is being deleted) while it was collected. The collector
+	// asks after writing its state and report, and deletes them again when it was, so that a project deletion
+	// that listed the prefix before those writes leaves nothing behind (the App: the project row is gone or
+	// marked deleting). Nil: gone when nothing but the collector's own gc/ objects remains under the prefix.
+	Gone func(ctx context.Context, project string) (bool, error)
 }
 
 // Kinds of objects a report names.
@@ -45,6 +51,9 @@ const (
 	KindCache      = "cache"
 	KindAlias      = "alias"
 	KindMarker     = "marker"
+	// KindHandoff is the record of a used sign-in hand-off token (protect.ClaimHandoff), kept
+	// protect.HandoffRecordTTL.
+	KindHandoff = "handoff"
 )
 
 // Deletion is one object the policy removes (or would, in a dry run), and why.
@@ -285,6 +294,22 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 		return nil, err
 	}
 
+	// Used hand-off tokens' records: only their age matters.
+	handoffs, err := c.Storage.List(ctx, protect.HandoffsPrefix(project))
+	if err != nil {
+		return nil, fmt.Errorf("list hand-off records: %w", err)
+	}
+	var usedTokens []Deletion
+	for _, o := range handoffs {
+		if age := time.Since(o.ModTime); age > protect.HandoffRecordTTL { // physical time, like markers
+			usedTokens = append(usedTokens, Deletion{Kind: KindHandoff, Key: o.Key, Bytes: o.Size,
+				Reason: fmt.Sprintf("used sign-in token recorded %s ago; it expired long since", age.Round(time.Minute))})
+		}
+	}
+	if err := sw.delete(usedTokens); err != nil {
+		return nil, err
+	}
+
 	// Usage counts even when the sweep is skipped.
 	blobs, err := c.Storage.List(ctx, site.ProjectPrefix(project)+"blobs/")
 	if err != nil {
@@ -403,6 +428,11 @@ func (c *Collector) Project(ctx context.Context, project string, pol Policy, dom
 		}
 		if err != nil {
 			return nil, fmt.Errorf("write collection report: %w", err)
+		}
+	}
+	if !c.DryRun {
+		if err := c.forgetIfGone(ctx, project, log); err != nil {
+			return nil, err
 		}
 	}
 	n, b := rep.Bytes()
@@ -599,6 +629,44 @@ func (c *Collector) saveState(ctx context.Context, project string, st *state) er
 		return fmt.Errorf("write collector state: %w", err)
 	}
 	return nil
+}
+
+// forgetIfGone deletes the state and report this run wrote when the project was deleted meanwhile: a
+// deletion that listed the project's prefix before they were written would otherwise leave them behind. It is
+// asked after both writes, so a deletion that starts later lists and removes them itself.
+func (c *Collector) forgetIfGone(ctx context.Context, project string, log *slog.Logger) error {
+	gone := c.Gone
+	if gone == nil {
+		gone = c.onlyGCLeft
+	}
+	g, err := gone(ctx, project)
+	if err != nil {
+		return fmt.Errorf("check that project %s still exists: %w", project, err)
+	}
+	if !g {
+		return nil
+	}
+	if err := c.Storage.DeleteMany(ctx, []string{stateKey(project), ReportKey(project)}); err != nil {
+		return fmt.Errorf("delete the collector's state of deleted project %s: %w", project, err)
+	}
+	log.InfoContext(ctx, "project deleted during its collection; collector state removed")
+	return nil
+}
+
+// onlyGCLeft is the storage-only Gone: nothing but the collector's own objects (state, report, leases) is left
+// under the project's prefix.
+func (c *Collector) onlyGCLeft(ctx context.Context, project string) (bool, error) {
+	objs, err := c.Storage.List(ctx, site.ProjectPrefix(project))
+	if err != nil {
+		return false, err
+	}
+	gc := site.ProjectPrefix(project) + "gc/"
+	for _, o := range objs {
+		if !strings.HasPrefix(o.Key, gc) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // sweeper deletes lists of objects in batches, renewing the lease before each batch, logging each deletion.

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts what collections removed, by kind (deployment, blob, cache, alias, marker).
+// Metrics counts what collections removed, by kind (deployment, blob, cache, alias, marker, handoff).
 type Metrics struct {
 	objects *prometheus.CounterVec
 	bytes   *prometheus.CounterVec
