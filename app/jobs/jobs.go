@@ -81,11 +81,14 @@ func (DeployQueuedArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueReport, MaxAttempts: MaxAttempts}
 }
 
-// PRCloseArgs asks for a closed pull request's previews to be retired: deployments inactive, alias removed,
-// sticky comment updated.
+// PRCloseArgs asks for a closed pull request's previews, or a deleted branch's, to be retired: deployments
+// inactive, alias removed, GitHub's deployments inactive, the sticky comment updated (pull requests). One of
+// PRNumber and Branch is set.
 type PRCloseArgs struct {
 	ProjectID int64 `json:"project_id"`
 	PRNumber  int   `json:"pr_number"`
+	// Branch is a deleted branch whose git-<slug> preview goes (never the production branch).
+	Branch string `json:"branch,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -116,6 +119,15 @@ func InsertDeployArgs(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.
 	})
 	if err != nil {
 		return fmt.Errorf("enqueue deployment %s: %w", args.DeploymentID, err)
+	}
+	return nil
+}
+
+// InsertBranchDeleted enqueues the clean-up of a deleted branch's preview inside tx: the same job as a closed
+// pull request's.
+func InsertBranchDeleted(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, projectID int64, branch string) error {
+	if _, err := client.InsertTx(ctx, tx, PRCloseArgs{ProjectID: projectID, Branch: branch}, nil); err != nil {
+		return fmt.Errorf("enqueue the preview clean-up of deleted branch %s: %w", branch, err)
 	}
 	return nil
 }

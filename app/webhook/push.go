@@ -2,11 +2,14 @@ package webhook
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/google/go-github/v66/github"
 
+	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
+	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -37,8 +40,7 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 		log.InfoContext(ctx, "push to a ref that is not a branch ignored")
 		return OutcomeIgnored, nil
 	case ev.GetDeleted() || strings.Trim(after, "0") == "":
-		log.InfoContext(ctx, "branch deletion ignored")
-		return OutcomeIgnored, nil
+		return branchDeleted(ctx, d, ev, branch, log)
 	}
 	r := ev.GetRepo()
 	if r.GetID() == 0 {
@@ -92,5 +94,27 @@ func (PushHandler) Handle(ctx context.Context, d *Delivery) (string, error) {
 		return "", err
 	}
 	log.InfoContext(ctx, "deployment queued", "project", p.Name, "deployment", dep.ID, "kind", dep.Kind, "alias", dep.Alias, "sha", after)
+	return OutcomeAccepted, nil
+}
+
+// branchDeleted retires a deleted branch's preview (the same job as a closed pull request's). A repository with
+// no project, and the production branch, need nothing.
+func branchDeleted(ctx context.Context, d *Delivery, ev *github.PushEvent, branch string, log *slog.Logger) (string, error) {
+	p, err := d.Store.ProjectGetByRepoID(ctx, ev.GetRepo().GetID())
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		log.InfoContext(ctx, "branch deleted in a repository with no project, ignored")
+		return OutcomeIgnored, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if branch == p.ProductionBranch {
+		log.WarnContext(ctx, "the production branch was deleted; production keeps serving its current deployment", "project", p.Name)
+		return OutcomeIgnored, nil
+	}
+	if err := jobs.InsertBranchDeleted(ctx, d.River, d.Tx, p.ID, branch); err != nil {
+		return "", ferry.Wrap(ferry.EUNAVAILABLE, err)
+	}
+	log.InfoContext(ctx, "branch deleted, its preview retiring", "project", p.Name)
 	return OutcomeAccepted, nil
 }

@@ -585,6 +585,45 @@ func TestPushBranchPreview(t *testing.T) {
 	wantDeployJobs(t, e.jobs(), false, ds[0].ID)
 }
 
+// TestBranchDeletion: deleting a branch retires its preview (one job, the closed pull request's), while the
+// production branch's deletion and a repository without a project enqueue nothing.
+func TestBranchDeletion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	branch := payload(t, "push/with-new-branch.payload.json")
+	deleted := func(ref string) []byte {
+		return edit(t, branch, func(m map[string]any) {
+			m["ref"], m["deleted"], m["after"] = ref, true, "0000000000000000000000000000000000000000"
+		})
+	}
+	if w := e.send(delivery{event: "push", body: deleted("refs/heads/feature")}); w.Code != http.StatusAccepted {
+		t.Fatalf("no project: status %d", w.Code)
+	}
+	if c := e.counts(); c.jobs != 0 || c.projects != 0 {
+		t.Fatalf("a branch deleted in a repository with no project: %+v", c)
+	}
+	p := e.seed("{}")
+	if w := e.send(delivery{event: "push", body: deleted("refs/heads/" + p.ProductionBranch)}); w.Code != http.StatusAccepted {
+		t.Fatalf("production branch: status %d", w.Code)
+	}
+	if c := e.counts(); c.jobs != 0 {
+		t.Fatalf("the production branch's deletion enqueued %d jobs", c.jobs)
+	}
+	if w := e.send(delivery{event: "push", body: deleted("refs/heads/feature")}); w.Code != http.StatusAccepted {
+		t.Fatalf("feature branch: status %d", w.Code)
+	}
+	js := e.jobs()
+	if len(js) != 1 || js[0].Kind != "pr_close" {
+		t.Fatalf("jobs after a branch deletion: %+v", js)
+	}
+	if a := js[0].Args; a["project_id"] != float64(p.ID) || a["branch"] != "feature" || a["pr_number"] != float64(0) {
+		t.Fatalf("job args = %+v", a)
+	}
+	if c := e.counts(); c.deployments != 0 {
+		t.Fatalf("a branch deletion created %d deployments", c.deployments)
+	}
+}
+
 func TestPushIgnored(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -593,9 +632,6 @@ func TestPushIgnored(t *testing.T) {
 	for name, body := range map[string][]byte{
 		"tag deletion": payload(t, "push/payload.json"),
 		"tag push":     edit(t, branch, func(m map[string]any) { m["ref"] = "refs/tags/v1.0.0" }),
-		"branch deletion": edit(t, branch, func(m map[string]any) {
-			m["ref"], m["deleted"], m["after"] = "refs/heads/feature", true, "0000000000000000000000000000000000000000"
-		}),
 		"zero after": edit(t, branch, func(m map[string]any) { m["after"] = "0000000000000000000000000000000000000000" }),
 		"note ref":   edit(t, branch, func(m map[string]any) { m["ref"] = "refs/notes/commits" }),
 	} {
@@ -603,10 +639,10 @@ func TestPushIgnored(t *testing.T) {
 			t.Errorf("%s: status %d", name, w.Code)
 		}
 	}
-	if c := e.counts(); c.deployments != 0 || c.jobs != 0 || c.deliveries != 5 {
+	if c := e.counts(); c.deployments != 0 || c.jobs != 0 || c.deliveries != 4 {
 		t.Fatalf("ignored pushes: %+v", c)
 	}
-	if got := counterValue(t, e.reg, "push", webhook.OutcomeIgnored); got != 5 {
+	if got := counterValue(t, e.reg, "push", webhook.OutcomeIgnored); got != 4 {
 		t.Fatalf("ignored counter = %v", got)
 	}
 }
