@@ -632,8 +632,8 @@ func TestPushIgnored(t *testing.T) {
 	for name, body := range map[string][]byte{
 		"tag deletion": payload(t, "push/payload.json"),
 		"tag push":     edit(t, branch, func(m map[string]any) { m["ref"] = "refs/tags/v1.0.0" }),
-		"zero after": edit(t, branch, func(m map[string]any) { m["after"] = "0000000000000000000000000000000000000000" }),
-		"note ref":   edit(t, branch, func(m map[string]any) { m["ref"] = "refs/notes/commits" }),
+		"zero after":   edit(t, branch, func(m map[string]any) { m["after"] = "0000000000000000000000000000000000000000" }),
+		"note ref":     edit(t, branch, func(m map[string]any) { m["ref"] = "refs/notes/commits" }),
 	} {
 		if w := e.send(delivery{event: "push", body: body}); w.Code != http.StatusAccepted {
 			t.Errorf("%s: status %d", name, w.Code)
