@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/ferryhq/ferry/internal/ferry"
+	"github.com/ferryhq/ferry/internal/site"
 )
 
 // TLSOptions configures the proxy's HTTPS listener: a certificate from files (reloaded when they change), or
@@ -69,7 +71,7 @@ func NewTLS(ctx context.Context, p *Proxy, opts TLSOptions) (*TLS, error) {
 			stop()
 			return nil, ferry.Errorf(ferry.EINVALID, "pass both --tls-cert-file and --tls-key-file, or neither to get certificates from --acme-ca")
 		}
-		cf := &certFile{certPath: opts.CertFile, keyPath: opts.KeyFile, log: p.log}
+		cf := &certFile{certPath: opts.CertFile, keyPath: opts.KeyFile, log: p.log, store: p.store, timeout: p.cfg.StorageTimeout}
 		if err := cf.load(); err != nil {
 			stop()
 			return nil, err
@@ -182,6 +184,10 @@ type certFile struct {
 	log               *slog.Logger
 	cur               atomic.Pointer[tls.Certificate]
 	certMod, keyMod   time.Time
+	// store receives acme-status/<host>.json for verified custom domains (report), so that the dashboard says
+	// active, or why not, without ACME; nil reports nothing.
+	store   *site.Store
+	timeout time.Duration
 }
 
 func (c *certFile) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
@@ -212,11 +218,15 @@ func (c *certFile) load() error {
 func (c *certFile) watch(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
+	c.report(ctx)
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if i%6 == 0 { // new domains are verified every 30 s or so: a listing every 6 ticks keeps up
+			c.report(ctx)
 		}
 		cs, err1 := os.Stat(c.certPath)
 		ks, err2 := os.Stat(c.keyPath)
@@ -226,6 +236,43 @@ func (c *certFile) watch(ctx context.Context, every time.Duration) {
 		if err := c.load(); err != nil {
 			// Half-written files during a renewal are normal; the next tick tries again.
 			c.log.Warn("TLS certificate changed but cannot be loaded; keeping the current one", "err", err)
+			continue
+		}
+		c.report(ctx)
+	}
+}
+
+// report writes each verified custom domain's certificate status as the certificate file sees it: active when
+// the file's names cover the host, an error naming the fix when they do not. ACME does this after each
+// issuance; with a file nothing else would, and the dashboard would say "issuing" forever. Only changes are
+// written.
+func (c *certFile) report(ctx context.Context) {
+	cert := c.cur.Load()
+	if c.store == nil || cert == nil || cert.Leaf == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(c.timeout, 10*time.Second))
+	defer cancel()
+	domains, err := c.store.DomainList(ctx)
+	if err != nil {
+		c.log.Warn("cannot list custom domains to report their certificate", "err", err)
+		return
+	}
+	for _, d := range domains {
+		if d.Status != site.DomainVerified {
+			continue
+		}
+		cs := site.CertStatus{Host: d.Host, State: "active"}
+		if err := cert.Leaf.VerifyHostname(d.Host); err != nil {
+			cs.State = "error"
+			cs.Error = "the certificate in " + c.certPath + " does not cover " + d.Host + ": add the name to it, or get certificates from --acme-ca"
+		}
+		if old, err := c.store.CertStatusGet(ctx, d.Host); err == nil && old.State == cs.State && old.Error == cs.Error {
+			continue
+		}
+		cs.UpdatedAt = time.Now().UTC()
+		if err := c.store.CertStatusPut(ctx, cs); err != nil {
+			c.log.Warn("cannot record certificate status", "host", d.Host, "err", err)
 		}
 	}
 }

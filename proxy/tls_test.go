@@ -254,3 +254,47 @@ func TestTLSOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSCertFileReportsDomains: with a certificate file and no ACME, each verified custom domain's status says
+// what the file covers (active, or an error naming the fix), so the dashboard does not say "issuing" forever;
+// pending domains get nothing.
+func TestTLSCertFileReportsDomains(t *testing.T) {
+	t.Parallel()
+	st, _ := storage.NewFile(t.TempDir())
+	ss := site.NewStore(st)
+	for _, d := range []site.Domain{
+		{Host: "www.example.com", Project: "web", Status: site.DomainVerified},
+		{Host: "shop.example.org", Project: "web", Status: site.DomainVerified},
+		{Host: "later.example.com", Project: "web", Status: site.DomainPending},
+	} {
+		d.CreatedAt = time.Now()
+		if err := ss.DomainPut(context.Background(), &d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, kp, _ := selfSigned(t, t.TempDir(), 1, "*."+testDomain, "www.example.com")
+	startTLS(t, st, listenLoopback(t), listenLoopback(t), TLSOptions{CertFile: cp, KeyFile: kp, CertReload: 50 * time.Millisecond})
+	status := func(host string) *site.CertStatus {
+		cs, err := ss.CertStatusGet(context.Background(), host)
+		if err != nil {
+			return nil
+		}
+		return cs
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for status("www.example.com") == nil || status("shop.example.org") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no certificate status written for the verified domains")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cs := status("www.example.com"); cs.State != "active" {
+		t.Errorf("covered domain: %+v", cs)
+	}
+	if cs := status("shop.example.org"); cs.State != "error" || !strings.Contains(cs.Error, "does not cover shop.example.org") {
+		t.Errorf("uncovered domain: %+v", cs)
+	}
+	if cs := status("later.example.com"); cs != nil {
+		t.Errorf("pending domain got a status: %+v", cs)
+	}
+}

@@ -53,7 +53,8 @@ func DomainKey(host string) string { return "domains/" + host + ".json" }
 // under acme/, this is Ferry's own summary for the dashboard.
 func CertStatusKey(host string) string { return "acme-status/" + host + ".json" }
 
-// CertStatus is acme-status/<host>.json, written by the proxy after each issuance or renewal attempt.
+// CertStatus is acme-status/<host>.json, written by the proxy after each issuance or renewal attempt, or, with
+// --tls-cert-file, from the names the file covers.
 type CertStatus struct {
 	Host string `json:"host"`
 	// State is "active" after a certificate was obtained, "error" after an attempt failed.
