@@ -8,8 +8,9 @@ import (
 
 // The pull request endpoints a build asks at its end and intake's jobs ask for changed files:
 //
-//   - GET /repos/{o}/{r}/pulls/{n}: the pull request, with head.sha where SetPull last put it; 404 for one never
-//     set.
+//   - GET /repos/{o}/{r}/pulls/{n}: the pull request, with head.sha where SetPull last put it. A pull request
+//     never set is the one Ferry reported: its head is the commit of the newest deployment in environment
+//     preview/pr-<n> (the tests that deliver pull_request webhooks need not mirror each one); with neither, 404.
 //   - GET /repos/{o}/{r}/pulls/{n}/files: its changed files, paged (per_page default 30, at most 100, Link
 //     header), at most 3000 as on GitHub.
 
@@ -58,11 +59,19 @@ func (s *Server) pullGet(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	p, n := s.pullLocked(r)
 	var head string
-	if p != nil {
+	found := p != nil
+	if found {
 		head = p.head
+	} else {
+		env := "preview/pr-" + strconv.Itoa(n)
+		for _, d := range s.deployments {
+			if d.Owner == owner && d.Repo == repo && d.Environment == env {
+				head, found = d.SHA, true // oldest first: the last one wins
+			}
+		}
 	}
 	s.mu.Unlock()
-	if p == nil {
+	if !found {
 		notFound(w)
 		return
 	}
