@@ -30,11 +30,11 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/app/web"
 	"github.com/ferryhq/ferry/app/webhook"
-	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
+	"github.com/ferryhq/ferry/internal/workroot"
 	"github.com/ferryhq/ferry/migrations"
 )
 
@@ -93,7 +93,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
 	go gh.Run(ctx, 0) // other replicas pick up an App created through this one's dashboard, and vice versa
 	// Local builds keep their workspaces in a folder of this process's own, and what a crashed run left in
 	// the temp folder ($TMPDIR/ferry-work) is removed first (issue 11).
-	work, err := build.OpenWorkRoot("", logger)
+	work, err := workroot.Open("", logger)
 	if err != nil {
 		return err
 	}

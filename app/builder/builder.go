@@ -39,7 +39,7 @@ type Request struct {
 	Storage string
 	// Overrides are the project's build settings that win over the repository's ferry.json.
 	Overrides Overrides
-	// CacheScope is ferry build's --cache-scope: build.CacheScopeProduction for the production branch,
+	// CacheScope is ferry build's --cache-scope: buildcontract.CacheScopeProduction for the production branch,
 	// CacheScopePreview for the repository's own branches and pull requests, CacheScopeFork for a pull request
 	// from another repository. "" leaves ferry build's default (preview).
 	CacheScope string

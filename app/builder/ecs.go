@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ferryhq/ferry/app/buildevents"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -185,7 +185,7 @@ func (e *ECS) Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	grant, err := e.cfg.Grants.Issue(ctx, buildevents.IssueParams{DeploymentID: req.DeploymentID, TTL: e.cfg.SessionDuration,
-		Secrets: build.Secrets{GitHubToken: req.Token, Env: req.Env, AWS: creds}})
+		Secrets: buildcontract.Secrets{GitHubToken: req.Token, Env: req.Env, AWS: creds}})
 	if err != nil {
 		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "issue build tokens: %w", err)
 	}
@@ -212,7 +212,7 @@ func (e *ECS) Build(ctx context.Context, req Request) (*Result, error) {
 }
 
 // session gets the build's storage credentials: the build role, narrowed by SessionPolicy.
-func (e *ECS) session(ctx context.Context, req Request) (*build.AWSCredentials, error) {
+func (e *ECS) session(ctx context.Context, req Request) (*buildcontract.AWSCredentials, error) {
 	partition := strings.SplitN(e.cfg.BuildRoleARN, ":", 3)[1]
 	policy, err := SessionPolicy(partition, req.Storage, req.Project, req.DeploymentID, req.CacheScope, req.Aliases)
 	if err != nil {
@@ -233,7 +233,7 @@ func (e *ECS) session(ctx context.Context, req Request) (*build.AWSCredentials, 
 	if c == nil || c.AccessKeyId == nil || c.SecretAccessKey == nil || c.SessionToken == nil {
 		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "sts:AssumeRole of %s returned no credentials", e.cfg.BuildRoleARN)
 	}
-	return &build.AWSCredentials{AccessKeyID: *c.AccessKeyId, SecretAccessKey: *c.SecretAccessKey,
+	return &buildcontract.AWSCredentials{AccessKeyID: *c.AccessKeyId, SecretAccessKey: *c.SecretAccessKey,
 		SessionToken: *c.SessionToken, Expiration: aws.ToTime(c.Expiration)}, nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 )
@@ -20,7 +20,7 @@ import (
 //
 //   - s3:GetObject on projects/<project>/* (cache restore, existing blobs, its own manifest);
 //   - no s3:GetObject on another trust scope's dependency cache (projects/<project>/cache/<scope>/, see
-//     build.CacheScopeProduction): a preview's session cannot read production's cache, a fork's no cache;
+//     buildcontract.CacheScopeProduction): a preview's session cannot read production's cache, a fork's no cache;
 //   - s3:PutObject and s3:AbortMultipartUpload on projects/<project>/blobs/*, .../cache/<scope>/* (not for a
 //     fork), and exactly
 //     .../deployments/<id>.json and .../aliases/<alias>.json for the aliases this build may move (none when
@@ -55,7 +55,7 @@ type policyStatement struct {
 // publishes to, partition the AWS partition ("aws", "aws-cn", "aws-us-gov"), cacheScope the build's
 // --cache-scope ("" is preview, as in ferry build).
 func SessionPolicy(partition, storageURL, project, deploymentID, cacheScope string, aliases []string) (string, error) {
-	scope, err := build.ParseCacheScope(cacheScope)
+	scope, err := buildcontract.ParseCacheScope(cacheScope)
 	if err != nil {
 		return "", ferry.Errorf(ferry.EINVALID, "session policy: %w", err)
 	}
@@ -83,8 +83,8 @@ func SessionPolicy(partition, storageURL, project, deploymentID, cacheScope stri
 		bucket + "/" + prefix + site.ManifestKey(project, deploymentID),
 	}
 	var otherCaches []string
-	for _, s := range []string{build.CacheScopeProduction, build.CacheScopePreview, build.CacheScopeFork} {
-		if s == scope && s != build.CacheScopeFork {
+	for _, s := range []string{buildcontract.CacheScopeProduction, buildcontract.CacheScopePreview, buildcontract.CacheScopeFork} {
+		if s == scope && s != buildcontract.CacheScopeFork {
 			writes = append(writes, bucket+"/"+proj+"cache/"+s+"/*")
 		} else {
 			otherCaches = append(otherCaches, bucket+"/"+proj+"cache/"+s+"/*")

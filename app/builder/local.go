@@ -36,7 +36,7 @@ type LocalConfig struct {
 	// Timeout is ferry build's --timeout for install plus build; 0 keeps its default (15m).
 	Timeout time.Duration
 	// WorkDir holds the builds' workspaces (and secret files, where memory files are not available): the
-	// App passes its build.OpenWorkRoot folder, so that a crash leaves nothing the next start does not remove.
+	// App passes its workroot.Open folder, so that a crash leaves nothing the next start does not remove.
 	// Default: the system's temp folder (ferry build then makes its own ferry-work folder there).
 	WorkDir string
 	// EgressAllow and CloneAllow are ferry build's --egress-allow and --clone-allow: ranges beyond the public
@@ -127,7 +127,7 @@ func (l *Local) Build(ctx context.Context, req Request) (*Result, error) {
 	}()
 	// handOver passes a secret to the runner as an inherited memory file (/dev/fd/N), so that it is never on
 	// a disk a crash could leave it on; only where memfd_create fails does it go to a 0600 file in secrets,
-	// which the next start removes if this process dies first (build.OpenWorkRoot).
+	// which the next start removes if this process dies first (workroot.Open).
 	handOver := func(flag, name string, b []byte) error {
 		if f, err := memFile(name, b); err == nil {
 			extra = append(extra, f)

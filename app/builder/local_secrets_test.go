@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/app/builder"
-	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/site"
+	"github.com/ferryhq/ferry/internal/workroot"
 )
 
 // crashingApp is the child of TestLocalBuildCrashLeavesNothing: an "App" that opens its work folder as ferry
@@ -30,7 +30,7 @@ func crashingApp() {
 	}
 	// base|clone URL|ref|storage|token|env secret
 	f := strings.Split(spec, "|")
-	wr, err := build.OpenWorkRoot(f[0], nil)
+	wr, err := workroot.Open(f[0], nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -47,7 +47,7 @@ func crashingApp() {
 
 // TestLocalBuildCrashLeavesNothing is issue 11's "plaintext build secrets and workspaces left in /tmp after a
 // crash", done for real: an App process runs a build whose command writes its env var into the workspace,
-// and is SIGKILLed mid-build. Its workspace is left behind; the next start (build.OpenWorkRoot, as ferry app
+// and is SIGKILLed mid-build. Its workspace is left behind; the next start (workroot.Open, as ferry app
 // and ferry dev call it) removes it, leaves a live process's folder and everything not Ferry's alone, and no
 // secret text remains on disk. The token and env vars never touched the disk in the first place.
 func TestLocalBuildCrashLeavesNothing(t *testing.T) {
@@ -70,13 +70,13 @@ func TestLocalBuildCrashLeavesNothing(t *testing.T) {
 	// Not Ferry's: a neighbour in the same temp folder, and a stray file in ferry-work.
 	os.WriteFile(filepath.Join(base, "other-app.txt"), []byte("keep"), 0o644)
 	// A live Ferry process's folder: must survive every sweep.
-	live, err := build.OpenWorkRoot(base, nil)
+	live, err := workroot.Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
 	os.WriteFile(filepath.Join(live.Dir, "busy"), []byte("in use"), 0o600)
-	os.WriteFile(filepath.Join(base, build.WorkRootName, "README"), []byte("keep"), 0o644)
+	os.WriteFile(filepath.Join(base, workroot.Name, "README"), []byte("keep"), 0o644)
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashingAppEnv+"="+strings.Join([]string{base, e.gitURL + r.Path, r.Commits[0], e.storeURL, e.token, envSecret}, "|"))
@@ -105,7 +105,7 @@ func TestLocalBuildCrashLeavesNothing(t *testing.T) {
 		t.Fatal("the crash left no workspace behind: the test does not test anything")
 	}
 
-	next, err := build.OpenWorkRoot(base, nil)
+	next, err := workroot.Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestLocalBuildCrashLeavesNothing(t *testing.T) {
 	if found(base, marker) {
 		t.Error("the crashed build's workspace is still there")
 	}
-	for _, keep := range []string{filepath.Join(base, "other-app.txt"), filepath.Join(live.Dir, "busy"), filepath.Join(base, build.WorkRootName, "README")} {
+	for _, keep := range []string{filepath.Join(base, "other-app.txt"), filepath.Join(live.Dir, "busy"), filepath.Join(base, workroot.Name, "README")} {
 		if _, err := os.Stat(keep); err != nil {
 			t.Errorf("the sweep removed %s, which is not a crashed run's: %v", keep, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/build/buildtest"
 	"github.com/ferryhq/ferry/internal/build/gitserver"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
@@ -146,7 +147,7 @@ func TestLocalBuildPublishes(t *testing.T) { // not parallel: it sets env vars
 	res, err := l.Build(context.Background(), builder.Request{
 		DeploymentID: id, Project: "web", CloneURL: e.gitURL + r.Path, Ref: r.Commits[0], Token: e.token,
 		Env: map[string]string{"API_KEY": "sekret-value-1"}, Domain: "example.test", Storage: e.storeURL,
-		CacheScope: build.CacheScopeProduction, Log: log.add,
+		CacheScope: buildcontract.CacheScopeProduction, Log: log.add,
 	})
 	if err != nil {
 		t.Fatalf("build: %v\nlog:\n%s", err, log.text())

@@ -41,7 +41,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -95,7 +95,7 @@ func (s *Service) Handler() http.Handler { return s.mux }
 type IssueParams struct {
 	DeploymentID string
 	// Secrets holds the clone token, env vars and AWS session; its EventsToken is made here.
-	Secrets build.Secrets
+	Secrets buildcontract.Secrets
 	// TTL bounds the grant; 0 or more than the Service's TTL means the Service's.
 	TTL time.Duration
 }
@@ -282,10 +282,10 @@ func (s *Service) secrets(w http.ResponseWriter, r *http.Request) {
 func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 	id, tok := r.PathValue("id"), bearer(r)
 	batch := 0
-	if h := r.Header.Get(build.BatchHeader); h != "" {
+	if h := r.Header.Get(buildcontract.BatchHeader); h != "" {
 		n, err := strconv.Atoi(h)
 		if err != nil || n < 1 {
-			s.fail(w, r, &httpError{http.StatusBadRequest, build.BatchHeader + " must be a positive number"})
+			s.fail(w, r, &httpError{http.StatusBadRequest, buildcontract.BatchHeader + " must be a positive number"})
 			return
 		}
 		batch = n
@@ -301,16 +301,16 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var lines []store.LogLine
-	var result *build.Event
-	var failure *build.Event
+	var result *buildcontract.Event
+	var failure *buildcontract.Event
 	for i := range evs {
 		e := &evs[i]
 		switch e.Type {
-		case build.EventLog, build.EventProgress:
+		case buildcontract.EventLog, buildcontract.EventProgress:
 			lines = append(lines, logLine(e))
-		case build.EventResult:
+		case buildcontract.EventResult:
 			result = e
-		case build.EventError:
+		case buildcontract.EventError:
 			failure = e
 		}
 	}
@@ -360,8 +360,8 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) {
 const maxEventLine = 1 << 20
 
 // parseEvents reads JSON lines; blank lines are skipped, anything else must be an event of a known type.
-func parseEvents(body []byte) ([]build.Event, error) {
-	var evs []build.Event
+func parseEvents(body []byte) ([]buildcontract.Event, error) {
+	var evs []buildcontract.Event
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
 	for n := 1; sc.Scan(); n++ {
@@ -369,13 +369,13 @@ func parseEvents(body []byte) ([]build.Event, error) {
 		if len(line) == 0 {
 			continue
 		}
-		var e build.Event
+		var e buildcontract.Event
 		if err := json.Unmarshal(line, &e); err != nil {
 			return nil, fmt.Errorf("line %d: not a JSON event: %v", n, err)
 		}
 		switch e.Type {
-		case build.EventLog, build.EventProgress, build.EventError:
-		case build.EventResult:
+		case buildcontract.EventLog, buildcontract.EventProgress, buildcontract.EventError:
+		case buildcontract.EventResult:
 			if len(e.Result) == 0 || e.Result[0] != '{' {
 				return nil, fmt.Errorf("line %d: a result event needs a result object", n)
 			}
@@ -392,9 +392,9 @@ func parseEvents(body []byte) ([]build.Event, error) {
 
 // logLine renders an event as the dashboard shows local builds' lines (app/jobs' logBatcher): the level in
 // front of anything but INFO.
-func logLine(e *build.Event) store.LogLine {
+func logLine(e *buildcontract.Event) store.LogLine {
 	line := e.Message
-	if e.Type == build.EventProgress {
+	if e.Type == buildcontract.EventProgress {
 		line = "» " + line
 	} else if e.Level != "" && e.Level != "INFO" {
 		line = e.Level + ": " + line

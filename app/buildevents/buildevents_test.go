@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/app/store"
 	"github.com/ferryhq/ferry/internal/build"
 	"github.com/ferryhq/ferry/internal/build/buildtest"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/pgtest"
 	"github.com/ferryhq/ferry/internal/site"
@@ -72,7 +73,7 @@ func (w *world) post(id, kind, token string, batch int, body string) (int, strin
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if batch > 0 {
-		req.Header.Set(build.BatchHeader, fmt.Sprint(batch))
+		req.Header.Set(buildcontract.BatchHeader, fmt.Sprint(batch))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -102,9 +103,9 @@ func TestClaimOnceThenEventsInOrder(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	d := w.building()
-	g, err := w.svc.Issue(w.ctx, buildevents.IssueParams{DeploymentID: d.ID, Secrets: build.Secrets{
+	g, err := w.svc.Issue(w.ctx, buildevents.IssueParams{DeploymentID: d.ID, Secrets: buildcontract.Secrets{
 		GitHubToken: "ghs_clone", Env: map[string]string{"API_KEY": "v"},
-		AWS: &build.AWSCredentials{AccessKeyID: "ASIA1", SecretAccessKey: "s", SessionToken: "st"}}})
+		AWS: &buildcontract.AWSCredentials{AccessKeyID: "ASIA1", SecretAccessKey: "s", SessionToken: "st"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestDatabaseHoldsNoUsableSecret(t *testing.T) {
 	svc, _ := buildevents.New(buildevents.Config{DB: pool})
 	w := &world{t: t, ctx: context.Background(), st: store.New(pool), svc: svc}
 	d := w.building()
-	g, err := svc.Issue(w.ctx, buildevents.IssueParams{DeploymentID: d.ID, Secrets: build.Secrets{GitHubToken: "ghs_plainsecret"}})
+	g, err := svc.Issue(w.ctx, buildevents.IssueParams{DeploymentID: d.ID, Secrets: buildcontract.Secrets{GitHubToken: "ghs_plainsecret"}})
 	if err != nil {
 		t.Fatal(err)
 	}

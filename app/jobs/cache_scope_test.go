@@ -10,7 +10,7 @@ import (
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/jobs"
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/site"
 )
 
@@ -63,8 +63,8 @@ func TestCacheScopeReachesTheBuild(t *testing.T) {
 	h.waitStatus(fork.ID, store.StatusReady)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	for d, want := range map[*store.Deployment]string{prod: build.CacheScopeProduction, branch: build.CacheScopePreview,
-		pr: build.CacheScopePreview, fork: build.CacheScopeFork} {
+	for d, want := range map[*store.Deployment]string{prod: buildcontract.CacheScopeProduction, branch: buildcontract.CacheScopePreview,
+		pr: buildcontract.CacheScopePreview, fork: buildcontract.CacheScopeFork} {
 		if got := rec.scopes[d.ID]; got != want {
 			t.Errorf("deployment %s (ref %s, pr %d): cache scope %q, want %q", d.ID, d.Ref, d.PRNumber, got, want)
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/app/builder"
 	"github.com/ferryhq/ferry/app/store"
-	"github.com/ferryhq/ferry/internal/build"
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/ghreport"
 )
@@ -196,15 +196,15 @@ func (w *deployWorker) isFork(ctx context.Context, args DeployArgs, d *store.Dep
 }
 
 // cacheScope is the trust level of a deployment's code, which picks the dependency cache its build reads and
-// writes (build.CacheScopeProduction): a fork's pull request gets none, a preview never production's.
+// writes (buildcontract.CacheScopeProduction): a fork's pull request gets none, a preview never production's.
 func cacheScope(d *store.Deployment, fork bool) string {
 	switch {
 	case fork:
-		return build.CacheScopeFork
+		return buildcontract.CacheScopeFork
 	case d.Kind == store.KindProduction:
-		return build.CacheScopeProduction
+		return buildcontract.CacheScopeProduction
 	}
-	return build.CacheScopePreview
+	return buildcontract.CacheScopePreview
 }
 
 // buildEnv is the env vars a build gets: the project's for the deployment's environment (production or

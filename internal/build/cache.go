@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/site"
 	"github.com/ferryhq/ferry/internal/storage"
@@ -42,22 +43,13 @@ const (
 //     read safely is one written by other outside contributors, which would let one of them plant code in
 //     another's preview.
 const (
-	CacheScopeProduction = "production"
-	CacheScopePreview    = "preview"
-	CacheScopeFork       = "fork"
+	CacheScopeProduction = buildcontract.CacheScopeProduction
+	CacheScopePreview    = buildcontract.CacheScopePreview
+	CacheScopeFork       = buildcontract.CacheScopeFork
 )
 
-// ParseCacheScope checks a scope name; "" is CacheScopePreview, the default for a caller that does not say:
-// it never writes what production reads.
-func ParseCacheScope(s string) (string, error) {
-	switch s {
-	case "":
-		return CacheScopePreview, nil
-	case CacheScopeProduction, CacheScopePreview, CacheScopeFork:
-		return s, nil
-	}
-	return "", ferry.Errorf(ferry.EINVALID, "cache scope %q: want production, preview or fork", s)
-}
+// ParseCacheScope is the contract's: "" is CacheScopePreview.
+var ParseCacheScope = buildcontract.ParseCacheScope
 
 // maxCacheEntry bounds one file unpacked from a cache archive, so that a hostile archive cannot fill the disk.
 const maxCacheEntry = 1 << 30

@@ -20,6 +20,7 @@ import (
 	"github.com/ferryhq/ferry/internal/flagenv"
 	"github.com/ferryhq/ferry/internal/netpolicy"
 	"github.com/ferryhq/ferry/internal/siteconfig"
+	"github.com/ferryhq/ferry/internal/workroot"
 )
 
 // About is the one-line description that `ferry -h` shows.
@@ -115,7 +116,7 @@ func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	// The workspace goes into a folder of this process's own, and what a crashed run left is removed first.
-	wr, err := OpenWorkRoot(p.WorkDir, p.Log)
+	wr, err := workroot.Open(p.WorkDir, p.Log)
 	if err != nil {
 		return err
 	}

@@ -19,66 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 	"github.com/ferryhq/ferry/internal/storage"
 )
 
-// Build events: a build that runs away from the App (an ECS task) streams its log and its outcome back over
-// HTTP, so that the dashboard shows live logs whichever builder ran it and the App learns the result without
-// reading the task's own log stream. The App's side is app/buildevents; the types below are the wire format
-// both sides share.
-//
-//	POST /internal/builds/<id>/secrets   Authorization: Bearer <claim token>   -> Secrets, once
-//	POST /internal/builds/<id>/events    Authorization: Bearer <events token>  body: Event JSON lines
-//	                                     X-Ferry-Batch: n (1, 2, 3...; a repeated n is ignored, so retries are safe)
-
-// Event types.
-const (
-	// EventLog is one log record of the runner.
-	EventLog = "log"
-	// EventProgress marks the start of a step (clone, install, build, publish).
-	EventProgress = "progress"
-	// EventResult is the last event of a published build: Result holds `ferry build --json`'s object.
-	EventResult = "result"
-	// EventError is the last event of a failed build: Code is the ferry error code, Message what went wrong.
-	EventError = "error"
-)
-
-// Event is one line of an events body.
-type Event struct {
-	Type    string          `json:"type"`
-	Time    time.Time       `json:"time,omitzero"`
-	Level   string          `json:"level,omitempty"`
-	Step    string          `json:"step,omitempty"`
-	Message string          `json:"msg,omitempty"`
-	Code    string          `json:"code,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-}
-
-// BatchHeader numbers the batches of one build, so that the App can drop a batch a retry sent twice.
-const BatchHeader = "X-Ferry-Batch"
-
-// Secrets is what a build task fetches once from the App instead of finding it in its RunTask request, where
-// anyone allowed to call ecs:DescribeTasks (and CloudTrail) would see it.
-type Secrets struct {
-	// EventsToken authenticates the events that follow. The claim token that fetched these secrets is dead by
-	// then, so the token visible in the ECS API is worth nothing once the task has started.
-	EventsToken string `json:"events_token"`
-	// GitHubToken is the installation token for the clone ("" clones anonymously).
-	GitHubToken string `json:"github_token,omitempty"`
-	// Env holds the project's env vars for the build commands.
-	Env map[string]string `json:"env,omitempty"`
-	// AWS is a session scoped to the project's storage prefix; nil uses the SDK's default chain.
-	AWS *AWSCredentials `json:"aws,omitempty"`
-}
-
-// AWSCredentials is one STS session.
-type AWSCredentials struct {
-	AccessKeyID     string    `json:"access_key_id"`
-	SecretAccessKey string    `json:"secret_access_key"`
-	SessionToken    string    `json:"session_token"`
-	Expiration      time.Time `json:"expiration"`
-}
+// The wire types (Event, Secrets, ...) are internal/buildcontract's; this file is the runner's side of them:
+// the flags, the secrets claim, the batching sender and the slog handler that feeds it.
 
 // eventsFlags are `ferry build`'s flags for builds that report to the App over HTTP.
 type eventsFlags struct {
@@ -98,7 +45,7 @@ func addEventsFlags(fs *flag.FlagSet) *eventsFlags {
 // events is a running build's link to the App. A nil *events does nothing, so the command calls it unconditionally.
 type events struct {
 	send *eventSender
-	aws  *AWSCredentials
+	aws  *buildcontract.AWSCredentials
 }
 
 // start fetches the secrets (with --secrets-url) into p and starts streaming p.Log's records (with --events-url).
@@ -162,9 +109,9 @@ func (e *events) finish(ctx context.Context, res *Result, runErr error) error {
 	if e == nil || e.send == nil {
 		return runErr
 	}
-	ev := Event{Type: EventResult, Time: time.Now()}
+	ev := buildcontract.Event{Type: buildcontract.EventResult, Time: time.Now()}
 	if runErr != nil {
-		ev = Event{Type: EventError, Time: time.Now(), Code: ferry.ErrorCode(runErr), Message: ferry.ErrorMessage(runErr)}
+		ev = buildcontract.Event{Type: buildcontract.EventError, Time: time.Now(), Code: ferry.ErrorCode(runErr), Message: ferry.ErrorMessage(runErr)}
 	} else {
 		b, err := json.Marshal(res)
 		if err != nil {
@@ -187,10 +134,10 @@ func (e *events) finish(ctx context.Context, res *Result, runErr error) error {
 // ClaimSecrets fetches a build's secrets with its one-time claim token. Network trouble and 5xx answers are
 // retried; a refusal (the token was used or the deployment is over) is EUNAVAILABLE without retries, so
 // that the queue starts a fresh attempt with a fresh token.
-func ClaimSecrets(ctx context.Context, client *http.Client, secretsURL, token string) (*Secrets, error) {
-	var out *Secrets
+func ClaimSecrets(ctx context.Context, client *http.Client, secretsURL, token string) (*buildcontract.Secrets, error) {
+	var out *buildcontract.Secrets
 	err := retryPost(ctx, client, secretsURL, token, nil, nil, func(body []byte) error {
-		var s Secrets
+		var s buildcontract.Secrets
 		if err := json.Unmarshal(body, &s); err != nil || s.EventsToken == "" {
 			return ferry.Errorf(ferry.EUNAVAILABLE, "read build secrets from %s: not a secrets object", secretsURL)
 		}
@@ -294,7 +241,7 @@ type eventSender struct {
 	client *http.Client
 
 	mu      sync.Mutex
-	buf     []Event
+	buf     []buildcontract.Event
 	dropped int
 	dead    error // set once the App refused the token: nothing more is sent
 	batch   int
@@ -312,9 +259,9 @@ func newEventSender(u, token string, client *http.Client) *eventSender {
 	return s
 }
 
-func (s *eventSender) add(e Event) {
+func (s *eventSender) add(e buildcontract.Event) {
 	s.mu.Lock()
-	if e.Type == EventLog && len(s.buf) >= eventsBufferMax {
+	if e.Type == buildcontract.EventLog && len(s.buf) >= eventsBufferMax {
 		s.dropped++
 		s.mu.Unlock()
 		return
@@ -360,9 +307,9 @@ func (s *eventSender) flush(ctx context.Context) (bool, error) {
 		return false, s.dead
 	}
 	n := min(len(s.buf), eventsBatchMax)
-	evs := append([]Event(nil), s.buf[:n]...)
+	evs := append([]buildcontract.Event(nil), s.buf[:n]...)
 	if s.dropped > 0 {
-		evs = append(evs, Event{Type: EventLog, Time: time.Now(), Level: "WARN", Step: "ferry",
+		evs = append(evs, buildcontract.Event{Type: buildcontract.EventLog, Time: time.Now(), Level: "WARN", Step: "ferry",
 			Message: fmt.Sprintf("%d log lines were dropped while the App was unreachable", s.dropped)})
 	}
 	dropped := s.dropped
@@ -378,7 +325,7 @@ func (s *eventSender) flush(ctx context.Context) (bool, error) {
 		}
 	}
 	s.batch++
-	hdr := http.Header{BatchHeader: {strconv.Itoa(s.batch)}}
+	hdr := http.Header{buildcontract.BatchHeader: {strconv.Itoa(s.batch)}}
 	err := retryPost(ctx, s.client, s.url, s.token, body.Bytes(), hdr, nil)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -442,14 +389,14 @@ func (h *eventsHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.step.mu.Lock()
 	if step != "ferry" && step != h.step.last {
 		h.step.last = step
-		h.send.add(Event{Type: EventProgress, Time: r.Time, Step: step, Message: step + " started"})
+		h.send.add(buildcontract.Event{Type: buildcontract.EventProgress, Time: r.Time, Step: step, Message: step + " started"})
 	}
 	h.step.mu.Unlock()
 	msg := r.Message
 	if len(extra) > 0 {
 		msg += " " + strings.Join(extra, " ")
 	}
-	h.send.add(Event{Type: EventLog, Time: r.Time, Level: r.Level.String(), Step: step, Message: msg})
+	h.send.add(buildcontract.Event{Type: buildcontract.EventLog, Time: r.Time, Level: r.Level.String(), Step: step, Message: msg})
 	return h.inner.Handle(ctx, r)
 }
 

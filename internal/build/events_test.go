@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/buildcontract"
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
@@ -26,7 +27,7 @@ type eventsSink struct {
 	mu       sync.Mutex
 	failures int
 	requests int
-	batches  map[int][]Event
+	batches  map[int][]buildcontract.Event
 	status   int // answer after the failures; 0 = 200
 }
 
@@ -47,12 +48,12 @@ func (s *eventsSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "over", s.status)
 		return
 	}
-	n, _ := strconv.Atoi(r.Header.Get(BatchHeader))
+	n, _ := strconv.Atoi(r.Header.Get(buildcontract.BatchHeader))
 	body, _ := io.ReadAll(r.Body)
-	var evs []Event
+	var evs []buildcontract.Event
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
-		var e Event
+		var e buildcontract.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			http.Error(w, err.Error(), 400)
 			return
@@ -64,10 +65,10 @@ func (s *eventsSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *eventsSink) all() []Event {
+func (s *eventsSink) all() []buildcontract.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Event
+	var out []buildcontract.Event
 	for i := 1; i <= len(s.batches); i++ {
 		out = append(out, s.batches[i]...)
 	}
@@ -84,7 +85,7 @@ func fastRetries(t *testing.T) {
 // arrives once, in order, with progress marks, and the result last.
 func TestEventsStreamInOrderWithRetries(t *testing.T) {
 	fastRetries(t)
-	sink := &eventsSink{failures: 3, batches: map[int][]Event{}}
+	sink := &eventsSink{failures: 3, batches: map[int][]buildcontract.Event{}}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 
@@ -111,9 +112,9 @@ func TestEventsStreamInOrderWithRetries(t *testing.T) {
 	var progress []string
 	for _, e := range got {
 		switch e.Type {
-		case EventLog:
+		case buildcontract.EventLog:
 			logs = append(logs, e.Message)
-		case EventProgress:
+		case buildcontract.EventProgress:
 			progress = append(progress, e.Step)
 		}
 	}
@@ -129,7 +130,7 @@ func TestEventsStreamInOrderWithRetries(t *testing.T) {
 		t.Errorf("progress %v", progress)
 	}
 	last := got[len(got)-1]
-	if last.Type != EventResult || !strings.Contains(string(last.Result), `"commit":"abc"`) {
+	if last.Type != buildcontract.EventResult || !strings.Contains(string(last.Result), `"commit":"abc"`) {
 		t.Errorf("last event %+v, want the result", last)
 	}
 	if !strings.Contains(stderr.String(), "line 1199") {
@@ -142,7 +143,7 @@ func TestEventsStreamInOrderWithRetries(t *testing.T) {
 // infrastructure error.
 func TestEventsFailureAndRefusal(t *testing.T) {
 	fastRetries(t)
-	sink := &eventsSink{batches: map[int][]Event{}}
+	sink := &eventsSink{batches: map[int][]buildcontract.Event{}}
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	start := func(token string) (*events, *Params) {
@@ -161,7 +162,7 @@ func TestEventsFailureAndRefusal(t *testing.T) {
 		t.Errorf("finish returned %v, want the build's error", err)
 	}
 	got := sink.all()
-	if len(got) != 1 || got[0].Type != EventError || got[0].Code != ferry.EBUILD || got[0].Message != userErr.Error() {
+	if len(got) != 1 || got[0].Type != buildcontract.EventError || got[0].Code != ferry.EBUILD || got[0].Message != userErr.Error() {
 		t.Errorf("events %+v", got)
 	}
 

@@ -1,4 +1,4 @@
-package build
+package workroot
 
 import (
 	"os"
@@ -14,19 +14,19 @@ func TestWorkRootRefusesForeignFolder(t *testing.T) {
 	t.Parallel()
 	base, victim := t.TempDir(), t.TempDir()
 	os.Mkdir(filepath.Join(victim, "run-precious"), 0o700)
-	if err := os.Symlink(victim, filepath.Join(base, WorkRootName)); err != nil {
+	if err := os.Symlink(victim, filepath.Join(base, Name)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenWorkRoot(base, nil); err == nil {
+	if _, err := Open(base, nil); err == nil {
 		t.Fatal("a ferry-work that is a link was used")
 	}
 	if _, err := os.Stat(filepath.Join(victim, "run-precious")); err != nil {
 		t.Fatalf("the link's target was swept: %v", err)
 	}
 	open := t.TempDir()
-	os.Mkdir(filepath.Join(open, WorkRootName), 0o777)
-	os.Chmod(filepath.Join(open, WorkRootName), 0o777)
-	if _, err := OpenWorkRoot(open, nil); err == nil {
+	os.Mkdir(filepath.Join(open, Name), 0o777)
+	os.Chmod(filepath.Join(open, Name), 0o777)
+	if _, err := Open(open, nil); err == nil {
 		t.Fatal("a world-writable ferry-work was used")
 	}
 }
@@ -36,11 +36,11 @@ func TestWorkRootRefusesForeignFolder(t *testing.T) {
 func TestWorkRootLiveAndGone(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
-	a, err := OpenWorkRoot(base, nil)
+	a, err := Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := OpenWorkRoot(base, nil)
+	b, err := Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,11 @@ func TestWorkRootLiveAndGone(t *testing.T) {
 		t.Fatalf("a live folder was swept: %v", err)
 	}
 	// A dead process: its folder and a lock nobody holds; and a folder whose lock file is missing.
-	dead := filepath.Join(base, WorkRootName, "run-dead")
+	dead := filepath.Join(base, Name, "run-dead")
 	os.MkdirAll(filepath.Join(dead, "ws"), 0o755)
 	os.WriteFile(filepath.Join(dead, "ws", "secret"), []byte("x"), 0o600)
 	os.WriteFile(dead+".lock", nil, 0o600)
-	orphan := filepath.Join(base, WorkRootName, "run-orphan")
+	orphan := filepath.Join(base, Name, "run-orphan")
 	os.MkdirAll(orphan, 0o755)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestWorkRootLiveAndGone(t *testing.T) {
 	if _, err := os.Stat(b.Dir); err == nil {
 		t.Error("a closed folder is still there")
 	}
-	c, err := OpenWorkRoot(base, nil)
+	c, err := Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,22 +86,22 @@ func TestWorkRootSweepsMountedWorkspace(t *testing.T) {
 		t.Skip("mounting a tmpfs needs root")
 	}
 	base := t.TempDir()
-	ws := filepath.Join(base, WorkRootName, "run-crashed", "ferry-build-1", "ws")
+	ws := filepath.Join(base, Name, "run-crashed", "ferry-build-1", "ws")
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(base, WorkRootName, "run-crashed.lock"), nil, 0o600)
+	os.WriteFile(filepath.Join(base, Name, "run-crashed.lock"), nil, 0o600)
 	if err := syscall.Mount("tmpfs", ws, "tmpfs", 0, "size=1m"); err != nil {
 		t.Skipf("cannot mount a tmpfs here: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(ws, syscall.MNT_DETACH) })
 	os.WriteFile(filepath.Join(ws, "secret"), []byte("canary"), 0o600)
-	w, err := OpenWorkRoot(base, nil)
+	w, err := Open(base, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := os.Lstat(filepath.Join(base, WorkRootName, "run-crashed")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(base, Name, "run-crashed")); !os.IsNotExist(err) {
 		t.Fatalf("the crashed run's folder with a mounted workspace is still there: %v", err)
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")

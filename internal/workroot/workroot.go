@@ -1,4 +1,7 @@
-package build
+// Package workroot is the one folder where Ferry's processes keep build workspaces and secret files, swept of
+// what crashed processes left. The runner (ferry build) and the App (its local builds) both open one, so it
+// belongs to neither.
+package workroot
 
 import (
 	"crypto/rand"
@@ -17,32 +20,32 @@ import (
 	"github.com/ferryhq/ferry/internal/ferry"
 )
 
-// WorkRootName is the one folder, in the temp folder (or --workdir), where Ferry's processes keep build
+// Name is the one folder, in the temp folder (or --workdir), where Ferry's processes keep build
 // workspaces and any secret file that could not stay in memory. Each process has a folder of its own there,
 // run-<random>, next to a run-<random>.lock file that it holds an flock on for as long as it lives.
-const WorkRootName = "ferry-work"
+const Name = "ferry-work"
 
-// WorkRoot is one process's folder below WorkRootName. A crash (SIGKILL, power loss) leaves the folder
-// behind, with checkouts and whatever a build wrote; the next Ferry process that opens a WorkRoot in the same
+// Root is one process's folder below Name. A crash (SIGKILL, power loss) leaves the folder
+// behind, with checkouts and whatever a build wrote; the next Ferry process that opens a Root in the same
 // place removes it, because its lock is free again. A folder whose lock is held belongs to a running process
-// and is never touched, and nothing outside WorkRootName ever is.
-type WorkRoot struct {
+// and is never touched, and nothing outside Name ever is.
+type Root struct {
 	// Dir is this process's folder: pass it as a build's WorkDir.
 	Dir  string
 	lock *os.File
 }
 
-// OpenWorkRoot makes the process's folder below base/ferry-work (base "" is the system's temp folder), after
+// Open makes the process's folder below base/ferry-work (base "" is the system's temp folder), after
 // removing what crashed Ferry processes left there. base/ferry-work must be a folder of this user's, not a
 // link: in a shared /tmp another user could have made it first, and Ferry never writes below theirs.
-func OpenWorkRoot(base string, log *slog.Logger) (*WorkRoot, error) {
+func Open(base string, log *slog.Logger) (*Root, error) {
 	if base == "" {
 		base = os.TempDir()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	root := filepath.Join(base, WorkRootName)
+	root := filepath.Join(base, Name)
 	// Traversable, not listable, so that a build's sandbox user reaches its workspace below.
 	if err := os.Mkdir(root, 0o711); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "create the work folder %s: %w", root, err)
@@ -55,7 +58,7 @@ func OpenWorkRoot(base string, log *slog.Logger) (*WorkRoot, error) {
 	if !fi.IsDir() || !ok || int(st.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
 		return nil, ferry.Errorf(ferry.EINVALID, "%s is not a folder of this user's that only it can write (a link, or made by another user): remove it, or point TMPDIR (or ferry build --workdir) elsewhere", root)
 	}
-	if removed := sweepWorkRoot(root, log); removed > 0 {
+	if removed := sweep(root, log); removed > 0 {
 		log.Info("removed the work folders of crashed Ferry processes", "folder", root, "count", removed)
 	}
 	for range 5 {
@@ -75,7 +78,7 @@ var errRaced = errors.New("lock file removed under us")
 
 // newRun creates and locks run-<random>.lock, checks that the locked file is still the one at that name (a
 // sweep may have taken it in between), and only then makes the folder.
-func newRun(root string) (*WorkRoot, error) {
+func newRun(root string) (*Root, error) {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	dir := filepath.Join(root, "run-"+hex.EncodeToString(b))
@@ -98,12 +101,12 @@ func newRun(root string) (*WorkRoot, error) {
 		os.Remove(dir + ".lock")
 		return nil, err
 	}
-	return &WorkRoot{Dir: dir, lock: f}, nil
+	return &Root{Dir: dir, lock: f}, nil
 }
 
-// sweepWorkRoot removes every run folder whose lock file is free (its process is gone) or missing, and
+// sweep removes every run folder whose lock file is free (its process is gone) or missing, and
 // returns how many it removed. A folder it cannot remove is logged and left for the next start.
-func sweepWorkRoot(root string, log *slog.Logger) int {
+func sweep(root string, log *slog.Logger) int {
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		log.Warn("list the work folder", "folder", root, "err", err)
@@ -180,7 +183,7 @@ func removeAll(dir string) error {
 }
 
 // Close removes the process's folder and frees its lock.
-func (w *WorkRoot) Close() error {
+func (w *Root) Close() error {
 	if w == nil || w.lock == nil {
 		return nil
 	}
