@@ -232,6 +232,8 @@ func TestECSSupersede(t *testing.T) {
 	}
 	first := e.ECS.Tasks()[0]
 	next := e.PRPayload("pull_request/synchronize.payload.json", PR{Repo: repo, Number: pr, Head: repo.Commits[1], Before: repo.Commits[0]})
+	// GitHub moves the pull request's head before it sends synchronize; the new build supersedes once it says so.
+	e.GH.SetPull(Owner, RepoName, pr, repo.Commits[1])
 	if code := Deliver(t, e.AppAddr, "pull_request", "e2e-ecs-sync", next); code != http.StatusAccepted {
 		t.Fatalf("synchronize: status %d", code)
 	}
