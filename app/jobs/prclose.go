@@ -36,33 +36,10 @@ func (w *prCloseWorker) Work(ctx context.Context, job *river.Job[PRCloseArgs]) e
 	}
 	log := w.deps.Logger.With("project", p.Name, "pr", pr, "job", job.ID)
 
-	var latest *store.Deployment
-	cursor := ""
-	for {
-		page, err := st.DeploymentListByProject(ctx, store.DeploymentListByProjectParams{
-			ProjectID: p.ID, PRNumber: pr, Limit: 500, Cursor: cursor,
-			Statuses: []store.DeploymentStatus{store.StatusQueued, store.StatusBuilding, store.StatusReady},
-		})
-		if err != nil {
-			return err
-		}
-		for _, d := range page.Deployments {
-			if latest == nil {
-				latest = d
-			}
-			to, why := store.StatusInactive, ""
-			if !d.Status.Finished() {
-				to, why = store.StatusCanceled, fmt.Sprintf("pull request #%d closed", pr)
-			}
-			_, err := st.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: to, Error: why})
-			if err != nil && ferry.ErrorCode(err) != ferry.ECONFLICT { // ECONFLICT: it finished meanwhile
-				return err
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
+	latest, err := w.retireLine(ctx, store.DeploymentListByProjectParams{ProjectID: p.ID, PRNumber: pr},
+		fmt.Sprintf("pull request #%d closed", pr), func(*store.Deployment) bool { return true })
+	if err != nil {
+		return err
 	}
 	if err := w.deps.Site.AliasDelete(ctx, p.Name, site.PRAlias(pr)); err != nil {
 		return err
@@ -88,38 +65,16 @@ func (w *prCloseWorker) Work(ctx context.Context, job *river.Job[PRCloseArgs]) e
 // branch, its alias and its GitHub environment's deployments. The production branch is never retired this way:
 // its deployments are the rollback window, and the collector's policy keeps them.
 func (w *prCloseWorker) branchDeleted(ctx context.Context, job *river.Job[PRCloseArgs], p *store.Project, branch string) error {
-	st := w.deps.Store
 	log := w.deps.Logger.With("project", p.Name, "branch", branch, "job", job.ID)
 	if branch == p.ProductionBranch {
 		log.WarnContext(ctx, "the production branch was deleted; production keeps serving its current deployment")
 		return nil
 	}
-	cursor := ""
-	for {
-		page, err := st.DeploymentListByProject(ctx, store.DeploymentListByProjectParams{
-			ProjectID: p.ID, Ref: branch, Limit: 500, Cursor: cursor,
-			Statuses: []store.DeploymentStatus{store.StatusQueued, store.StatusBuilding, store.StatusReady},
-		})
-		if err != nil {
-			return err
-		}
-		for _, d := range page.Deployments {
-			if d.PRNumber != 0 { // a pull request's previews go when it closes
-				continue
-			}
-			to, why := store.StatusInactive, ""
-			if !d.Status.Finished() {
-				to, why = store.StatusCanceled, fmt.Sprintf("branch %s deleted", branch)
-			}
-			_, err := st.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: to, Error: why})
-			if err != nil && ferry.ErrorCode(err) != ferry.ECONFLICT { // ECONFLICT: it finished meanwhile
-				return err
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
+	// A pull request's previews go when it closes.
+	pushes := func(d *store.Deployment) bool { return d.PRNumber == 0 }
+	if _, err := w.retireLine(ctx, store.DeploymentListByProjectParams{ProjectID: p.ID, Ref: branch},
+		fmt.Sprintf("branch %s deleted", branch), pushes); err != nil {
+		return err
 	}
 	alias := site.BranchAlias(p.Name, branch)
 	if err := w.deps.Site.AliasDelete(ctx, p.Name, alias); err != nil {
@@ -133,4 +88,39 @@ func (w *prCloseWorker) branchDeleted(ctx context.Context, job *river.Job[PRClos
 	log.InfoContext(ctx, "deleted branch's preview retired", "alias", alias)
 	w.m.jobs.WithLabelValues(job.Kind, "ok").Inc()
 	return nil
+}
+
+// retireLine ends the live deployments that params selects and keep accepts: unfinished ones are canceled with
+// why (their builds stop), ready ones become inactive. It returns the newest one it saw.
+func (w *prCloseWorker) retireLine(ctx context.Context, params store.DeploymentListByProjectParams, why string, keep func(*store.Deployment) bool) (*store.Deployment, error) {
+	st := w.deps.Store
+	params.Limit = 500
+	params.Statuses = []store.DeploymentStatus{store.StatusQueued, store.StatusBuilding, store.StatusReady}
+	var latest *store.Deployment
+	for {
+		page, err := st.DeploymentListByProject(ctx, params)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page.Deployments {
+			if !keep(d) {
+				continue
+			}
+			if latest == nil {
+				latest = d
+			}
+			to, reason := store.StatusInactive, ""
+			if !d.Status.Finished() {
+				to, reason = store.StatusCanceled, why
+			}
+			_, err := st.DeploymentUpdateStatus(ctx, store.DeploymentUpdateStatusParams{ID: d.ID, Status: to, Error: reason})
+			if err != nil && ferry.ErrorCode(err) != ferry.ECONFLICT { // ECONFLICT: it finished meanwhile
+				return nil, err
+			}
+		}
+		if page.NextCursor == "" {
+			return latest, nil
+		}
+		params.Cursor = page.NextCursor
+	}
 }
